@@ -1,0 +1,289 @@
+//! The command-line contract: flag names, defaults and environment variables.
+//!
+//! Why it matters: other tools (Helm values, alert runbooks, CI checks) depend on these exact
+//! names. Every flag can also be set through `ETCD_UPKEEP_<FLAG>` (upper case, `-` → `_`), and the
+//! global flags work before or after the subcommand. Only parsing lives here; what the values
+//! mean is decided in `config` and the modules that consume them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::units::{parse_duration, parse_size};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "etcd-upkeep",
+    version,
+    about = "Keeps etcd healthy by itself: scheduled compaction, safe rolling defragmentation, \
+             NOSPACE self-healing, diagnosis of what fills etcd, Prometheus metrics."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: observe etcd every poll, maintain it, serve /metrics, /healthz, /readyz
+    /// and /status.
+    Run(RunArgs),
+    /// Print every member's status (sizes, fragmentation, quota usage, raft state) and the alarms.
+    Status(StatusArgs),
+    /// One-shot NOSPACE remediation: compact, defragment every member (rolling, leader last),
+    /// disarm NOSPACE only once space is really free. Exit 0 when the cluster ends healthy.
+    Heal(HealArgs),
+}
+
+/// Flags shared by every subcommand: how to reach etcd and how to log.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// etcd client URLs, comma separated (`https://` or explicit `http://`).
+    #[arg(long, global = true, env = "ETCD_UPKEEP_ENDPOINTS", value_delimiter = ',',
+          default_value = "https://127.0.0.1:2379", value_name = "URL[,URL]")]
+    pub endpoints: Vec<String>,
+
+    /// CA bundle that signed etcd's server certificates.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate presented to etcd.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of the client certificate.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// vCluster certificate layout: `embedded` (/data/pki) or `deployed` (/run/config/pki).
+    #[arg(long, global = true, env = "ETCD_UPKEEP_PRESET", value_enum)]
+    pub preset: Option<Preset>,
+
+    /// Root the preset's paths under DIR instead of /data/pki or /run/config/pki.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_PKI_DIR", value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+
+    /// Find every member through MemberList from the given endpoints (default).
+    #[arg(long, global = true, env = "ETCD_UPKEEP_DISCOVER", action = ArgAction::Set,
+          num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub discover: bool,
+
+    /// Talk only to the endpoints given; do not discover other members.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_NO_DISCOVER", overrides_with = "discover")]
+    pub no_discover: bool,
+
+    /// Connect timeout, also used for the quick observation RPCs.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_DIAL_TIMEOUT", default_value = "5s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub dial_timeout: Duration,
+
+    /// Per-RPC timeout for maintenance RPCs (defragmentation of a large db can be slow).
+    #[arg(long, global = true, env = "ETCD_UPKEEP_COMMAND_TIMEOUT", default_value = "600s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub command_timeout: Duration,
+
+    /// The space quota to assume when etcd does not report it (etcd < 3.6 and no metrics URL).
+    #[arg(long, global = true, env = "ETCD_UPKEEP_QUOTA_BACKEND_BYTES", default_value = "2Gi",
+          value_parser = parse_size, value_name = "SIZE")]
+    pub quota_backend_bytes: u64,
+
+    /// An etcd /metrics URL (plain http) to read etcd_server_quota_backend_bytes from.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_ETCD_METRICS_URL", value_name = "URL")]
+    pub etcd_metrics_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, global = true, env = "ETCD_UPKEEP_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log level or tracing filter (e.g. `info`, `debug`, `etcd_upkeep=debug`).
+    #[arg(long, global = true, env = "ETCD_UPKEEP_LOG_LEVEL", default_value = "info",
+          value_name = "LEVEL")]
+    pub log_level: String,
+}
+
+impl GlobalArgs {
+    /// Whether to discover members: `--no-discover` or `--discover=false` turn it off.
+    pub fn discover(&self) -> bool {
+        self.discover && !self.no_discover
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// etcd embedded in the vCluster pod: certificates under /data/pki.
+    Embedded,
+    /// etcd deployed as its own StatefulSet: certificates under /run/config/pki.
+    Deployed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, short = 'o', env = "ETCD_UPKEEP_OUTPUT", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// HTTP address for /metrics, /healthz, /readyz and /status. 9479 clashes with nothing in a
+    /// vCluster pod (2379-2381, 6443, 8443, 10099, 10257, 10259, 14000+).
+    #[arg(long, env = "ETCD_UPKEEP_LISTEN_ADDRESS", default_value = "0.0.0.0:9479",
+          value_name = "ADDR")]
+    pub listen_address: SocketAddr,
+
+    /// How often to observe the cluster.
+    #[arg(long, env = "ETCD_UPKEEP_POLL_INTERVAL", default_value = "5s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Duration,
+
+    #[command(flatten)]
+    pub maintenance: MaintenanceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HealArgs {
+    #[command(flatten)]
+    pub maintenance: MaintenanceArgs,
+
+    /// How long to keep trying before giving up with exit code 1.
+    #[arg(long, env = "ETCD_UPKEEP_HEAL_TIMEOUT", default_value = "10m",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub heal_timeout: Duration,
+}
+
+/// What the maintenance engine may do, shared by `run` and `heal`.
+#[derive(Debug, Args, Clone)]
+pub struct MaintenanceArgs {
+    /// Compaction: `periodic` keeps a time window of history, `revision` a count of revisions.
+    #[arg(long, env = "ETCD_UPKEEP_COMPACTION_MODE", value_enum, default_value = "periodic")]
+    pub compaction_mode: CompactionMode,
+
+    /// History to keep: a duration for `periodic` (default 30m), a revision count for `revision`
+    /// (default 10000).
+    #[arg(long, env = "ETCD_UPKEEP_COMPACTION_RETENTION", value_name = "RETENTION")]
+    pub compaction_retention: Option<String>,
+
+    /// CEL expression, per member, deciding when a defragmentation pays. Variables: dbSize,
+    /// dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation.
+    #[arg(long, env = "ETCD_UPKEEP_DEFRAG_RULE", value_name = "EXPR",
+          default_value = crate::decide::defrag_rule::DEFAULT_RULE)]
+    pub defrag_rule: String,
+
+    /// Cron (5 fields, UTC) of the moments rule-driven defragmentations may start; unset = any
+    /// time. NOSPACE healing and forecast-driven runs ignore it.
+    #[arg(long, env = "ETCD_UPKEEP_DEFRAG_SCHEDULE", value_name = "CRON")]
+    pub defrag_schedule: Option<String>,
+
+    /// Per-member cool-down between rule-driven defragmentations.
+    #[arg(long, env = "ETCD_UPKEEP_MIN_DEFRAG_INTERVAL", default_value = "1h",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub min_defrag_interval: Duration,
+
+    /// Transfer leadership to a defragmented follower before defragmenting the leader.
+    #[arg(long, env = "ETCD_UPKEEP_MOVE_LEADER", action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
+    pub move_leader: bool,
+
+    /// etcd's data dir, when mounted here: defragmentation is refused while free disk is below
+    /// 1.2 × the db size in use (defrag writes a full copy of the db).
+    #[arg(long, env = "ETCD_UPKEEP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Heal the NOSPACE alarm by itself (compact, defrag every member, verified disarm).
+    #[arg(long, env = "ETCD_UPKEEP_AUTO_HEAL", action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
+    pub auto_heal: bool,
+
+    /// Disarm NOSPACE only when every member's db size ≤ this fraction of the quota.
+    #[arg(long, env = "ETCD_UPKEEP_DISARM_THRESHOLD", default_value_t = 0.9,
+          value_parser = parse_fraction, value_name = "FRACTION")]
+    pub disarm_threshold: f64,
+
+    /// Print every step that would be taken, with the numbers behind it; change nothing.
+    #[arg(long, env = "ETCD_UPKEEP_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Which instance acts: `leader` = only the instance whose first endpoint is the raft leader
+    /// (one sidecar per member, as in an HA vCluster); `always` = this is the only instance.
+    #[arg(long, env = "ETCD_UPKEEP_ACT_WHEN", value_enum, default_value = "leader")]
+    pub act_when: ActWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompactionMode {
+    Periodic,
+    Revision,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActWhen {
+    /// Act only while the member behind the first endpoint is the raft leader.
+    Leader,
+    /// Always act (a single instance for the whole cluster).
+    Always,
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(format!("'{text}' must be between 0 and 1 (exclusive)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "etcd-upkeep", "status", "--endpoints", "http://a:1,http://b:2", "--no-discover",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.endpoints, vec!["http://a:1", "http://b:2"]);
+        assert!(!cli.global.discover());
+    }
+
+    #[test]
+    fn discover_is_on_by_default() {
+        let cli = Cli::try_parse_from(["etcd-upkeep", "status"]).unwrap();
+        assert!(cli.global.discover());
+        assert_eq!(cli.global.quota_backend_bytes, 2 << 30);
+    }
+
+    #[test]
+    fn disarm_threshold_is_a_fraction() {
+        assert!(parse_fraction("0.9").is_ok());
+        assert!(parse_fraction("1.5").is_err());
+        assert!(parse_fraction("x").is_err());
+    }
+}

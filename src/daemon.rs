@@ -1,0 +1,154 @@
+//! `etcd-upkeep run`: the observation loop, the maintenance engine and the HTTP server, wired
+//! together and stopped together.
+//!
+//! Why two loops: a defragmentation may block the engine for minutes; observations (and so
+//! metrics and readiness) must keep flowing meanwhile. The observation loop publishes each
+//! [`Observation`] with the connection it was made on; the engine consumes the latest one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::config::{self, ConfigError, Connector};
+use crate::etcd::Etcd;
+use crate::observe::{self, Observation, ObserveSettings};
+use crate::report::http;
+use crate::report::state::Shared;
+use crate::shutdown::Shutdown;
+
+/// The latest observation together with the connections it was taken through.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub etcd: Arc<Etcd>,
+    pub observation: Arc<Observation>,
+}
+
+pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let (settings, connector) = config::connection(global)?;
+    let engine = crate::engine::Engine::from_args(&args.maintenance, global)
+        .map_err(ConfigError)?;
+    let shared = Shared::new(args.poll_interval);
+    let shutdown = Shutdown::on_signals();
+
+    let listener = tokio::net::TcpListener::bind(args.listen_address)
+        .await
+        .map_err(|e| ConfigError(format!("--listen-address {}: {e}", args.listen_address)))?;
+    tracing::info!(
+        listen = %args.listen_address,
+        endpoints = %settings.endpoints.join(","),
+        poll = %humantime::format_duration(args.poll_interval),
+        "etcd-upkeep started"
+    );
+
+    let (publish, latest) = watch::channel::<Option<Snapshot>>(None);
+    let observer = tokio::spawn(observation_loop(
+        settings.clone(),
+        connector,
+        args.poll_interval,
+        shared.clone(),
+        publish,
+        shutdown.clone(),
+    ));
+    let maintainer = tokio::spawn(engine.run(
+        settings,
+        latest,
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    let mut server_shutdown = shutdown.clone();
+    let server = axum::serve(listener, http::router(shared.clone()))
+        .with_graceful_shutdown(async move { server_shutdown.requested().await });
+
+    let served = server.await;
+    // The server only returns on shutdown (or a fatal accept error); wait for the loops to
+    // finish their current step.
+    let _ = observer.await;
+    let _ = maintainer.await;
+    tracing::info!("etcd-upkeep stopped");
+    served.map_err(|e| e.into())
+}
+
+async fn observation_loop(
+    settings: ObserveSettings,
+    mut connector: Connector,
+    poll: Duration,
+    shared: Arc<Shared>,
+    publish: watch::Sender<Option<Snapshot>>,
+    mut shutdown: Shutdown,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        let started = Instant::now();
+        let result = match connector.etcd() {
+            Err(e) => Err(format!("waiting for certificates: {e}")),
+            Ok(etcd) => {
+                let previous = publish.borrow().as_ref().map(|s| s.observation.clone());
+                match observe::observe(&etcd, &settings, previous.as_deref()).await {
+                    Ok(observation) => Ok((etcd, observation)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        let ok = result.is_ok();
+        match result {
+            Ok((etcd, observation)) => {
+                if failures > 0 {
+                    tracing::info!(after_failures = failures, "etcd observed again");
+                }
+                failures = 0;
+                for warning in &observation.warnings {
+                    tracing::warn!("{warning}");
+                }
+                shared.metrics.record_observation(&observation);
+                let observation = Arc::new(observation);
+                {
+                    let mut state = shared.write();
+                    state.observation = Some(observation.clone());
+                    state.last_success = Some(Instant::now());
+                    state.last_error = None;
+                    state.heartbeat = Instant::now();
+                }
+                let _ = publish.send(Some(Snapshot { etcd, observation }));
+            }
+            Err(error) => {
+                failures += 1;
+                shared.metrics.observation_errors.inc();
+                tracing::warn!(consecutive = failures, "observation failed: {error}");
+                let mut state = shared.write();
+                state.last_error = Some(error);
+                state.heartbeat = Instant::now();
+            }
+        }
+        shared.metrics.ready.set(i64::from(shared.is_ready()));
+        // Back off while etcd is unreachable (up to 8 polls), poll steadily while it answers.
+        let wait = if ok { poll } else { backoff(poll, failures) };
+        let wait = wait.saturating_sub(started.elapsed().min(wait));
+        if shutdown.sleep(wait).await {
+            return;
+        }
+    }
+}
+
+/// Poll, 2×, 4×, then at most 8× the poll interval after consecutive failures, capped at 1 min
+/// so a recovered etcd is noticed soon.
+pub fn backoff(poll: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(3);
+    (poll * factor).min(Duration::from_secs(60).max(poll))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let poll = Duration::from_secs(5);
+        assert_eq!(backoff(poll, 1), poll);
+        assert_eq!(backoff(poll, 2), poll * 2);
+        assert_eq!(backoff(poll, 4), poll * 8);
+        assert_eq!(backoff(poll, 40), Duration::from_secs(40));
+        assert_eq!(backoff(Duration::from_secs(20), 9), Duration::from_secs(60));
+    }
+}

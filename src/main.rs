@@ -1,0 +1,88 @@
+//! etcd-upkeep: keeps etcd healthy by itself.
+//!
+//! Data flow: **observe** (read the cluster into an `Observation`) → **decide** (pure functions)
+//! → **act** (the only code that mutates etcd) → **report** (metrics, status, logs). `main` only
+//! parses the command line, sets up logging and maps outcomes to exit codes:
+//! 0 success, 1 the operation failed (etcd unreachable, heal impossible), 2 bad input.
+
+mod certs;
+mod cli;
+mod config;
+mod daemon;
+mod decide;
+mod engine;
+mod etcd;
+mod observe;
+mod report;
+mod shutdown;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat, OutputFormat};
+use crate::config::ConfigError;
+use crate::report::view::ClusterView;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = init_logging(cli.global.log_format, &cli.global.log_level) {
+        eprintln!("etcd-upkeep: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("etcd-upkeep: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(dispatch(cli));
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            let code = if e.is::<ConfigError>() { 2 } else { 1 };
+            eprintln!("etcd-upkeep: {e}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match &cli.command {
+        Command::Run(args) => {
+            daemon::run(&cli.global, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(args) => {
+            let (settings, mut connector) = config::connection(&cli.global)?;
+            let etcd = connector.etcd().map_err(|e| ConfigError(e.to_string()))?;
+            let observation = observe::observe(&etcd, &settings, None).await?;
+            let view = ClusterView::from_observation(&observation);
+            match args.output {
+                OutputFormat::Table => print!("{}", view.to_table()),
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Heal(_args) => Err("heal is not available yet".into()),
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("--log-level {level}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}

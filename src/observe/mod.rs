@@ -1,0 +1,311 @@
+//! Observe: read the whole cluster once and freeze it into an [`Observation`].
+//!
+//! Why a value: every decision (is it healthy, which member to defragment, may NOSPACE be
+//! disarmed) is a pure function of one consistent snapshot, so decisions are testable without
+//! etcd and logs can show exactly what a decision saw. One unreachable member never hides the
+//! others: it appears with its error instead of its status.
+
+pub mod quota;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::etcd::{Alarm, AlarmKind, Etcd, MemberInfo, MemberStatus};
+pub use quota::{Quota, QuotaSource};
+
+/// What observing needs to know.
+#[derive(Debug, Clone)]
+pub struct ObserveSettings {
+    /// The endpoints given on the command line; the first one is "ours" (the local member).
+    pub endpoints: Vec<String>,
+    pub discover: bool,
+    pub quota_flag: u64,
+    pub metrics_url: Option<String>,
+    pub dial_timeout: Duration,
+}
+
+/// One member as seen in one observation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberObservation {
+    pub id: u64,
+    /// The member name, or its hex ID when unnamed (a member that has not started yet).
+    pub name: String,
+    /// The endpoint this member was (or would be) asked through.
+    pub endpoint: String,
+    pub is_learner: bool,
+    /// Its Status, when it answered.
+    pub status: Option<MemberStatus>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+impl MemberObservation {
+    /// Bytes that a defragmentation would give back.
+    pub fn db_size_free(&self) -> Option<u64> {
+        self.status
+            .as_ref()
+            .map(|s| s.db_size.saturating_sub(s.db_size_in_use))
+    }
+
+    /// Free share of the db file, 0.0–1.0.
+    pub fn fragmentation(&self) -> Option<f64> {
+        let status = self.status.as_ref()?;
+        if status.db_size == 0 {
+            return Some(0.0);
+        }
+        Some(self.db_size_free()? as f64 / status.db_size as f64)
+    }
+
+    /// db size over quota, 0.0–1.0+.
+    pub fn quota_usage(&self, quota: u64) -> Option<f64> {
+        let status = self.status.as_ref()?;
+        (quota > 0).then(|| status.db_size as f64 / quota as f64)
+    }
+}
+
+/// The cluster at one moment. Immutable: decisions take it by reference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    /// When it was taken (seconds since the Unix epoch).
+    pub taken_at: f64,
+    pub members: Vec<MemberObservation>,
+    pub alarms: Vec<Alarm>,
+    pub quota: Quota,
+    /// The raft leader, as reported by the member with the highest term.
+    pub leader: Option<u64>,
+    pub raft_term: u64,
+    /// The member behind the first configured endpoint.
+    pub local_member: Option<u64>,
+    /// The newest store revision seen.
+    pub revision: i64,
+    /// Problems that did not prevent the observation (a member down, the metrics URL failing).
+    pub warnings: Vec<String>,
+}
+
+impl Observation {
+    pub fn member(&self, id: u64) -> Option<&MemberObservation> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    pub fn has_alarm(&self, kind: AlarmKind) -> bool {
+        self.alarms.iter().any(|a| a.kind == kind)
+    }
+
+    pub fn member_name(&self, id: u64) -> String {
+        self.member(id)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("{id:x}"))
+    }
+}
+
+/// Why no observation could be made at all.
+#[derive(Debug, Clone)]
+pub struct ObserveError(pub String);
+
+impl std::fmt::Display for ObserveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ObserveError {}
+
+/// Reads member list, every member's status, the alarms and the quota.
+///
+/// `previous` supplies fall-back endpoints: when every configured endpoint is down, the
+/// members found last time are asked for the member list.
+pub async fn observe(
+    etcd: &Etcd,
+    settings: &ObserveSettings,
+    previous: Option<&Observation>,
+) -> Result<Observation, ObserveError> {
+    let mut warnings = Vec::new();
+
+    // 1. Status through each configured endpoint: tells us who is behind it.
+    let configured = join_all(settings.endpoints.iter().map(|e| etcd.status(e))).await;
+    let mut statuses: Vec<(String, MemberStatus)> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut local_member = None;
+    for (index, (endpoint, result)) in settings.endpoints.iter().zip(configured).enumerate() {
+        match result {
+            Ok(status) => {
+                if index == 0 {
+                    local_member = Some(status.member_id);
+                }
+                statuses.push((endpoint.clone(), status));
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+
+    // 2. Member list from any reachable endpoint: configured ones that answered first.
+    let mut candidates: Vec<String> = statuses.iter().map(|(e, _)| e.clone()).collect();
+    candidates.extend(settings.endpoints.iter().cloned());
+    if let Some(previous) = previous {
+        candidates.extend(previous.members.iter().map(|m| m.endpoint.clone()));
+    }
+    candidates.dedup();
+    let mut members: Option<Vec<MemberInfo>> = None;
+    let mut alarms: Option<Vec<Alarm>> = None;
+    for endpoint in &candidates {
+        match etcd.member_list(endpoint).await {
+            Ok(list) => {
+                members = Some(list);
+                match etcd.alarms(endpoint).await {
+                    Ok(list) => alarms = Some(list),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                break;
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    let Some(members) = members else {
+        failures.dedup();
+        return Err(ObserveError(format!(
+            "no etcd endpoint answered: {}",
+            failures.join("; ")
+        )));
+    };
+    let Some(alarms) = alarms else {
+        return Err(ObserveError(format!(
+            "the alarm list could not be read: {}",
+            failures.join("; ")
+        )));
+    };
+
+    // 3. Status of every discovered member that no configured endpoint covered.
+    let scheme = settings.endpoints[0].split("://").next().unwrap_or("https");
+    let mut missing: Vec<(u64, String)> = Vec::new();
+    if settings.discover {
+        for member in &members {
+            if statuses.iter().any(|(_, s)| s.member_id == member.id) {
+                continue;
+            }
+            let url = member
+                .client_urls
+                .iter()
+                .find(|u| u.starts_with(scheme))
+                .or(member.client_urls.first());
+            if let Some(url) = url {
+                missing.push((member.id, url.clone()));
+            }
+        }
+    }
+    let discovered = join_all(missing.iter().map(|(_, url)| etcd.status(url))).await;
+    let mut member_errors: Vec<(u64, String, String)> = Vec::new();
+    for ((id, url), result) in missing.into_iter().zip(discovered) {
+        match result {
+            Ok(status) => statuses.push((url, status)),
+            Err(e) => member_errors.push((id, url, e.to_string())),
+        }
+    }
+
+    // 4. Assemble, one entry per member, in MemberList order.
+    let mut observed = Vec::new();
+    for member in &members {
+        let name = if member.name.is_empty() {
+            format!("{:x}", member.id)
+        } else {
+            member.name.clone()
+        };
+        let answered = statuses.iter().find(|(_, s)| s.member_id == member.id);
+        let failed = member_errors.iter().find(|(id, _, _)| *id == member.id);
+        let endpoint = answered
+            .map(|(e, _)| e.clone())
+            .or_else(|| failed.map(|(_, url, _)| url.clone()))
+            .or_else(|| member.client_urls.first().cloned())
+            .unwrap_or_default();
+        let error = match (answered, failed) {
+            (Some(_), _) => None,
+            (None, Some((_, _, e))) => Some(e.clone()),
+            (None, None) if !settings.discover => Some("not observed (--no-discover)".into()),
+            (None, None) => Some("no client URL advertised (member not started?)".into()),
+        };
+        if let Some(error) = &error {
+            warnings.push(format!("member {name}: {error}"));
+        }
+        observed.push(MemberObservation {
+            id: member.id,
+            name,
+            endpoint,
+            is_learner: member.is_learner,
+            status: answered.map(|(_, s)| s.clone()),
+            error,
+        });
+    }
+    if observed.iter().all(|m| m.status.is_none()) {
+        return Err(ObserveError(format!(
+            "no member answered Status: {}",
+            failures.join("; ")
+        )));
+    }
+
+    let newest = observed
+        .iter()
+        .filter_map(|m| m.status.as_ref())
+        .max_by_key(|s| s.raft_term);
+    let leader = newest.map(|s| s.leader).filter(|&id| id != 0);
+    let raft_term = newest.map(|s| s.raft_term).unwrap_or(0);
+    let revision = observed
+        .iter()
+        .filter_map(|m| m.status.as_ref().map(|s| s.revision))
+        .max()
+        .unwrap_or(0);
+
+    let quota = resolve_quota(&observed, settings, &mut warnings).await;
+
+    Ok(Observation {
+        taken_at: unix_now(),
+        members: observed,
+        alarms,
+        quota,
+        leader,
+        raft_term,
+        local_member,
+        revision,
+        warnings,
+    })
+}
+
+async fn resolve_quota(
+    members: &[MemberObservation],
+    settings: &ObserveSettings,
+    warnings: &mut Vec<String>,
+) -> Quota {
+    let reported = members
+        .iter()
+        .filter_map(|m| m.status.as_ref())
+        .map(|s| s.db_size_quota)
+        .find(|&q| q > 0);
+    if let Some(bytes) = reported {
+        return Quota {
+            bytes,
+            source: QuotaSource::Etcd,
+        };
+    }
+    if let Some(url) = &settings.metrics_url {
+        match quota::fetch_metrics_quota(url, settings.dial_timeout).await {
+            Ok(bytes) => {
+                return Quota {
+                    bytes,
+                    source: QuotaSource::MetricsUrl,
+                };
+            }
+            Err(e) => warnings.push(format!("quota from metrics URL unavailable, using the flag: {e}")),
+        }
+    }
+    Quota {
+        bytes: settings.quota_flag,
+        source: QuotaSource::Flag,
+    }
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

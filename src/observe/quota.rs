@@ -1,0 +1,106 @@
+//! Which space quota applies, and where that figure came from.
+//!
+//! Why: etcd < 3.6 does not report its `--quota-backend-bytes` over gRPC, yet every space
+//! decision (defrag rule, disarm threshold, forecast) divides by it. Order of trust: what etcd
+//! itself reports (3.6 `Status.dbSizeQuota`) → etcd's own `/metrics`
+//! (`etcd_server_quota_backend_bytes`) → the `--quota-backend-bytes` flag. The winner is
+//! remembered and shown, because a wrong quota is the first thing to suspect when a heal blocks.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuotaSource {
+    /// etcd ≥ 3.6 reported it in Status.
+    Etcd,
+    /// Read from `--etcd-metrics-url`.
+    MetricsUrl,
+    /// The `--quota-backend-bytes` flag (or its default).
+    Flag,
+}
+
+impl QuotaSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaSource::Etcd => "etcd",
+            QuotaSource::MetricsUrl => "metrics-url",
+            QuotaSource::Flag => "flag",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Quota {
+    pub bytes: u64,
+    pub source: QuotaSource,
+}
+
+/// Fetches `url` (plain http) and reads `etcd_server_quota_backend_bytes` from it.
+pub async fn fetch_metrics_quota(url: &str, timeout: Duration) -> Result<u64, String> {
+    if !url.starts_with("http://") {
+        return Err(format!(
+            "--etcd-metrics-url {url}: only http:// is supported (etcd serves /metrics over plain \
+             HTTP on --listen-metrics-urls, e.g. http://127.0.0.1:2381/metrics)"
+        ));
+    }
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("--etcd-metrics-url {url}: {e}"))?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let fetch = async {
+        let response = client.get(uri).await.map_err(|e| format!("GET {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", response.status()));
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?
+            .to_bytes();
+        parse_quota_metric(&String::from_utf8_lossy(&body))
+            .ok_or_else(|| format!("GET {url}: no etcd_server_quota_backend_bytes sample"))
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| format!("GET {url}: no answer within {}", humantime::format_duration(timeout)))?
+}
+
+/// Finds the `etcd_server_quota_backend_bytes` sample in Prometheus text exposition.
+pub fn parse_quota_metric(text: &str) -> Option<u64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let rest = line.strip_prefix("etcd_server_quota_backend_bytes")?;
+            // Either a space or a label set may follow the name; the value is the next field.
+            let rest = match rest.strip_prefix('{') {
+                Some(labels) => labels.split_once('}')?.1,
+                None if rest.starts_with(' ') => rest,
+                None => return None,
+            };
+            let value: f64 = rest.split_whitespace().next()?.parse().ok()?;
+            (value > 0.0).then_some(value as u64)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_quota_sample() {
+        let text = "# HELP etcd_server_quota_backend_bytes Current backend storage quota size in bytes.\n\
+                    # TYPE etcd_server_quota_backend_bytes gauge\n\
+                    etcd_server_quota_backend_bytes 1.6777216e+07\n\
+                    etcd_server_quota_backend_bytes_other 1\n";
+        assert_eq!(parse_quota_metric(text), Some(16 << 20));
+        assert_eq!(parse_quota_metric("etcd_server_quota_backend_bytes{a=\"b\"} 42\n"), Some(42));
+        assert_eq!(parse_quota_metric("etcd_server_quota_backend_bytes_x 42\n"), None);
+        assert_eq!(parse_quota_metric(""), None);
+    }
+}

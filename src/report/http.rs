@@ -1,0 +1,87 @@
+//! The HTTP surface of `run`: `/metrics`, `/healthz`, `/readyz`, `/status`.
+//!
+//! Why these semantics: `/healthz` says only that the daemon's loops are alive — it never depends
+//! on etcd, so a kubelet does not restart the sidecar because etcd is down. `/readyz` says the
+//! daemon can see etcd (an observation succeeded within 3 poll intervals).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::report::metrics::{encode_openmetrics, encode_prometheus};
+use crate::report::state::Shared;
+use crate::report::view::ClusterView;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .with_state(shared)
+}
+
+/// OpenMetrics when the scraper asks for it (Prometheus does), the classic text format otherwise.
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    shared.metrics.ready.set(i64::from(shared.is_ready()));
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            encode_openmetrics(&shared.registry),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            encode_prometheus(&shared.registry),
+        )
+            .into_response()
+    }
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.is_live() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "observation loop stalled\n").into_response()
+    }
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let why = shared
+            .read()
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "no successful observation yet".into());
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
+    }
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let ready = shared.is_ready();
+    let state = shared.read();
+    let body = serde_json::json!({
+        "ready": ready,
+        "last_error": state.last_error,
+        "observation": state.observation.as_deref().map(ClusterView::from_observation),
+        "maintenance": state.maintenance,
+        "actions": state.actions.newest_first(),
+        "diagnosis": state.extra,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string_pretty(&body).unwrap_or_default(),
+    )
+        .into_response()
+}

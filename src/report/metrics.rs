@@ -1,0 +1,257 @@
+//! Prometheus metrics, in OpenMetrics text via prometheus-client.
+//!
+//! Why these names: `etcd_upkeep_` prefix, base units in the name (`_bytes`, `_seconds`,
+//! `_ratio`), counters ending in `_total`, labels with bounded cardinality (member names, a
+//! fixed set of alarm kinds, results and reasons). The output must pass `promtool check metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::etcd::AlarmKind;
+use crate::observe::Observation;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberLabel {
+    pub member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlarmLabel {
+    pub alarm: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberResultLabel {
+    pub member: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn duration_histogram() -> Histogram {
+    // 50 ms … ~27 min: a tiny test db defragments in milliseconds, an 8 GiB one in minutes.
+    Histogram::new(exponential_buckets(0.05, 2.0, 16))
+}
+
+/// Every metric the daemon exports. Cloning shares the underlying values.
+#[derive(Clone)]
+pub struct Metrics {
+    pub member_db_size: Family<MemberLabel, Gauge>,
+    pub member_db_size_in_use: Family<MemberLabel, Gauge>,
+    pub member_is_leader: Family<MemberLabel, Gauge>,
+    pub member_is_learner: Family<MemberLabel, Gauge>,
+    pub member_up: Family<MemberLabel, Gauge>,
+    pub member_fragmentation: Family<MemberLabel, FloatGauge>,
+    pub member_quota_usage: Family<MemberLabel, FloatGauge>,
+    pub quota_bytes: Gauge,
+    pub quota_source: Family<SourceLabel, Gauge>,
+    pub alarm_active: Family<AlarmLabel, Gauge>,
+    pub observation_errors: Counter,
+    pub last_observation_timestamp: FloatGauge,
+    pub ready: Gauge,
+    pub is_actor: Gauge,
+    pub compaction: Family<ResultLabel, Counter>,
+    pub compacted_revision: Gauge,
+    pub defrag: Family<MemberResultLabel, Counter>,
+    pub defrag_duration: Family<MemberLabel, Histogram, fn() -> Histogram>,
+    pub alarm_disarm: Counter,
+    pub heal_duration: Histogram,
+    pub heal_blocked: Family<ReasonLabel, Gauge>,
+    pub maintenance_blocked: Family<ReasonLabel, Gauge>,
+}
+
+/// Reasons a heal can be blocked; all are always exported (0 or 1) so alerts can match them.
+pub const HEAL_BLOCKED_REASONS: [&str; 3] = ["live_data_over_quota", "maintenance_blocked", "not_actor"];
+/// Reasons maintenance can be blocked.
+pub const MAINTENANCE_BLOCKED_REASONS: [&str; 4] = ["corrupt_alarm", "unknown_alarm", "unhealthy", "disk_space"];
+
+impl Metrics {
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            member_db_size: Family::default(),
+            member_db_size_in_use: Family::default(),
+            member_is_leader: Family::default(),
+            member_is_learner: Family::default(),
+            member_up: Family::default(),
+            member_fragmentation: Family::default(),
+            member_quota_usage: Family::default(),
+            quota_bytes: Gauge::default(),
+            quota_source: Family::default(),
+            alarm_active: Family::default(),
+            observation_errors: Counter::default(),
+            last_observation_timestamp: FloatGauge::default(),
+            ready: Gauge::default(),
+            is_actor: Gauge::default(),
+            compaction: Family::default(),
+            compacted_revision: Gauge::default(),
+            defrag: Family::default(),
+            defrag_duration: Family::new_with_constructor(duration_histogram),
+            alarm_disarm: Counter::default(),
+            heal_duration: duration_histogram(),
+            heal_blocked: Family::default(),
+            maintenance_blocked: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("etcd_upkeep");
+        r.register_with_unit("member_db_size", "Physical size of the member's db file", Unit::Bytes, m.member_db_size.clone());
+        r.register_with_unit("member_db_size_in_use", "Bytes of the member's db file holding data", Unit::Bytes, m.member_db_size_in_use.clone());
+        r.register("member_is_leader", "1 when the member is the raft leader", m.member_is_leader.clone());
+        r.register("member_is_learner", "1 when the member is a raft learner", m.member_is_learner.clone());
+        r.register("member_up", "1 when the member answered Status in the last observation", m.member_up.clone());
+        r.register_with_unit("member_fragmentation", "Free share of the member's db file (reclaimable by defragmentation)", Unit::Other("ratio".into()), m.member_fragmentation.clone());
+        r.register_with_unit("member_quota_usage", "Member's db size over the space quota", Unit::Other("ratio".into()), m.member_quota_usage.clone());
+        r.register_with_unit("quota", "The etcd space quota in force", Unit::Bytes, m.quota_bytes.clone());
+        r.register("quota_source", "1 for where the quota figure came from (etcd, metrics-url, flag)", m.quota_source.clone());
+        r.register("alarm_active", "1 while the alarm is raised on any member", m.alarm_active.clone());
+        r.register("observation_errors", "Observations that failed entirely", m.observation_errors.clone());
+        r.register_with_unit("last_observation_timestamp", "Unix time of the last successful observation", Unit::Seconds, m.last_observation_timestamp.clone());
+        r.register("ready", "1 when an observation succeeded within the last 3 poll intervals", m.ready.clone());
+        r.register("is_actor", "1 when this instance is the one allowed to maintain the cluster", m.is_actor.clone());
+        r.register("compaction", "Compactions by result (ok, already_compacted, failed, dry_run)", m.compaction.clone());
+        r.register("compacted_revision", "Revision of the last compaction this instance made", m.compacted_revision.clone());
+        r.register("defrag", "Defragmentations by member and result", m.defrag.clone());
+        r.register_with_unit("defrag_duration", "Time a member's defragmentation took", Unit::Seconds, m.defrag_duration.clone());
+        r.register("alarm_disarm", "NOSPACE alarms disarmed after space was verified free", m.alarm_disarm.clone());
+        r.register_with_unit("heal_duration", "Time from NOSPACE seen to the alarm gone", Unit::Seconds, m.heal_duration.clone());
+        r.register("heal_blocked", "1 while NOSPACE cannot be healed, by reason", m.heal_blocked.clone());
+        r.register("maintenance_blocked", "1 while maintenance is refused, by reason", m.maintenance_blocked.clone());
+        for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt] {
+            m.alarm_active.get_or_create(&AlarmLabel { alarm: alarm.as_str().into() }).set(0);
+        }
+        for reason in HEAL_BLOCKED_REASONS {
+            m.heal_blocked.get_or_create(&ReasonLabel { reason: reason.into() }).set(0);
+        }
+        for reason in MAINTENANCE_BLOCKED_REASONS {
+            m.maintenance_blocked.get_or_create(&ReasonLabel { reason: reason.into() }).set(0);
+        }
+        m
+    }
+
+    /// Mirrors an observation into the gauges. Members that left the cluster disappear.
+    pub fn record_observation(&self, obs: &Observation) {
+        for family in [&self.member_db_size, &self.member_db_size_in_use, &self.member_is_leader,
+                       &self.member_is_learner, &self.member_up] {
+            family.clear();
+        }
+        self.member_fragmentation.clear();
+        self.member_quota_usage.clear();
+        for m in &obs.members {
+            let label = MemberLabel { member: m.name.clone() };
+            self.member_is_leader.get_or_create(&label).set(i64::from(obs.leader == Some(m.id)));
+            self.member_is_learner.get_or_create(&label).set(i64::from(m.is_learner));
+            self.member_up.get_or_create(&label).set(i64::from(m.status.is_some()));
+            if let Some(s) = &m.status {
+                self.member_db_size.get_or_create(&label).set(s.db_size as i64);
+                self.member_db_size_in_use.get_or_create(&label).set(s.db_size_in_use as i64);
+            }
+            if let Some(f) = m.fragmentation() {
+                self.member_fragmentation.get_or_create(&label).set(f);
+            }
+            if let Some(u) = m.quota_usage(obs.quota.bytes) {
+                self.member_quota_usage.get_or_create(&label).set(u);
+            }
+        }
+        self.quota_bytes.set(obs.quota.bytes as i64);
+        self.quota_source.clear();
+        self.quota_source.get_or_create(&SourceLabel { source: obs.quota.source.as_str().into() }).set(1);
+        for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt, AlarmKind::Unknown] {
+            let active = obs.has_alarm(alarm);
+            if active || alarm != AlarmKind::Unknown {
+                self.alarm_active.get_or_create(&AlarmLabel { alarm: alarm.as_str().into() }).set(i64::from(active));
+            }
+        }
+        self.last_observation_timestamp.set(obs.taken_at);
+    }
+
+    /// Sets exactly the given reasons to 1 and every other known reason to 0.
+    pub fn set_reasons(family: &Family<ReasonLabel, Gauge>, known: &[&str], active: &[&str]) {
+        for reason in known {
+            family.get_or_create(&ReasonLabel { reason: (*reason).into() }).set(i64::from(active.contains(reason)));
+        }
+    }
+}
+
+/// Encodes the registry as OpenMetrics text.
+pub fn encode_openmetrics(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).expect("writing to a String cannot fail");
+    out
+}
+
+/// Encodes the registry in the classic Prometheus text format (0.0.4), for scrapers and tools
+/// (promtool) that do not ask for OpenMetrics. The two differ in counter metadata: OpenMetrics
+/// names the family `x` with samples `x_total`; the classic format names it `x_total`. `# UNIT`
+/// and `# EOF` do not exist there.
+pub fn encode_prometheus(registry: &Registry) -> String {
+    to_prometheus_text(&encode_openmetrics(registry))
+}
+
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_format_names_counters_with_total() {
+        let om = "# HELP a_x Things.\n# TYPE a_x counter\na_x_total 3\n# HELP b_bytes Size.\n# TYPE b_bytes gauge\n# UNIT b_bytes bytes\nb_bytes 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_x_total Things.\n# TYPE a_x_total counter\na_x_total 3\n# HELP b_bytes Size.\n# TYPE b_bytes gauge\nb_bytes 1\n"
+        );
+    }
+
+    #[test]
+    fn every_required_metric_is_registered() {
+        let mut registry = Registry::default();
+        let _metrics = Metrics::new(&mut registry);
+        let text = encode_prometheus(&registry);
+        for name in ["etcd_upkeep_observation_errors_total", "etcd_upkeep_quota_bytes",
+                     "etcd_upkeep_last_observation_timestamp_seconds", "etcd_upkeep_alarm_active",
+                     "etcd_upkeep_compaction_total", "etcd_upkeep_defrag_total",
+                     "etcd_upkeep_alarm_disarm_total", "etcd_upkeep_heal_duration_seconds",
+                     "etcd_upkeep_heal_blocked", "etcd_upkeep_maintenance_blocked"] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The daemon's reportable state, shared between the loops (writers) and HTTP (reader).
+//!
+//! Why a lock around plain data: the loops update it a few times per poll and HTTP reads it on
+//! scrape; contention is negligible, and a plain struct keeps `/status` a straight serialisation.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::observe::Observation;
+use crate::report::actions::{ActionLog, ActionRecord};
+use crate::report::metrics::Metrics;
+
+/// What the maintenance engine wants operators to see besides its actions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaintenanceReport {
+    /// Whether this instance is the one that acts, and why (not).
+    pub actor: bool,
+    pub actor_reason: String,
+    /// Reasons maintenance is refused right now (CORRUPT alarm, unhealthy member, disk space).
+    pub blocked: Vec<String>,
+    /// Why NOSPACE cannot be healed right now, with the numbers.
+    pub heal_blocked: Option<String>,
+    /// When NOSPACE was first seen in the current episode (Unix seconds).
+    pub nospace_since: Option<f64>,
+    /// The last compaction revision this instance made.
+    pub compacted_revision: Option<i64>,
+    pub dry_run: bool,
+}
+
+pub struct DaemonState {
+    pub observation: Option<Arc<Observation>>,
+    pub last_success: Option<Instant>,
+    pub last_error: Option<String>,
+    /// Last time the observation loop went round, successful or not (liveness).
+    pub heartbeat: Instant,
+    pub actions: ActionLog,
+    pub maintenance: MaintenanceReport,
+    /// Extra sections (churn, forecast) keyed by name, rendered as-is in /status.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+pub struct Shared {
+    pub registry: Registry,
+    pub metrics: Metrics,
+    pub poll_interval: Duration,
+    pub state: RwLock<DaemonState>,
+}
+
+impl Shared {
+    pub fn new(poll_interval: Duration) -> Arc<Shared> {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        Arc::new(Shared {
+            registry,
+            metrics,
+            poll_interval,
+            state: RwLock::new(DaemonState {
+                observation: None,
+                last_success: None,
+                last_error: None,
+                heartbeat: Instant::now(),
+                actions: ActionLog::default(),
+                maintenance: MaintenanceReport::default(),
+                extra: serde_json::Map::new(),
+            }),
+        })
+    }
+
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, DaemonState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, DaemonState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn record_action(&self, record: ActionRecord) {
+        self.write().actions.push(record);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        is_ready(self.read().last_success, Instant::now(), self.poll_interval)
+    }
+
+    pub fn is_live(&self) -> bool {
+        is_live(self.read().heartbeat, Instant::now(), self.poll_interval)
+    }
+}
+
+/// Ready: an observation succeeded within the last 3 poll intervals.
+pub fn is_ready(last_success: Option<Instant>, now: Instant, poll: Duration) -> bool {
+    last_success.is_some_and(|t| now.saturating_duration_since(t) <= poll * 3)
+}
+
+/// Live: the observation loop went round recently. Generous on purpose (a round may wait on
+/// several timeouts): liveness is for a wedged process, not a slow etcd.
+pub fn is_live(heartbeat: Instant, now: Instant, poll: Duration) -> bool {
+    now.saturating_duration_since(heartbeat) <= (poll * 10).max(Duration::from_secs(120))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_window_is_three_polls() {
+        let poll = Duration::from_secs(5);
+        let t0 = Instant::now();
+        assert!(!is_ready(None, t0, poll));
+        assert!(is_ready(Some(t0), t0 + Duration::from_secs(15), poll));
+        assert!(!is_ready(Some(t0), t0 + Duration::from_secs(16), poll));
+    }
+
+    #[test]
+    fn liveness_is_generous() {
+        let poll = Duration::from_secs(5);
+        let t0 = Instant::now();
+        assert!(is_live(t0, t0 + Duration::from_secs(100), poll));
+        assert!(!is_live(t0, t0 + Duration::from_secs(121), poll));
+    }
+}

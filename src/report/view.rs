@@ -1,0 +1,184 @@
+//! The status view: one observation rendered for people (a table like `etcdctl endpoint status
+//! -w table`, with the numbers that matter for space) and for machines (JSON).
+//!
+//! Why one view type: `status --output json`, `/status` and the table all show the same derived
+//! numbers (fragmentation %, quota usage %), computed once here.
+
+use serde::Serialize;
+
+use crate::observe::{Observation, Quota};
+use crate::units::format_bytes;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub name: String,
+    /// Hex, as etcdctl prints it.
+    pub id: String,
+    pub endpoint: String,
+    pub version: Option<String>,
+    pub is_leader: bool,
+    pub is_learner: bool,
+    pub raft_term: Option<u64>,
+    pub raft_index: Option<u64>,
+    pub raft_applied_index: Option<u64>,
+    pub db_size: Option<u64>,
+    pub db_size_in_use: Option<u64>,
+    pub fragmentation_percent: Option<f64>,
+    pub quota_usage_percent: Option<f64>,
+    pub errors: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmView {
+    pub member: String,
+    pub member_id: String,
+    pub alarm: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    pub taken_at: f64,
+    pub members: Vec<MemberView>,
+    pub alarms: Vec<AlarmView>,
+    pub quota: Quota,
+    pub leader: Option<String>,
+    pub raft_term: u64,
+    pub revision: i64,
+    pub local_member: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+impl ClusterView {
+    pub fn from_observation(obs: &Observation) -> Self {
+        let members = obs
+            .members
+            .iter()
+            .map(|m| {
+                let s = m.status.as_ref();
+                MemberView {
+                    name: m.name.clone(),
+                    id: format!("{:x}", m.id),
+                    endpoint: m.endpoint.clone(),
+                    version: s.map(|s| s.version.clone()),
+                    is_leader: obs.leader == Some(m.id),
+                    is_learner: m.is_learner,
+                    raft_term: s.map(|s| s.raft_term),
+                    raft_index: s.map(|s| s.raft_index),
+                    raft_applied_index: s.map(|s| s.raft_applied_index),
+                    db_size: s.map(|s| s.db_size),
+                    db_size_in_use: s.map(|s| s.db_size_in_use),
+                    fragmentation_percent: m.fragmentation().map(|f| round2(f * 100.0)),
+                    quota_usage_percent: m.quota_usage(obs.quota.bytes).map(|u| round2(u * 100.0)),
+                    errors: s.map(|s| s.errors.clone()).unwrap_or_default(),
+                    error: m.error.clone(),
+                }
+            })
+            .collect();
+        ClusterView {
+            taken_at: obs.taken_at,
+            members,
+            alarms: obs
+                .alarms
+                .iter()
+                .map(|a| AlarmView {
+                    member: obs.member_name(a.member_id),
+                    member_id: format!("{:x}", a.member_id),
+                    alarm: a.kind.as_str(),
+                })
+                .collect(),
+            quota: obs.quota,
+            leader: obs.leader.map(|id| obs.member_name(id)),
+            raft_term: obs.raft_term,
+            revision: obs.revision,
+            local_member: obs.local_member.map(|id| obs.member_name(id)),
+            warnings: obs.warnings.clone(),
+        }
+    }
+
+    /// The table `etcd-upkeep status` prints.
+    pub fn to_table(&self) -> String {
+        let header = [
+            "NAME", "ID", "ENDPOINT", "VERSION", "LEADER", "LEARNER", "RAFT TERM", "RAFT INDEX",
+            "DB SIZE", "IN USE", "FRAG %", "QUOTA %",
+        ];
+        let dash = || "-".to_string();
+        let rows: Vec<Vec<String>> = self
+            .members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.name.clone(),
+                    m.id.clone(),
+                    m.endpoint.clone(),
+                    m.version.clone().unwrap_or_else(dash),
+                    if m.is_leader { "true" } else { "false" }.to_string(),
+                    if m.is_learner { "true" } else { "false" }.to_string(),
+                    m.raft_term.map(|v| v.to_string()).unwrap_or_else(dash),
+                    m.raft_index.map(|v| v.to_string()).unwrap_or_else(dash),
+                    m.db_size.map(format_bytes).unwrap_or_else(dash),
+                    m.db_size_in_use.map(format_bytes).unwrap_or_else(dash),
+                    m.fragmentation_percent.map(|v| format!("{v:.1}")).unwrap_or_else(dash),
+                    m.quota_usage_percent.map(|v| format!("{v:.1}")).unwrap_or_else(dash),
+                ]
+            })
+            .collect();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::from("|");
+            for (cell, w) in cells.iter().zip(&widths) {
+                out.push_str(&format!(" {cell:<w$} |"));
+            }
+            out.push('\n');
+            out
+        };
+        let rule = {
+            let mut out = String::from("+");
+            for w in &widths {
+                out.push_str(&"-".repeat(w + 2));
+                out.push('+');
+            }
+            out.push('\n');
+            out
+        };
+        let mut out = rule.clone();
+        out.push_str(&line(&header.map(String::from)));
+        out.push_str(&rule);
+        for row in &rows {
+            out.push_str(&line(row));
+        }
+        out.push_str(&rule);
+        for m in &self.members {
+            if let Some(error) = &m.error {
+                out.push_str(&format!("member {} unreachable: {error}\n", m.name));
+            }
+        }
+        out.push_str(&format!(
+            "quota: {} (source: {})   revision: {}   leader: {}\n",
+            format_bytes(self.quota.bytes),
+            self.quota.source.as_str(),
+            self.revision,
+            self.leader.as_deref().unwrap_or("none"),
+        ));
+        if self.alarms.is_empty() {
+            out.push_str("alarms: none\n");
+        } else {
+            let list: Vec<String> = self
+                .alarms
+                .iter()
+                .map(|a| format!("{} on {} ({})", a.alarm, a.member, a.member_id))
+                .collect();
+            out.push_str(&format!("alarms: {}\n", list.join(", ")));
+        }
+        out
+    }
+}

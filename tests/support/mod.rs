@@ -1,0 +1,399 @@
+//! Real-etcd test harness: generates a PKI with rcgen, starts 1- or 3-member etcd clusters with
+//! client and peer TLS on free loopback ports, and runs the etcd-upkeep binary against them.
+//!
+//! Why real processes: every behaviour that matters (NOSPACE, defrag blocking a member, TLS
+//! errors, a frozen member) is etcd's own, and a mock would only test our assumptions about it.
+//! The etcd binary comes from `ETCD_BIN`, else `.tools/etcd-3.5` (filled by scripts/setup.sh),
+//! else `etcd` on PATH.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, BasicConstraints};
+
+pub fn etcd_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("ETCD_BIN") {
+        return PathBuf::from(bin);
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/etcd-3.5/usr/bin/etcd");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("etcd")
+}
+
+pub fn upkeep_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_etcd-upkeep"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A CA with a server/peer certificate (127.0.0.1, localhost) and a client certificate.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+}
+
+impl Pki {
+    pub fn generate(dir: &Path, ca_name: &str) -> Pki {
+        std::fs::create_dir_all(dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_params = ca_params(ca_name);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        server.distinguished_name.push(DnType::CommonName, "etcd-server");
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client.distinguished_name.push(DnType::CommonName, "etcd-upkeep");
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_key = KeyPair::generate().unwrap();
+        let client_cert = client.signed_by(&client_key, &issuer).unwrap();
+
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Pki {
+            dir: dir.to_path_buf(),
+            ca: write("ca.crt", ca_cert.pem()),
+            server_cert: write("server.crt", server_cert.pem()),
+            server_key: write("server.key", server_key.serialize_pem()),
+            client_cert: write("client.crt", client_cert.pem()),
+            client_key: write("client.key", client_key.serialize_pem()),
+        }
+    }
+
+    /// The TLS flags for etcd-upkeep.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--cacert".into(), self.ca.display().to_string(),
+            "--cert".into(), self.client_cert.display().to_string(),
+            "--key".into(), self.client_key.display().to_string(),
+        ]
+    }
+}
+
+pub struct Member {
+    pub name: String,
+    pub client_url: String,
+    pub peer_url: String,
+    pub metrics_url: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    args: Vec<String>,
+    process: Option<Child>,
+}
+
+impl Member {
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("member running").id()
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub members: Vec<Member>,
+    pub quota: u64,
+}
+
+impl Cluster {
+    /// Starts an `n`-member TLS cluster with the given quota and waits until it serves writes.
+    pub fn start(n: usize, quota: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate(&dir.path().join("pki"), "etcd-ca");
+        let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let initial_cluster: Vec<String> = names
+            .iter()
+            .zip(&ports)
+            .map(|(name, (_, peer, _))| format!("{name}=https://127.0.0.1:{peer}"))
+            .collect();
+        let token = format!("upkeep-test-{}", ports[0].0);
+        let mut members = Vec::new();
+        for (name, (client, peer, metrics)) in names.iter().zip(&ports) {
+            let data_dir = dir.path().join(format!("{name}.etcd"));
+            let log_path = dir.path().join(format!("{name}.log"));
+            let client_url = format!("https://127.0.0.1:{client}");
+            let peer_url = format!("https://127.0.0.1:{peer}");
+            let metrics_url = format!("http://127.0.0.1:{metrics}");
+            let p = |p: &Path| p.display().to_string();
+            let args = vec![
+                "--name".into(), name.clone(),
+                "--data-dir".into(), p(&data_dir),
+                "--listen-client-urls".into(), client_url.clone(),
+                "--advertise-client-urls".into(), client_url.clone(),
+                "--listen-peer-urls".into(), peer_url.clone(),
+                "--initial-advertise-peer-urls".into(), peer_url.clone(),
+                "--listen-metrics-urls".into(), metrics_url.clone(),
+                "--initial-cluster".into(), initial_cluster.join(","),
+                "--initial-cluster-state".into(), "new".into(),
+                "--initial-cluster-token".into(), token.clone(),
+                "--cert-file".into(), p(&pki.server_cert),
+                "--key-file".into(), p(&pki.server_key),
+                "--trusted-ca-file".into(), p(&pki.ca),
+                "--client-cert-auth".into(),
+                "--peer-cert-file".into(), p(&pki.server_cert),
+                "--peer-key-file".into(), p(&pki.server_key),
+                "--peer-trusted-ca-file".into(), p(&pki.ca),
+                "--peer-client-cert-auth".into(),
+                "--quota-backend-bytes".into(), quota.to_string(),
+                "--logger".into(), "zap".into(),
+                "--log-outputs".into(), p(&log_path),
+                "--heartbeat-interval".into(), "50".into(),
+                "--election-timeout".into(), "500".into(),
+                "--snapshot-count".into(), "5000".into(),
+            ];
+            members.push(Member {
+                name: name.clone(),
+                client_url,
+                peer_url,
+                metrics_url,
+                data_dir,
+                log_path,
+                args,
+                process: None,
+            });
+        }
+        let mut cluster = Cluster { dir, pki, members, quota };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        cluster.wait_writable(Duration::from_secs(30));
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let member = &mut self.members[i];
+        let child = Command::new(etcd_bin())
+            .args(&member.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start etcd ({}): {e}; run scripts/setup.sh", etcd_bin().display()));
+        member.process = Some(child);
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    pub fn freeze(&self, i: usize) {
+        signal(self.members[i].pid(), "STOP");
+    }
+
+    pub fn thaw(&self, i: usize) {
+        signal(self.members[i].pid(), "CONT");
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts a killed member with its data (it rejoins as the same member).
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let args: Vec<String> = self.members[i]
+            .args
+            .iter()
+            .map(|a| if a == "new" { "existing".to_string() } else { a.clone() })
+            .collect();
+        self.members[i].args = args;
+        self.spawn(i);
+    }
+
+    /// A client connected to the given endpoints over TLS.
+    pub async fn client(&self, endpoints: &[String]) -> etcd_client::Client {
+        let tls = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(&self.pki.ca).unwrap()))
+            .identity(etcd_client::Identity::from_pem(
+                std::fs::read(&self.pki.client_cert).unwrap(),
+                std::fs::read(&self.pki.client_key).unwrap(),
+            ));
+        let options = etcd_client::ConnectOptions::new()
+            .with_tls(tls)
+            .with_timeout(Duration::from_secs(5))
+            .with_connect_timeout(Duration::from_secs(2));
+        etcd_client::Client::connect(endpoints, Some(options)).await.unwrap()
+    }
+
+    /// Blocks until a write through every member succeeds.
+    pub fn wait_writable(&self, limit: Duration) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let deadline = Instant::now() + limit;
+        for endpoint in self.endpoints() {
+            loop {
+                let ok = rt.block_on(async {
+                    let mut client = self.client(std::slice::from_ref(&endpoint)).await;
+                    client.put("upkeep-test/ready", "1", None).await.is_ok()
+                });
+                if ok {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "etcd at {endpoint} did not become writable");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.members[i].log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            if let Some(child) = &self.members[i].process {
+                signal(child.id(), "CONT");
+            }
+            self.kill(i);
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+/// Runs a one-shot etcd-upkeep command.
+pub fn upkeep(args: &[String]) -> Output {
+    Command::new(upkeep_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// A running `etcd-upkeep run`; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub address: String,
+    pub log_path: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(args: &[String], log_dir: &Path) -> Daemon {
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let log_path = log_dir.join(format!("upkeep-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut argv = vec!["run".to_string(), "--listen-address".into(), address.clone()];
+        argv.extend_from_slice(args);
+        let child = Command::new(upkeep_bin())
+            .args(&argv)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let daemon = Daemon { child, address, log_path };
+        daemon.wait_for(Duration::from_secs(10), "HTTP up", |d| d.get("/healthz").0 == 200);
+        daemon
+    }
+
+    /// GET a path; (status, body). Status 0 when the connection failed.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.address, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get("/status").1).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Polls `check` until it holds or panics after `limit`, printing the daemon log.
+    pub fn wait_for(&self, limit: Duration, what: &str, check: impl Fn(&Daemon) -> bool) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if check(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
+    }
+
+    pub fn stop(&mut self) {
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return (0, String::new());
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Writes `value_size`-byte values to `keys` distinct keys round-robin until etcd refuses with
+/// NOSPACE; returns how many puts succeeded.
+pub async fn fill_until_nospace(client: &mut etcd_client::Client, keys: usize, value_size: usize, max_puts: usize) -> usize {
+    let value = vec![b'x'; value_size];
+    for i in 0..max_puts {
+        let key = format!("/registry/fill/key-{}", i % keys);
+        match client.put(key, value.clone(), None).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("database space exceeded") => return i,
+            Err(e) => panic!("unexpected put error: {e}"),
+        }
+    }
+    panic!("no NOSPACE after {max_puts} puts");
+}
+
+pub fn s(items: &[&str]) -> Vec<String> {
+    items.iter().map(|x| x.to_string()).collect()
+}
