@@ -29,7 +29,11 @@ pub enum CertError {
     /// A file does not exist (yet). `what` names the role, e.g. `CA (--cacert)`.
     Missing { what: String, path: PathBuf },
     /// A file exists but cannot be read or is not PEM of the expected kind.
-    Unusable { what: String, path: PathBuf, why: String },
+    Unusable {
+        what: String,
+        path: PathBuf,
+        why: String,
+    },
     /// Flags that do not go together.
     Config(String),
 }
@@ -101,11 +105,8 @@ impl CertPaths {
                     .unwrap_or(&pairs[0]);
                 let cert_pem = read_pem(cert, "client certificate (--cert)", "CERTIFICATE")?;
                 let key_pem = read_pem(key, "client key (--key)", "PRIVATE KEY")?;
-                Some(ClientIdentity {
-                    cert_path: cert.clone(),
-                    cert_pem,
-                    key_pem,
-                })
+                tracing::debug!("client certificate: {}", cert.display());
+                Some(ClientIdentity { cert_pem, key_pem })
             }
         };
         let mut hasher = DefaultHasher::new();
@@ -178,7 +179,6 @@ fn read_pem(path: &Path, what: &str, kind: &str) -> Result<Vec<u8>, CertError> {
 /// The client certificate and key that will be presented.
 #[derive(Clone)]
 pub struct ClientIdentity {
-    pub cert_path: PathBuf,
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
 }
@@ -205,9 +205,14 @@ mod tests {
 
     #[test]
     fn embedded_preset_prefers_tls_pair_then_apiserver_client() {
-        let paths = CertPaths::from_args(&args(&["--preset", "embedded"])).unwrap().unwrap();
+        let paths = CertPaths::from_args(&args(&["--preset", "embedded"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(paths.ca, PathBuf::from("/data/pki/etcd/ca.crt"));
-        assert_eq!(paths.client_pairs[0].0, PathBuf::from("/data/pki/etcd/tls.crt"));
+        assert_eq!(
+            paths.client_pairs[0].0,
+            PathBuf::from("/data/pki/etcd/tls.crt")
+        );
         assert_eq!(
             paths.client_pairs[1].0,
             PathBuf::from("/data/pki/apiserver-etcd-client.crt")
@@ -218,7 +223,12 @@ mod tests {
     #[test]
     fn deployed_preset_under_pki_dir_and_explicit_override() {
         let paths = CertPaths::from_args(&args(&[
-            "--preset", "deployed", "--pki-dir", "/x", "--cacert", "/ca.pem",
+            "--preset",
+            "deployed",
+            "--pki-dir",
+            "/x",
+            "--cacert",
+            "/ca.pem",
         ]))
         .unwrap()
         .unwrap();

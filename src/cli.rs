@@ -43,8 +43,14 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// etcd client URLs, comma separated (`https://` or explicit `http://`).
-    #[arg(long, global = true, env = "ETCD_UPKEEP_ENDPOINTS", value_delimiter = ',',
-          default_value = "https://127.0.0.1:2379", value_name = "URL[,URL]")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "https://127.0.0.1:2379",
+        value_name = "URL[,URL]"
+    )]
     pub endpoints: Vec<String>,
 
     /// CA bundle that signed etcd's server certificates.
@@ -74,7 +80,12 @@ pub struct GlobalArgs {
     pub discover: bool,
 
     /// Talk only to the endpoints given; do not discover other members.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_NO_DISCOVER", overrides_with = "discover")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_NO_DISCOVER",
+        overrides_with = "discover"
+    )]
     pub no_discover: bool,
 
     /// Connect timeout, also used for the quick observation RPCs.
@@ -93,16 +104,32 @@ pub struct GlobalArgs {
     pub quota_backend_bytes: u64,
 
     /// An etcd /metrics URL (plain http) to read etcd_server_quota_backend_bytes from.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_ETCD_METRICS_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_ETCD_METRICS_URL",
+        value_name = "URL"
+    )]
     pub etcd_metrics_url: Option<String>,
 
     /// Log format.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// Log level or tracing filter (e.g. `info`, `debug`, `etcd_upkeep=debug`).
-    #[arg(long, global = true, env = "ETCD_UPKEEP_LOG_LEVEL", default_value = "info",
-          value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
     pub log_level: String,
 }
 
@@ -136,7 +163,13 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Output format.
-    #[arg(long, short = 'o', env = "ETCD_UPKEEP_OUTPUT", value_enum, default_value = "table")]
+    #[arg(
+        long,
+        short = 'o',
+        env = "ETCD_UPKEEP_OUTPUT",
+        value_enum,
+        default_value = "table"
+    )]
     pub output: OutputFormat,
 }
 
@@ -144,8 +177,12 @@ pub struct StatusArgs {
 pub struct RunArgs {
     /// HTTP address for /metrics, /healthz, /readyz and /status. 9479 clashes with nothing in a
     /// vCluster pod (2379-2381, 6443, 8443, 10099, 10257, 10259, 14000+).
-    #[arg(long, env = "ETCD_UPKEEP_LISTEN_ADDRESS", default_value = "0.0.0.0:9479",
-          value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:9479",
+        value_name = "ADDR"
+    )]
     pub listen_address: SocketAddr,
 
     /// How often to observe the cluster.
@@ -172,12 +209,21 @@ pub struct HealArgs {
 #[derive(Debug, Args, Clone)]
 pub struct MaintenanceArgs {
     /// Compaction: `periodic` keeps a time window of history, `revision` a count of revisions.
-    #[arg(long, env = "ETCD_UPKEEP_COMPACTION_MODE", value_enum, default_value = "periodic")]
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_COMPACTION_MODE",
+        value_enum,
+        default_value = "periodic"
+    )]
     pub compaction_mode: CompactionMode,
 
     /// History to keep: a duration for `periodic` (default 30m), a revision count for `revision`
     /// (default 10000).
-    #[arg(long, env = "ETCD_UPKEEP_COMPACTION_RETENTION", value_name = "RETENTION")]
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_COMPACTION_RETENTION",
+        value_name = "RETENTION"
+    )]
     pub compaction_retention: Option<String>,
 
     /// CEL expression, per member, deciding when a defragmentation pays. Variables: dbSize,
@@ -222,7 +268,12 @@ pub struct MaintenanceArgs {
 
     /// Which instance acts: `leader` = only the instance whose first endpoint is the raft leader
     /// (one sidecar per member, as in an HA vCluster); `always` = this is the only instance.
-    #[arg(long, env = "ETCD_UPKEEP_ACT_WHEN", value_enum, default_value = "leader")]
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_ACT_WHEN",
+        value_enum,
+        default_value = "leader"
+    )]
     pub act_when: ActWhen,
 }
 
@@ -266,7 +317,11 @@ mod tests {
     #[test]
     fn global_flags_work_after_the_subcommand() {
         let cli = Cli::try_parse_from([
-            "etcd-upkeep", "status", "--endpoints", "http://a:1,http://b:2", "--no-discover",
+            "etcd-upkeep",
+            "status",
+            "--endpoints",
+            "http://a:1,http://b:2",
+            "--no-discover",
         ])
         .unwrap();
         assert_eq!(cli.global.endpoints, vec!["http://a:1", "http://b:2"]);

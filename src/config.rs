@@ -38,20 +38,20 @@ pub fn connection(args: &GlobalArgs) -> Result<(ObserveSettings, Connector), Con
         validate_endpoint(endpoint)?;
     }
     let paths = CertPaths::from_args(args).map_err(|e| ConfigError(e.to_string()))?;
-    if paths.is_none() {
-        if let Some(e) = endpoints.iter().find(|e| e.starts_with("https://")) {
-            return Err(ConfigError(format!(
-                "--endpoints {e}: https needs --cacert (or --preset embedded|deployed); \
+    if paths.is_none()
+        && let Some(e) = endpoints.iter().find(|e| e.starts_with("https://"))
+    {
+        return Err(ConfigError(format!(
+            "--endpoints {e}: https needs --cacert (or --preset embedded|deployed); \
                  write http:// explicitly for a plain-text etcd"
-            )));
-        }
+        )));
     }
-    if let Some(url) = &args.etcd_metrics_url {
-        if !url.starts_with("http://") {
-            return Err(ConfigError(format!(
-                "--etcd-metrics-url {url}: must be an http:// URL (etcd serves /metrics over plain HTTP)"
-            )));
-        }
+    if let Some(url) = &args.etcd_metrics_url
+        && !url.starts_with("http://")
+    {
+        return Err(ConfigError(format!(
+            "--etcd-metrics-url {url}: must be an http:// URL (etcd serves /metrics over plain HTTP)"
+        )));
     }
     let settings = ObserveSettings {
         endpoints,
@@ -80,7 +80,9 @@ fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
         return Err(bad("has no host"));
     }
     if uri.port_u16().is_none() {
-        return Err(bad("has no port (etcd listens on 2379 by default: add :2379)"));
+        return Err(bad(
+            "has no port (etcd listens on 2379 by default: add :2379)",
+        ));
     }
     Ok(())
 }
@@ -122,8 +124,18 @@ mod tests {
     fn endpoints_are_validated() {
         assert!(validate_endpoint("https://127.0.0.1:2379").is_ok());
         assert!(validate_endpoint("http://etcd-0.etcd-headless:2379").is_ok());
-        assert!(validate_endpoint("127.0.0.1:2379").unwrap_err().0.contains("https://"));
-        assert!(validate_endpoint("https://127.0.0.1").unwrap_err().0.contains("port"));
+        assert!(
+            validate_endpoint("127.0.0.1:2379")
+                .unwrap_err()
+                .0
+                .contains("https://")
+        );
+        assert!(
+            validate_endpoint("https://127.0.0.1")
+                .unwrap_err()
+                .0
+                .contains("port")
+        );
         assert!(validate_endpoint("https://:2379").is_err());
     }
 }

@@ -27,7 +27,7 @@ pub struct Snapshot {
 
 pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (settings, connector) = config::connection(global)?;
-    let engine = crate::engine::Engine::from_args(&args.maintenance, global)
+    let engine = crate::engine::Engine::from_args(&args.maintenance, global, args.poll_interval)
         .map_err(ConfigError)?;
     let shared = Shared::new(args.poll_interval);
     let shutdown = Shutdown::on_signals();
@@ -51,12 +51,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
         publish,
         shutdown.clone(),
     ));
-    let maintainer = tokio::spawn(engine.run(
-        settings,
-        latest,
-        shared.clone(),
-        shutdown.clone(),
-    ));
+    let maintainer = tokio::spawn(engine.run(settings, latest, shared.clone(), shutdown.clone()));
     let mut server_shutdown = shutdown.clone();
     let server = axum::serve(listener, http::router(shared.clone()))
         .with_graceful_shutdown(async move { server_shutdown.requested().await });

@@ -5,6 +5,7 @@
 //! parses the command line, sets up logging and maps outcomes to exit codes:
 //! 0 success, 1 the operation failed (etcd unreachable, heal impossible), 2 bad input.
 
+mod act;
 mod certs;
 mod cli;
 mod config;
@@ -13,6 +14,7 @@ mod decide;
 mod engine;
 mod etcd;
 mod observe;
+mod oneshot;
 mod report;
 mod shutdown;
 mod units;
@@ -22,9 +24,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, LogFormat, OutputFormat};
+use crate::cli::{Cli, Command, LogFormat};
 use crate::config::ConfigError;
-use crate::report::view::ClusterView;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,18 +61,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             daemon::run(&cli.global, args).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status(args) => {
-            let (settings, mut connector) = config::connection(&cli.global)?;
-            let etcd = connector.etcd().map_err(|e| ConfigError(e.to_string()))?;
-            let observation = observe::observe(&etcd, &settings, None).await?;
-            let view = ClusterView::from_observation(&observation);
-            match args.output {
-                OutputFormat::Table => print!("{}", view.to_table()),
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Heal(_args) => Err("heal is not available yet".into()),
+        Command::Status(args) => oneshot::status(&cli.global, args).await,
+        Command::Heal(args) => oneshot::heal(&cli.global, args).await,
     }
 }
 

@@ -17,8 +17,9 @@ impl Shutdown {
     pub fn on_signals() -> Shutdown {
         let (sender, receiver) = watch::channel(false);
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received; finishing the current step"),
                 _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; finishing the current step"),

@@ -15,7 +15,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration (write e.g. 5s, 500ms, 30m)".into());
     }
     if text.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("'{text}' has no unit (write e.g. {text}s or {text}m)"));
+        return Err(format!(
+            "'{text}' has no unit (write e.g. {text}s or {text}m)"
+        ));
     }
     humantime::parse_duration(text).map_err(|e| format!("'{text}' is not a duration: {e}"))
 }
@@ -24,10 +26,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// followed by `B`), and decimal `K`/`KB`, `M`/`MB`, `G`/`GB`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, suffix) = text.split_at(split);
     if digits.is_empty() {
-        return Err(format!("'{text}' is not a size (write e.g. 2Gi, 512Mi or 8589934592)"));
+        return Err(format!(
+            "'{text}' is not a size (write e.g. 2Gi, 512Mi or 8589934592)"
+        ));
     }
     let number: u64 = digits
         .parse()

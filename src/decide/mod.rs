@@ -1,4 +1,80 @@
-//! Decide: pure functions from an [`crate::observe::Observation`] (and the engine's memory) to
-//! what should happen. No I/O here, so every rule is unit-tested without etcd.
+//! Decide: pure functions from an [`crate::observe::Observation`] (plus the engine's memory) to
+//! what should happen. No I/O here, so every rule is unit-tested without etcd. One file per
+//! decision, each named for what it decides:
+//!
+//! - [`actor`]: is this instance the one that acts (one actor across all instances)?
+//! - [`gate`]: is the cluster healthy enough to touch at all (alarms, member health)?
+//! - [`compaction`]: which revision to compact to, and when.
+//! - [`defrag_rule`]: does a member's defragmentation pay (the CEL rule)?
+//! - [`plan`]: in which order to defragment (followers first, leader last), and to whom to hand
+//!   leadership first.
+//! - [`heal`]: during NOSPACE — defragment more, disarm, or stop because live data fills the quota.
+//! - [`disk`]: is there room on disk for the copy a defragmentation writes?
 
+pub mod actor;
+pub mod compaction;
 pub mod defrag_rule;
+pub mod disk;
+pub mod gate;
+pub mod heal;
+pub mod plan;
+
+#[cfg(test)]
+pub mod fixtures {
+    //! Observations built by hand for the decision tests.
+    use crate::etcd::{Alarm, AlarmKind, MemberStatus};
+    use crate::observe::{MemberObservation, Observation, Quota, QuotaSource};
+
+    pub const MIB: u64 = 1024 * 1024;
+
+    /// Members `1..=n`, member 1 the leader; sizes (db_size, in_use) per member.
+    pub fn cluster(sizes: &[(u64, u64)], quota: u64) -> Observation {
+        let members = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &(size, in_use))| {
+                let id = i as u64 + 1;
+                MemberObservation {
+                    id,
+                    name: format!("m{i}"),
+                    endpoint: format!("https://10.0.0.{id}:2379"),
+                    is_learner: false,
+                    status: Some(MemberStatus {
+                        member_id: id,
+                        version: "3.5.16".into(),
+                        db_size: size,
+                        db_size_in_use: in_use,
+                        leader: 1,
+                        raft_term: 7,
+                        raft_index: 1000,
+                        raft_applied_index: 1000,
+                        is_learner: false,
+                        errors: vec![],
+                        db_size_quota: 0,
+                        revision: 500,
+                    }),
+                    error: None,
+                }
+            })
+            .collect();
+        Observation {
+            taken_at: 0.0,
+            members,
+            alarms: vec![],
+            quota: Quota {
+                bytes: quota,
+                source: QuotaSource::Flag,
+            },
+            leader: Some(1),
+            raft_term: 7,
+            local_member: Some(1),
+            revision: 500,
+            warnings: vec![],
+        }
+    }
+
+    pub fn with_alarm(mut obs: Observation, member_id: u64, kind: AlarmKind) -> Observation {
+        obs.alarms.push(Alarm { member_id, kind });
+        obs
+    }
+}

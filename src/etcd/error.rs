@@ -60,7 +60,7 @@ impl EtcdError {
         let kind = classify(&chain);
         let message = match kind {
             FailureKind::Tls => format!("TLS/certificate error: {}", tls_cause(&chain)),
-            FailureKind::Unreachable => format!("connection failed: {}", last_cause(&chain)),
+            FailureKind::Unreachable => format!("connection failed: {}", unreachable_cause(&chain)),
             _ => grpc_message(err).unwrap_or_else(|| last_cause(&chain)),
         };
         EtcdError {
@@ -121,20 +121,41 @@ fn classify(chain: &[String]) -> FailureKind {
     }
 }
 
+/// A short cause for a failed connection, instead of tonic's nested debug output.
+fn unreachable_cause(chain: &[String]) -> String {
+    let all = chain.join(" | ").to_lowercase();
+    let known = [
+        (
+            "connection refused",
+            "connection refused (nothing listens there)",
+        ),
+        ("dns error", "DNS lookup failed"),
+        ("failed to lookup address", "DNS lookup failed"),
+        ("no route to host", "no route to host"),
+        ("network is unreachable", "network unreachable"),
+    ];
+    known
+        .iter()
+        .find(|(needle, _)| all.contains(needle))
+        .map(|(_, text)| text.to_string())
+        .unwrap_or_else(|| last_cause(chain))
+}
+
 fn last_cause(chain: &[String]) -> String {
     chain.last().cloned().unwrap_or_default()
 }
 
 /// The most specific message that mentions certificates, else the root cause.
 fn tls_cause(chain: &[String]) -> String {
-    chain
-        .iter()
-        .rev()
-        .find(|m| {
-            let m = m.to_lowercase();
-            m.contains("certificate") || m.contains("unknownissuer")
-        })
-        .cloned()
+    let innermost_with = |needle: &str| {
+        chain
+            .iter()
+            .rev()
+            .find(|m| m.to_lowercase().contains(needle))
+            .cloned()
+    };
+    innermost_with("certificate")
+        .or_else(|| innermost_with("unknownissuer"))
         .unwrap_or_else(|| last_cause(chain))
 }
 
@@ -145,10 +166,22 @@ mod tests {
     #[test]
     fn classification() {
         let c = |s: &str| classify(&[s.to_string()]);
-        assert_eq!(c("invalid peer certificate: UnknownIssuer"), FailureKind::Tls);
-        assert_eq!(c("tcp connect error: Connection refused (os error 111)"), FailureKind::Unreachable);
-        assert_eq!(c("etcdserver: mvcc: required revision has been compacted"), FailureKind::Compacted);
-        assert_eq!(c("etcdserver: mvcc: database space exceeded"), FailureKind::NoSpace);
+        assert_eq!(
+            c("invalid peer certificate: UnknownIssuer"),
+            FailureKind::Tls
+        );
+        assert_eq!(
+            c("tcp connect error: Connection refused (os error 111)"),
+            FailureKind::Unreachable
+        );
+        assert_eq!(
+            c("etcdserver: mvcc: required revision has been compacted"),
+            FailureKind::Compacted
+        );
+        assert_eq!(
+            c("etcdserver: mvcc: database space exceeded"),
+            FailureKind::NoSpace
+        );
         assert_eq!(c("context deadline exceeded"), FailureKind::Timeout);
         assert_eq!(c("something odd"), FailureKind::Other);
     }

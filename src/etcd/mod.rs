@@ -106,7 +106,11 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    pub fn new(dial_timeout: Duration, command_timeout: Duration, tls: Option<TlsMaterial>) -> Self {
+    pub fn new(
+        dial_timeout: Duration,
+        command_timeout: Duration,
+        tls: Option<TlsMaterial>,
+    ) -> Self {
         Etcd {
             dial_timeout,
             command_timeout,
@@ -127,11 +131,19 @@ impl Etcd {
     /// Forgets the connection to one endpoint so the next call dials afresh (after a member
     /// restart a stale channel can keep failing).
     pub fn forget(&self, endpoint: &str) {
-        self.clients.lock().expect("client map poisoned").remove(endpoint);
+        self.clients
+            .lock()
+            .expect("client map poisoned")
+            .remove(endpoint);
     }
 
     async fn client(&self, op: &'static str, endpoint: &str) -> Result<Client> {
-        if let Some(client) = self.clients.lock().expect("client map poisoned").get(endpoint) {
+        if let Some(client) = self
+            .clients
+            .lock()
+            .expect("client map poisoned")
+            .get(endpoint)
+        {
             return Ok(client.clone());
         }
         let mut options = ConnectOptions::new()
@@ -148,8 +160,8 @@ impl Etcd {
             let mut tls_options =
                 TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
             if let Some(identity) = &tls.identity {
-                tls_options = tls_options
-                    .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+                tls_options =
+                    tls_options.identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
             }
             options = options.with_tls(tls_options);
         }
@@ -165,7 +177,13 @@ impl Etcd {
         Ok(client)
     }
 
-    async fn call<T, F, Fut>(&self, op: &'static str, endpoint: &str, timeout: Duration, f: F) -> Result<T>
+    async fn call<T, F, Fut>(
+        &self,
+        op: &'static str,
+        endpoint: &str,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T>
     where
         F: FnOnce(Client) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -186,9 +204,12 @@ impl Etcd {
 
     pub async fn member_list(&self, endpoint: &str) -> Result<Vec<MemberInfo>> {
         let response = self
-            .call("MemberList", endpoint, self.dial_timeout, |mut c| async move {
-                c.member_list().await
-            })
+            .call(
+                "MemberList",
+                endpoint,
+                self.dial_timeout,
+                |mut c| async move { c.member_list().await },
+            )
             .await?;
         Ok(response
             .members()
@@ -227,9 +248,12 @@ impl Etcd {
 
     pub async fn alarms(&self, endpoint: &str) -> Result<Vec<Alarm>> {
         let r = self
-            .call("AlarmList", endpoint, self.dial_timeout, |mut c| async move {
-                c.alarm(AlarmAction::Get, AlarmType::None, None).await
-            })
+            .call(
+                "AlarmList",
+                endpoint,
+                self.dial_timeout,
+                |mut c| async move { c.alarm(AlarmAction::Get, AlarmType::None, None).await },
+            )
             .await?;
         Ok(r.alarms()
             .iter()
@@ -247,7 +271,8 @@ impl Etcd {
     /// A linearizable read: proves the member is serving and connected to a quorum.
     pub async fn linearizable_read(&self, endpoint: &str, timeout: Duration) -> Result<()> {
         self.call("linearizable read", endpoint, timeout, |mut c| async move {
-            c.get("health", Some(GetOptions::new().with_count_only())).await
+            c.get("health", Some(GetOptions::new().with_count_only()))
+                .await
         })
         .await
         .map(|_| ())
@@ -256,10 +281,15 @@ impl Etcd {
     /// Physical compaction to `revision` (the call returns once the old revisions are removed).
     pub async fn compact(&self, endpoint: &str, revision: i64) -> Result<CompactOutcome> {
         let result = self
-            .call("Compact", endpoint, self.command_timeout, |mut c| async move {
-                c.compact(revision, Some(CompactionOptions::new().with_physical()))
-                    .await
-            })
+            .call(
+                "Compact",
+                endpoint,
+                self.command_timeout,
+                |mut c| async move {
+                    c.compact(revision, Some(CompactionOptions::new().with_physical()))
+                        .await
+                },
+            )
             .await;
         match result {
             Ok(_) => Ok(CompactOutcome::Compacted),
@@ -271,27 +301,36 @@ impl Etcd {
     /// Defragments the member behind `endpoint`. A timeout here does NOT stop the defrag on the
     /// server (etcd ignores the request context): callers must treat the member as busy.
     pub async fn defragment(&self, endpoint: &str) -> Result<()> {
-        self.call("Defragment", endpoint, self.command_timeout, |mut c| async move {
-            c.defragment().await
-        })
+        self.call(
+            "Defragment",
+            endpoint,
+            self.command_timeout,
+            |mut c| async move { c.defragment().await },
+        )
         .await
         .map(|_| ())
     }
 
     /// Transfers leadership to `target`; must be sent to the current leader.
     pub async fn move_leader(&self, leader_endpoint: &str, target: u64) -> Result<()> {
-        self.call("MoveLeader", leader_endpoint, self.command_timeout, |mut c| async move {
-            c.move_leader(target).await
-        })
+        self.call(
+            "MoveLeader",
+            leader_endpoint,
+            self.command_timeout,
+            |mut c| async move { c.move_leader(target).await },
+        )
         .await
         .map(|_| ())
     }
 
     pub async fn hash_kv(&self, endpoint: &str, revision: i64) -> Result<KvHash> {
         let r = self
-            .call("HashKV", endpoint, self.command_timeout, |mut c| async move {
-                c.hash_kv(revision).await
-            })
+            .call(
+                "HashKV",
+                endpoint,
+                self.command_timeout,
+                |mut c| async move { c.hash_kv(revision).await },
+            )
             .await?;
         Ok(KvHash {
             hash: r.hash(),
@@ -302,10 +341,23 @@ impl Etcd {
 
     /// Disarms the NOSPACE alarm of one member — never another alarm type, never "all".
     pub async fn disarm_nospace(&self, endpoint: &str, member_id: u64) -> Result<()> {
-        self.call("AlarmDisarm", endpoint, self.dial_timeout.max(Duration::from_secs(5)), |mut c| async move {
-            c.alarm(AlarmAction::Deactivate, AlarmType::Nospace, Some({ let mut o = etcd_client::AlarmOptions::new(); o.with_member(member_id); o }))
+        self.call(
+            "AlarmDisarm",
+            endpoint,
+            self.dial_timeout.max(Duration::from_secs(5)),
+            |mut c| async move {
+                c.alarm(
+                    AlarmAction::Deactivate,
+                    AlarmType::Nospace,
+                    Some({
+                        let mut o = etcd_client::AlarmOptions::new();
+                        o.with_member(member_id);
+                        o
+                    }),
+                )
                 .await
-        })
+            },
+        )
         .await
         .map(|_| ())
     }

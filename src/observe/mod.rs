@@ -5,6 +5,7 @@
 //! etcd and logs can show exactly what a decision saw. One unreachable member never hides the
 //! others: it appears with its error instead of its status.
 
+pub mod probe;
 pub mod quota;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -294,7 +295,9 @@ async fn resolve_quota(
                     source: QuotaSource::MetricsUrl,
                 };
             }
-            Err(e) => warnings.push(format!("quota from metrics URL unavailable, using the flag: {e}")),
+            Err(e) => warnings.push(format!(
+                "quota from metrics URL unavailable, using the flag: {e}"
+            )),
         }
     }
     Quota {

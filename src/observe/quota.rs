@@ -53,7 +53,10 @@ pub async fn fetch_metrics_quota(url: &str, timeout: Duration) -> Result<u64, St
         .map_err(|e| format!("--etcd-metrics-url {url}: {e}"))?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let fetch = async {
-        let response = client.get(uri).await.map_err(|e| format!("GET {url}: {e}"))?;
+        let response = client
+            .get(uri)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", response.status()));
         }
@@ -66,9 +69,12 @@ pub async fn fetch_metrics_quota(url: &str, timeout: Duration) -> Result<u64, St
         parse_quota_metric(&String::from_utf8_lossy(&body))
             .ok_or_else(|| format!("GET {url}: no etcd_server_quota_backend_bytes sample"))
     };
-    tokio::time::timeout(timeout, fetch)
-        .await
-        .map_err(|_| format!("GET {url}: no answer within {}", humantime::format_duration(timeout)))?
+    tokio::time::timeout(timeout, fetch).await.map_err(|_| {
+        format!(
+            "GET {url}: no answer within {}",
+            humantime::format_duration(timeout)
+        )
+    })?
 }
 
 /// Finds the `etcd_server_quota_backend_bytes` sample in Prometheus text exposition.
@@ -99,8 +105,14 @@ mod tests {
                     etcd_server_quota_backend_bytes 1.6777216e+07\n\
                     etcd_server_quota_backend_bytes_other 1\n";
         assert_eq!(parse_quota_metric(text), Some(16 << 20));
-        assert_eq!(parse_quota_metric("etcd_server_quota_backend_bytes{a=\"b\"} 42\n"), Some(42));
-        assert_eq!(parse_quota_metric("etcd_server_quota_backend_bytes_x 42\n"), None);
+        assert_eq!(
+            parse_quota_metric("etcd_server_quota_backend_bytes{a=\"b\"} 42\n"),
+            Some(42)
+        );
+        assert_eq!(
+            parse_quota_metric("etcd_server_quota_backend_bytes_x 42\n"),
+            None
+        );
         assert_eq!(parse_quota_metric(""), None);
     }
 }

@@ -34,13 +34,19 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     if wants_openmetrics {
         (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             encode_openmetrics(&shared.registry),
         )
             .into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             encode_prometheus(&shared.registry),
         )
             .into_response()
@@ -51,7 +57,11 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.is_live() {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "observation loop stalled\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "observation loop stalled\n",
+        )
+            .into_response()
     }
 }
 
@@ -64,7 +74,11 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
             .last_error
             .clone()
             .unwrap_or_else(|| "no successful observation yet".into());
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response()
     }
 }
 

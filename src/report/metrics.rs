@@ -82,9 +82,11 @@ pub struct Metrics {
 }
 
 /// Reasons a heal can be blocked; all are always exported (0 or 1) so alerts can match them.
-pub const HEAL_BLOCKED_REASONS: [&str; 3] = ["live_data_over_quota", "maintenance_blocked", "not_actor"];
+pub const HEAL_BLOCKED_REASONS: [&str; 3] =
+    ["live_data_over_quota", "maintenance_blocked", "not_actor"];
 /// Reasons maintenance can be blocked.
-pub const MAINTENANCE_BLOCKED_REASONS: [&str; 4] = ["corrupt_alarm", "unknown_alarm", "unhealthy", "disk_space"];
+pub const MAINTENANCE_BLOCKED_REASONS: [&str; 4] =
+    ["corrupt_alarm", "unknown_alarm", "unhealthy", "disk_space"];
 
 impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
@@ -113,56 +115,186 @@ impl Metrics {
             maintenance_blocked: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("etcd_upkeep");
-        r.register_with_unit("member_db_size", "Physical size of the member's db file", Unit::Bytes, m.member_db_size.clone());
-        r.register_with_unit("member_db_size_in_use", "Bytes of the member's db file holding data", Unit::Bytes, m.member_db_size_in_use.clone());
-        r.register("member_is_leader", "1 when the member is the raft leader", m.member_is_leader.clone());
-        r.register("member_is_learner", "1 when the member is a raft learner", m.member_is_learner.clone());
-        r.register("member_up", "1 when the member answered Status in the last observation", m.member_up.clone());
-        r.register_with_unit("member_fragmentation", "Free share of the member's db file (reclaimable by defragmentation)", Unit::Other("ratio".into()), m.member_fragmentation.clone());
-        r.register_with_unit("member_quota_usage", "Member's db size over the space quota", Unit::Other("ratio".into()), m.member_quota_usage.clone());
-        r.register_with_unit("quota", "The etcd space quota in force", Unit::Bytes, m.quota_bytes.clone());
-        r.register("quota_source", "1 for where the quota figure came from (etcd, metrics-url, flag)", m.quota_source.clone());
-        r.register("alarm_active", "1 while the alarm is raised on any member", m.alarm_active.clone());
-        r.register("observation_errors", "Observations that failed entirely", m.observation_errors.clone());
-        r.register_with_unit("last_observation_timestamp", "Unix time of the last successful observation", Unit::Seconds, m.last_observation_timestamp.clone());
-        r.register("ready", "1 when an observation succeeded within the last 3 poll intervals", m.ready.clone());
-        r.register("is_actor", "1 when this instance is the one allowed to maintain the cluster", m.is_actor.clone());
-        r.register("compaction", "Compactions by result (ok, already_compacted, failed, dry_run)", m.compaction.clone());
-        r.register("compacted_revision", "Revision of the last compaction this instance made", m.compacted_revision.clone());
-        r.register("defrag", "Defragmentations by member and result", m.defrag.clone());
-        r.register_with_unit("defrag_duration", "Time a member's defragmentation took", Unit::Seconds, m.defrag_duration.clone());
-        r.register("alarm_disarm", "NOSPACE alarms disarmed after space was verified free", m.alarm_disarm.clone());
-        r.register_with_unit("heal_duration", "Time from NOSPACE seen to the alarm gone", Unit::Seconds, m.heal_duration.clone());
-        r.register("heal_blocked", "1 while NOSPACE cannot be healed, by reason", m.heal_blocked.clone());
-        r.register("maintenance_blocked", "1 while maintenance is refused, by reason", m.maintenance_blocked.clone());
+        r.register_with_unit(
+            "member_db_size",
+            "Physical size of the member's db file",
+            Unit::Bytes,
+            m.member_db_size.clone(),
+        );
+        r.register_with_unit(
+            "member_db_size_in_use",
+            "Bytes of the member's db file holding data",
+            Unit::Bytes,
+            m.member_db_size_in_use.clone(),
+        );
+        r.register(
+            "member_is_leader",
+            "1 when the member is the raft leader",
+            m.member_is_leader.clone(),
+        );
+        r.register(
+            "member_is_learner",
+            "1 when the member is a raft learner",
+            m.member_is_learner.clone(),
+        );
+        r.register(
+            "member_up",
+            "1 when the member answered Status in the last observation",
+            m.member_up.clone(),
+        );
+        r.register_with_unit(
+            "member_fragmentation",
+            "Free share of the member's db file (reclaimable by defragmentation)",
+            Unit::Other("ratio".into()),
+            m.member_fragmentation.clone(),
+        );
+        r.register_with_unit(
+            "member_quota_usage",
+            "Member's db size over the space quota",
+            Unit::Other("ratio".into()),
+            m.member_quota_usage.clone(),
+        );
+        r.register_with_unit(
+            "quota",
+            "The etcd space quota in force",
+            Unit::Bytes,
+            m.quota_bytes.clone(),
+        );
+        r.register(
+            "quota_source",
+            "1 for where the quota figure came from (etcd, metrics-url, flag)",
+            m.quota_source.clone(),
+        );
+        r.register(
+            "alarm_active",
+            "1 while the alarm is raised on any member",
+            m.alarm_active.clone(),
+        );
+        r.register(
+            "observation_errors",
+            "Observations that failed entirely",
+            m.observation_errors.clone(),
+        );
+        r.register_with_unit(
+            "last_observation_timestamp",
+            "Unix time of the last successful observation",
+            Unit::Seconds,
+            m.last_observation_timestamp.clone(),
+        );
+        r.register(
+            "ready",
+            "1 when an observation succeeded within the last 3 poll intervals",
+            m.ready.clone(),
+        );
+        r.register(
+            "is_actor",
+            "1 when this instance is the one allowed to maintain the cluster",
+            m.is_actor.clone(),
+        );
+        r.register(
+            "compaction",
+            "Compactions by result (ok, already_compacted, failed, dry_run)",
+            m.compaction.clone(),
+        );
+        r.register(
+            "compacted_revision",
+            "Revision of the last compaction this instance made",
+            m.compacted_revision.clone(),
+        );
+        r.register(
+            "defrag",
+            "Defragmentations by member and result",
+            m.defrag.clone(),
+        );
+        r.register_with_unit(
+            "defrag_duration",
+            "Time a member's defragmentation took",
+            Unit::Seconds,
+            m.defrag_duration.clone(),
+        );
+        r.register(
+            "alarm_disarm",
+            "NOSPACE alarms disarmed after space was verified free",
+            m.alarm_disarm.clone(),
+        );
+        r.register_with_unit(
+            "heal_duration",
+            "Time from NOSPACE seen to the alarm gone",
+            Unit::Seconds,
+            m.heal_duration.clone(),
+        );
+        r.register(
+            "heal_blocked",
+            "1 while NOSPACE cannot be healed, by reason",
+            m.heal_blocked.clone(),
+        );
+        r.register(
+            "maintenance_blocked",
+            "1 while maintenance is refused, by reason",
+            m.maintenance_blocked.clone(),
+        );
         for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt] {
-            m.alarm_active.get_or_create(&AlarmLabel { alarm: alarm.as_str().into() }).set(0);
+            m.alarm_active
+                .get_or_create(&AlarmLabel {
+                    alarm: alarm.as_str().into(),
+                })
+                .set(0);
+        }
+        for result in ["ok", "already_compacted", "failed"] {
+            let _ = m.compaction.get_or_create(&ResultLabel {
+                result: result.into(),
+            });
         }
         for reason in HEAL_BLOCKED_REASONS {
-            m.heal_blocked.get_or_create(&ReasonLabel { reason: reason.into() }).set(0);
+            m.heal_blocked
+                .get_or_create(&ReasonLabel {
+                    reason: reason.into(),
+                })
+                .set(0);
         }
         for reason in MAINTENANCE_BLOCKED_REASONS {
-            m.maintenance_blocked.get_or_create(&ReasonLabel { reason: reason.into() }).set(0);
+            m.maintenance_blocked
+                .get_or_create(&ReasonLabel {
+                    reason: reason.into(),
+                })
+                .set(0);
         }
         m
     }
 
     /// Mirrors an observation into the gauges. Members that left the cluster disappear.
     pub fn record_observation(&self, obs: &Observation) {
-        for family in [&self.member_db_size, &self.member_db_size_in_use, &self.member_is_leader,
-                       &self.member_is_learner, &self.member_up] {
+        for family in [
+            &self.member_db_size,
+            &self.member_db_size_in_use,
+            &self.member_is_leader,
+            &self.member_is_learner,
+            &self.member_up,
+        ] {
             family.clear();
         }
         self.member_fragmentation.clear();
         self.member_quota_usage.clear();
         for m in &obs.members {
-            let label = MemberLabel { member: m.name.clone() };
-            self.member_is_leader.get_or_create(&label).set(i64::from(obs.leader == Some(m.id)));
-            self.member_is_learner.get_or_create(&label).set(i64::from(m.is_learner));
-            self.member_up.get_or_create(&label).set(i64::from(m.status.is_some()));
+            let label = MemberLabel {
+                member: m.name.clone(),
+            };
+            self.member_is_leader
+                .get_or_create(&label)
+                .set(i64::from(obs.leader == Some(m.id)));
+            self.member_is_learner
+                .get_or_create(&label)
+                .set(i64::from(m.is_learner));
+            self.member_up
+                .get_or_create(&label)
+                .set(i64::from(m.status.is_some()));
             if let Some(s) = &m.status {
-                self.member_db_size.get_or_create(&label).set(s.db_size as i64);
-                self.member_db_size_in_use.get_or_create(&label).set(s.db_size_in_use as i64);
+                self.member_db_size
+                    .get_or_create(&label)
+                    .set(s.db_size as i64);
+                self.member_db_size_in_use
+                    .get_or_create(&label)
+                    .set(s.db_size_in_use as i64);
             }
             if let Some(f) = m.fragmentation() {
                 self.member_fragmentation.get_or_create(&label).set(f);
@@ -173,11 +305,19 @@ impl Metrics {
         }
         self.quota_bytes.set(obs.quota.bytes as i64);
         self.quota_source.clear();
-        self.quota_source.get_or_create(&SourceLabel { source: obs.quota.source.as_str().into() }).set(1);
+        self.quota_source
+            .get_or_create(&SourceLabel {
+                source: obs.quota.source.as_str().into(),
+            })
+            .set(1);
         for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt, AlarmKind::Unknown] {
             let active = obs.has_alarm(alarm);
             if active || alarm != AlarmKind::Unknown {
-                self.alarm_active.get_or_create(&AlarmLabel { alarm: alarm.as_str().into() }).set(i64::from(active));
+                self.alarm_active
+                    .get_or_create(&AlarmLabel {
+                        alarm: alarm.as_str().into(),
+                    })
+                    .set(i64::from(active));
             }
         }
         self.last_observation_timestamp.set(obs.taken_at);
@@ -186,7 +326,11 @@ impl Metrics {
     /// Sets exactly the given reasons to 1 and every other known reason to 0.
     pub fn set_reasons(family: &Family<ReasonLabel, Gauge>, known: &[&str], active: &[&str]) {
         for reason in known {
-            family.get_or_create(&ReasonLabel { reason: (*reason).into() }).set(i64::from(active.contains(reason)));
+            family
+                .get_or_create(&ReasonLabel {
+                    reason: (*reason).into(),
+                })
+                .set(i64::from(active.contains(reason)));
         }
     }
 }
@@ -194,7 +338,8 @@ impl Metrics {
 /// Encodes the registry as OpenMetrics text.
 pub fn encode_openmetrics(registry: &Registry) -> String {
     let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry).expect("writing to a String cannot fail");
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .expect("writing to a String cannot fail");
     out
 }
 
@@ -220,7 +365,9 @@ fn to_prometheus_text(openmetrics: &str) -> String {
         let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
             let rest = line.strip_prefix(prefix)?;
             let (name, tail) = rest.split_once(' ')?;
-            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
         });
         out.push_str(rewritten.as_deref().unwrap_or(line));
         out.push('\n');
@@ -246,12 +393,21 @@ mod tests {
         let mut registry = Registry::default();
         let _metrics = Metrics::new(&mut registry);
         let text = encode_prometheus(&registry);
-        for name in ["etcd_upkeep_observation_errors_total", "etcd_upkeep_quota_bytes",
-                     "etcd_upkeep_last_observation_timestamp_seconds", "etcd_upkeep_alarm_active",
-                     "etcd_upkeep_compaction_total", "etcd_upkeep_defrag_total",
-                     "etcd_upkeep_alarm_disarm_total", "etcd_upkeep_heal_duration_seconds",
-                     "etcd_upkeep_heal_blocked", "etcd_upkeep_maintenance_blocked"] {
-            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
+        for name in [
+            "etcd_upkeep_observation_errors_total",
+            "etcd_upkeep_quota_bytes",
+            "etcd_upkeep_last_observation_timestamp_seconds",
+            "etcd_upkeep_alarm_active",
+            "etcd_upkeep_compaction_total",
+            "etcd_upkeep_alarm_disarm_total",
+            "etcd_upkeep_heal_duration_seconds",
+            "etcd_upkeep_heal_blocked",
+            "etcd_upkeep_maintenance_blocked",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing:\n{text}"
+            );
         }
     }
 }

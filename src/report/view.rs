@@ -103,8 +103,18 @@ impl ClusterView {
     /// The table `etcd-upkeep status` prints.
     pub fn to_table(&self) -> String {
         let header = [
-            "NAME", "ID", "ENDPOINT", "VERSION", "LEADER", "LEARNER", "RAFT TERM", "RAFT INDEX",
-            "DB SIZE", "IN USE", "FRAG %", "QUOTA %",
+            "NAME",
+            "ID",
+            "ENDPOINT",
+            "VERSION",
+            "LEADER",
+            "LEARNER",
+            "RAFT TERM",
+            "RAFT INDEX",
+            "DB SIZE",
+            "IN USE",
+            "FRAG %",
+            "QUOTA %",
         ];
         let dash = || "-".to_string();
         let rows: Vec<Vec<String>> = self
@@ -122,8 +132,12 @@ impl ClusterView {
                     m.raft_index.map(|v| v.to_string()).unwrap_or_else(dash),
                     m.db_size.map(format_bytes).unwrap_or_else(dash),
                     m.db_size_in_use.map(format_bytes).unwrap_or_else(dash),
-                    m.fragmentation_percent.map(|v| format!("{v:.1}")).unwrap_or_else(dash),
-                    m.quota_usage_percent.map(|v| format!("{v:.1}")).unwrap_or_else(dash),
+                    m.fragmentation_percent
+                        .map(|v| format!("{v:.1}"))
+                        .unwrap_or_else(dash),
+                    m.quota_usage_percent
+                        .map(|v| format!("{v:.1}"))
+                        .unwrap_or_else(dash),
                 ]
             })
             .collect();

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, BasicConstraints};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
 
 pub fn etcd_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("ETCD_BIN") {
@@ -31,7 +33,11 @@ pub fn upkeep_bin() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A CA with a server/peer certificate (127.0.0.1, localhost) and a client certificate.
@@ -59,14 +65,22 @@ impl Pki {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let mut server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        server.distinguished_name.push(DnType::CommonName, "etcd-server");
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let mut server =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "etcd-server");
+        server.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let server_key = KeyPair::generate().unwrap();
         let server_cert = server.signed_by(&server_key, &issuer).unwrap();
 
         let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-        client.distinguished_name.push(DnType::CommonName, "etcd-upkeep");
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "etcd-upkeep");
         client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let client_key = KeyPair::generate().unwrap();
         let client_cert = client.signed_by(&client_key, &issuer).unwrap();
@@ -89,9 +103,12 @@ impl Pki {
     /// The TLS flags for etcd-upkeep.
     pub fn flags(&self) -> Vec<String> {
         vec![
-            "--cacert".into(), self.ca.display().to_string(),
-            "--cert".into(), self.client_cert.display().to_string(),
-            "--key".into(), self.client_key.display().to_string(),
+            "--cacert".into(),
+            self.ca.display().to_string(),
+            "--cert".into(),
+            self.client_cert.display().to_string(),
+            "--key".into(),
+            self.client_key.display().to_string(),
         ]
     }
 }
@@ -126,7 +143,9 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(&dir.path().join("pki"), "etcd-ca");
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
-        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
         let initial_cluster: Vec<String> = names
             .iter()
             .zip(&ports)
@@ -142,30 +161,52 @@ impl Cluster {
             let metrics_url = format!("http://127.0.0.1:{metrics}");
             let p = |p: &Path| p.display().to_string();
             let args = vec![
-                "--name".into(), name.clone(),
-                "--data-dir".into(), p(&data_dir),
-                "--listen-client-urls".into(), client_url.clone(),
-                "--advertise-client-urls".into(), client_url.clone(),
-                "--listen-peer-urls".into(), peer_url.clone(),
-                "--initial-advertise-peer-urls".into(), peer_url.clone(),
-                "--listen-metrics-urls".into(), metrics_url.clone(),
-                "--initial-cluster".into(), initial_cluster.join(","),
-                "--initial-cluster-state".into(), "new".into(),
-                "--initial-cluster-token".into(), token.clone(),
-                "--cert-file".into(), p(&pki.server_cert),
-                "--key-file".into(), p(&pki.server_key),
-                "--trusted-ca-file".into(), p(&pki.ca),
+                "--name".into(),
+                name.clone(),
+                "--data-dir".into(),
+                p(&data_dir),
+                "--listen-client-urls".into(),
+                client_url.clone(),
+                "--advertise-client-urls".into(),
+                client_url.clone(),
+                "--listen-peer-urls".into(),
+                peer_url.clone(),
+                "--initial-advertise-peer-urls".into(),
+                peer_url.clone(),
+                "--listen-metrics-urls".into(),
+                metrics_url.clone(),
+                "--initial-cluster".into(),
+                initial_cluster.join(","),
+                "--initial-cluster-state".into(),
+                "new".into(),
+                "--initial-cluster-token".into(),
+                token.clone(),
+                "--cert-file".into(),
+                p(&pki.server_cert),
+                "--key-file".into(),
+                p(&pki.server_key),
+                "--trusted-ca-file".into(),
+                p(&pki.ca),
                 "--client-cert-auth".into(),
-                "--peer-cert-file".into(), p(&pki.server_cert),
-                "--peer-key-file".into(), p(&pki.server_key),
-                "--peer-trusted-ca-file".into(), p(&pki.ca),
+                "--peer-cert-file".into(),
+                p(&pki.server_cert),
+                "--peer-key-file".into(),
+                p(&pki.server_key),
+                "--peer-trusted-ca-file".into(),
+                p(&pki.ca),
                 "--peer-client-cert-auth".into(),
-                "--quota-backend-bytes".into(), quota.to_string(),
-                "--logger".into(), "zap".into(),
-                "--log-outputs".into(), p(&log_path),
-                "--heartbeat-interval".into(), "50".into(),
-                "--election-timeout".into(), "500".into(),
-                "--snapshot-count".into(), "5000".into(),
+                "--quota-backend-bytes".into(),
+                quota.to_string(),
+                "--logger".into(),
+                "zap".into(),
+                "--log-outputs".into(),
+                p(&log_path),
+                "--heartbeat-interval".into(),
+                "50".into(),
+                "--election-timeout".into(),
+                "500".into(),
+                "--snapshot-count".into(),
+                "5000".into(),
             ];
             members.push(Member {
                 name: name.clone(),
@@ -178,7 +219,12 @@ impl Cluster {
                 process: None,
             });
         }
-        let mut cluster = Cluster { dir, pki, members, quota };
+        let mut cluster = Cluster {
+            dir,
+            pki,
+            members,
+            quota,
+        };
         for i in 0..n {
             cluster.spawn(i);
         }
@@ -193,7 +239,12 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start etcd ({}): {e}; run scripts/setup.sh", etcd_bin().display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start etcd ({}): {e}; run scripts/setup.sh",
+                    etcd_bin().display()
+                )
+            });
         member.process = Some(child);
     }
 
@@ -222,7 +273,13 @@ impl Cluster {
         let args: Vec<String> = self.members[i]
             .args
             .iter()
-            .map(|a| if a == "new" { "existing".to_string() } else { a.clone() })
+            .map(|a| {
+                if a == "new" {
+                    "existing".to_string()
+                } else {
+                    a.clone()
+                }
+            })
             .collect();
         self.members[i].args = args;
         self.spawn(i);
@@ -231,7 +288,9 @@ impl Cluster {
     /// A client connected to the given endpoints over TLS.
     pub async fn client(&self, endpoints: &[String]) -> etcd_client::Client {
         let tls = etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(&self.pki.ca).unwrap()))
+            .ca_certificate(etcd_client::Certificate::from_pem(
+                std::fs::read(&self.pki.ca).unwrap(),
+            ))
             .identity(etcd_client::Identity::from_pem(
                 std::fs::read(&self.pki.client_cert).unwrap(),
                 std::fs::read(&self.pki.client_key).unwrap(),
@@ -240,12 +299,17 @@ impl Cluster {
             .with_tls(tls)
             .with_timeout(Duration::from_secs(5))
             .with_connect_timeout(Duration::from_secs(2));
-        etcd_client::Client::connect(endpoints, Some(options)).await.unwrap()
+        etcd_client::Client::connect(endpoints, Some(options))
+            .await
+            .unwrap()
     }
 
     /// Blocks until a write through every member succeeds.
     pub fn wait_writable(&self, limit: Duration) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let deadline = Instant::now() + limit;
         for endpoint in self.endpoints() {
             loop {
@@ -256,7 +320,10 @@ impl Cluster {
                 if ok {
                     break;
                 }
-                assert!(Instant::now() < deadline, "etcd at {endpoint} did not become writable");
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd at {endpoint} did not become writable"
+                );
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
@@ -279,7 +346,10 @@ impl Drop for Cluster {
 }
 
 pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Runs a one-shot etcd-upkeep command.
@@ -304,7 +374,11 @@ impl Daemon {
         let address = format!("127.0.0.1:{port}");
         let log_path = log_dir.join(format!("upkeep-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut argv = vec!["run".to_string(), "--listen-address".into(), address.clone()];
+        let mut argv = vec![
+            "run".to_string(),
+            "--listen-address".into(),
+            address.clone(),
+        ];
         argv.extend_from_slice(args);
         let child = Command::new(upkeep_bin())
             .args(&argv)
@@ -312,8 +386,14 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap();
-        let daemon = Daemon { child, address, log_path };
-        daemon.wait_for(Duration::from_secs(10), "HTTP up", |d| d.get("/healthz").0 == 200);
+        let daemon = Daemon {
+            child,
+            address,
+            log_path,
+        };
+        daemon.wait_for(Duration::from_secs(10), "HTTP up", |d| {
+            d.get("/healthz").0 == 200
+        });
         daemon
     }
 
@@ -366,7 +446,9 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect(address) else {
         return (0, String::new());
     };
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
@@ -375,13 +457,21 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
 /// Writes `value_size`-byte values to `keys` distinct keys round-robin until etcd refuses with
 /// NOSPACE; returns how many puts succeeded.
-pub async fn fill_until_nospace(client: &mut etcd_client::Client, keys: usize, value_size: usize, max_puts: usize) -> usize {
+pub async fn fill_until_nospace(
+    client: &mut etcd_client::Client,
+    keys: usize,
+    value_size: usize,
+    max_puts: usize,
+) -> usize {
     let value = vec![b'x'; value_size];
     for i in 0..max_puts {
         let key = format!("/registry/fill/key-{}", i % keys);
@@ -396,4 +486,68 @@ pub async fn fill_until_nospace(client: &mut etcd_client::Client, keys: usize, v
 
 pub fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|x| x.to_string()).collect()
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp as etcd's zap logger writes it.
+pub fn parse_ts(ts: &str) -> f64 {
+    let (date, time) = ts.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (y, m, day) = (d[0], d[1], d[2]);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let t: Vec<f64> = time.split(':').map(|x| x.parse().unwrap()).collect();
+    days as f64 * 86400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
+/// Lines of an etcd JSON log whose message contains `needle`, as (time, message).
+pub fn log_events(log: &str, needle: &str) -> Vec<(f64, String)> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["msg"].as_str().is_some_and(|m| m.contains(needle)))
+        .map(|v| {
+            (
+                parse_ts(v["ts"].as_str().unwrap()),
+                v["msg"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// (start, end) of every defragmentation in a member's etcd log.
+pub fn defrag_intervals(log: &str) -> Vec<(f64, f64)> {
+    let starts = log_events(log, "starting defragment");
+    let ends = log_events(log, "finished defragment");
+    starts
+        .iter()
+        .zip(ends.iter())
+        .map(|(s, e)| (s.0, e.0))
+        .collect()
+}
+
+impl Cluster {
+    /// Index of the current raft leader.
+    pub fn leader_index(&self) -> usize {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = self.client(&self.endpoints()[..1]).await;
+            let leader = c.status().await.unwrap().leader();
+            let list = c.member_list().await.unwrap();
+            let name = list
+                .members()
+                .iter()
+                .find(|m| m.id() == leader)
+                .unwrap()
+                .name()
+                .to_string();
+            self.members.iter().position(|m| m.name == name).unwrap()
+        })
+    }
 }

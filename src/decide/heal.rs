@@ -1,0 +1,213 @@
+//! The NOSPACE verdict: defragment more, disarm, wait, or stop because live data fills the quota.
+//!
+//! Why so careful: etcd's quota counts the physical db size, and the apply layer re-raises
+//! NOSPACE on the next write if any member is still over quota (`quotaApplierV3`). Disarming too
+//! early just flaps the alarm; so disarm only when *every* voting member's db size is at most
+//! `threshold × quota` (etcd-defrag's rule).
+//!
+//! Live data is judged only after a member was defragmented since the emergency compaction:
+//! etcd refreshes `dbSizeInUse` when its backend next commits, and during NOSPACE nothing
+//! commits, so before the defrag a follower still reports its pre-compaction figure (measured:
+//! 34 MiB "in use" on a follower 30 s after compacting away almost everything). A defragmented
+//! member's size is the truth; if that is still over the line, live data fills the quota — say
+//! so with the numbers and what to do.
+
+use std::collections::HashSet;
+
+use crate::etcd::AlarmKind;
+use crate::observe::Observation;
+use crate::units::format_bytes;
+
+use super::plan::reclaimable;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealVerdict {
+    /// No NOSPACE alarm.
+    NoAlarm,
+    /// Every voting member is below the line: disarm NOSPACE on these members.
+    Disarm { alarmed_members: Vec<u64> },
+    /// Space can be freed: defragment these members (reclaimable space), then look again.
+    Defragment { members: Vec<u64> },
+    /// Cannot decide yet (a member did not answer): wait, touch nothing.
+    Wait { why: String },
+    /// Live data fills the quota: disarming would re-fire at the next write.
+    Blocked(LiveDataOverQuota),
+}
+
+/// The numbers behind a blocked heal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveDataOverQuota {
+    pub member: String,
+    pub in_use: u64,
+    pub quota: u64,
+    pub threshold: f64,
+    /// A quota with 25 % headroom over the live data.
+    pub suggested_quota: u64,
+    /// How much live data must go to fit under the disarm line.
+    pub to_delete: u64,
+}
+
+impl std::fmt::Display for LiveDataOverQuota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "live data fills the quota: {} holds {} in use, over {:.0}% of the {} quota ({}); \
+             compaction and defragmentation cannot free live data, so NOSPACE stays armed. \
+             Raise --quota-backend-bytes to at least {} ({} bytes) on etcd (and on etcd-upkeep), \
+             or delete about {} of objects (see `etcd-upkeep analyze`)",
+            self.member,
+            format_bytes(self.in_use),
+            self.threshold * 100.0,
+            format_bytes(self.quota),
+            format_bytes((self.threshold * self.quota as f64) as u64),
+            format_bytes(self.suggested_quota),
+            self.suggested_quota,
+            format_bytes(self.to_delete),
+        )
+    }
+}
+
+/// Decides the next heal step from an observation made *after* the emergency compaction.
+/// `defragmented` holds the members defragmented since that compaction.
+pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u64>) -> HealVerdict {
+    if !obs.has_alarm(AlarmKind::NoSpace) {
+        return HealVerdict::NoAlarm;
+    }
+    let voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
+    if let Some(silent) = voting.iter().find(|m| m.status.is_none()) {
+        return HealVerdict::Wait {
+            why: format!(
+                "member {} did not answer ({}); its db size cannot be verified",
+                silent.name,
+                silent.error.as_deref().unwrap_or("no status")
+            ),
+        };
+    }
+    let line = (threshold * obs.quota.bytes as f64) as u64;
+    let over: Vec<_> = voting
+        .iter()
+        .filter(|m| m.status.as_ref().is_some_and(|s| s.db_size > line))
+        .collect();
+    if over.is_empty() {
+        let mut alarmed: Vec<u64> = obs
+            .alarms
+            .iter()
+            .filter(|a| a.kind == AlarmKind::NoSpace)
+            .map(|a| a.member_id)
+            .collect();
+        alarmed.sort_unstable();
+        alarmed.dedup();
+        return HealVerdict::Disarm {
+            alarmed_members: alarmed,
+        };
+    }
+    if let Some(full) = over
+        .iter()
+        .filter(|m| defragmented.contains(&m.id))
+        // Freshly defragmented, the file holds only live data: its size is what is in use.
+        .filter_map(|m| m.status.as_ref().map(|s| (m, s.db_size)))
+        .max_by_key(|(_, in_use)| *in_use)
+    {
+        let (member, in_use) = full;
+        return HealVerdict::Blocked(LiveDataOverQuota {
+            member: member.name.clone(),
+            in_use,
+            quota: obs.quota.bytes,
+            threshold,
+            suggested_quota: suggest_quota(in_use, threshold),
+            to_delete: in_use.saturating_sub(line),
+        });
+    }
+    // Over the line and not yet defragmented, plus any other member with reclaimable space.
+    let members: Vec<u64> = voting
+        .iter()
+        .filter(|m| !defragmented.contains(&m.id))
+        .filter(|m| over.iter().any(|o| o.id == m.id) || reclaimable(m))
+        .map(|m| m.id)
+        .collect();
+    HealVerdict::Defragment { members }
+}
+
+/// A quota giving 25 % headroom over the live data at the disarm line, rounded up to 64 MiB.
+fn suggest_quota(in_use: u64, threshold: f64) -> u64 {
+    const STEP: u64 = 64 << 20;
+    let needed = (in_use as f64 * 1.25 / threshold).ceil() as u64;
+    needed.div_ceil(STEP) * STEP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::fixtures::*;
+
+    fn none() -> HashSet<u64> {
+        HashSet::new()
+    }
+
+    fn nospace(sizes: &[(u64, u64)], quota: u64) -> Observation {
+        with_alarm(cluster(sizes, quota), 2, AlarmKind::NoSpace)
+    }
+
+    #[test]
+    fn no_alarm_no_heal() {
+        assert_eq!(
+            heal_verdict(&cluster(&[(1, 1)], 16 * MIB), 0.9, &none()),
+            HealVerdict::NoAlarm
+        );
+    }
+
+    #[test]
+    fn disarm_only_when_every_member_is_below_the_line() {
+        let obs = nospace(&[(MIB, MIB), (2 * MIB, MIB), (14 * MIB, MIB)], 16 * MIB);
+        assert_eq!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Disarm {
+                alarmed_members: vec![2]
+            }
+        );
+        // One member at 15 MiB > 14.4 MiB: defragment it (and any other reclaimable one) first.
+        let obs = nospace(
+            &[(MIB, MIB), (2 * MIB, 3 * MIB / 2), (15 * MIB, MIB)],
+            16 * MIB,
+        );
+        assert_eq!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Defragment { members: vec![3] }
+        );
+    }
+
+    #[test]
+    fn stale_in_use_is_not_trusted_before_a_defrag() {
+        // A follower reports its pre-compaction "in use" until it commits again: defragment it.
+        let obs = nospace(&[(MIB, MIB), (36 * MIB, 34 * MIB)], 32 * MIB);
+        assert_eq!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Defragment { members: vec![2] }
+        );
+    }
+
+    #[test]
+    fn live_data_over_the_line_blocks_with_numbers() {
+        let obs = nospace(&[(33 * MIB, 32 * MIB), (33 * MIB, 31 * MIB)], 32 * MIB);
+        let HealVerdict::Blocked(blocked) = heal_verdict(&obs, 0.9, &HashSet::from([1, 2])) else {
+            panic!()
+        };
+        assert_eq!(blocked.member, "m0");
+        assert_eq!(blocked.in_use, 32 * MIB);
+        assert!(blocked.suggested_quota >= 32 * MIB * 5 / 4);
+        assert_eq!(blocked.suggested_quota % (64 << 20), 0);
+        let text = blocked.to_string();
+        assert!(text.contains("--quota-backend-bytes"), "{text}");
+        assert!(text.contains("32.0 MiB in use"), "{text}");
+    }
+
+    #[test]
+    fn a_silent_member_means_wait() {
+        let mut obs = nospace(&[(MIB, MIB), (MIB, MIB)], 16 * MIB);
+        obs.members[1].status = None;
+        assert!(matches!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Wait { .. }
+        ));
+    }
+}

@@ -1,0 +1,317 @@
+//! The NOSPACE episode: emergency compaction, defragmentation, verified disarm.
+//!
+//! Why in this order: etcd's quota counts the physical db size, so compaction alone frees
+//! nothing (etcd#16779) and defragmentation without compaction can even grow the db (etcd#7551).
+//! Compact to the current revision (history is given up — said in the log), defragment every
+//! member with reclaimable space (rolling, leader last, rule and window ignored), look again,
+//! and disarm only when `decide::heal` says every member is below the line; then check the alarm
+//! is really gone. When live data fills the quota, nothing is disarmed: the reason, with
+//! numbers, goes to the log, /status and `etcd_upkeep_heal_blocked`, and the engine re-checks
+//! each poll, compacting and defragmenting again once deletions or a new quota can change the
+//! verdict, and heals by itself as soon as it can.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::decide::actor::{Fence, fence_holds};
+use crate::decide::heal::{HealVerdict, heal_verdict};
+use crate::decide::plan::{PlanCause, order};
+use crate::etcd::AlarmKind;
+use crate::observe::{Observation, unix_now};
+use crate::units::format_bytes;
+
+use super::rolling::RollOutcome;
+use super::{Ctx, Engine};
+
+/// What the current NOSPACE episode remembers.
+#[derive(Debug, Clone)]
+pub struct Episode {
+    pub since: Instant,
+    pub since_unix: f64,
+    /// The revision of this episode's emergency compaction (0: not yet).
+    pub compacted_at: i64,
+    /// Members defragmented since that compaction: their sizes are the truth.
+    pub defragmented: HashSet<u64>,
+    /// (revision, quota) when live data was found over the line; nothing is retried until
+    /// deletions move the revision or the quota changes.
+    pub blocked_at: Option<(i64, u64)>,
+    /// Consecutive blocked reports, for spacing out the error log.
+    pub blocked_reports: u32,
+    pub next_blocked_log: Instant,
+}
+
+/// How one heal attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealOutcome {
+    NoAlarm,
+    Healed {
+        seconds: f64,
+    },
+    /// Live data fills the quota (a person must act).
+    Blocked(String),
+    /// Not now (a member silent, leadership changed); try again later.
+    Pending(String),
+    /// A step failed.
+    Failed(String),
+}
+
+/// Heal rounds per tick: a defrag pass and a disarm normally fit in two.
+const ROUNDS_PER_TICK: usize = 4;
+const MAX_LOG_BACKOFF: Duration = Duration::from_secs(300);
+
+impl Engine {
+    /// One heal attempt. Called while NOSPACE is active and this instance is the actor.
+    pub async fn heal(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) -> HealOutcome {
+        let episode = self.nospace.get_or_insert_with(|| {
+            let alarmed: Vec<String> = obs.alarms.iter().filter(|a| a.kind == AlarmKind::NoSpace).map(|a| obs.member_name(a.member_id)).collect();
+            tracing::warn!(members = ?alarmed, "NOSPACE alarm raised on {}: every write fails; healing: compact → defragment → verified disarm", alarmed.join(", "));
+            Episode {
+                since: Instant::now(),
+                since_unix: unix_now(),
+                compacted_at: 0,
+                defragmented: HashSet::new(),
+                blocked_at: None,
+                blocked_reports: 0,
+                next_blocked_log: Instant::now(),
+            }
+        });
+        let since_unix = episode.since_unix;
+        ctx.shared.write().maintenance.nospace_since = Some(since_unix);
+
+        if self.cfg.dry_run {
+            return self.describe_heal(ctx, obs).await;
+        }
+
+        // Blocked on live data: only deletions (which move the revision) or a new quota can
+        // change that; until then, re-judge from the observation alone and touch nothing.
+        let blocked_still = episode.blocked_at == Some((obs.revision, obs.quota.bytes));
+        if !blocked_still && obs.revision > episode.compacted_at {
+            // Emergency compaction to the current revision: the only way deletions and
+            // overwritten history turn into free pages.
+            if let Err(why) = fence_holds(
+                fence,
+                self.cfg.act_when,
+                obs.local_member,
+                obs.leader.unwrap_or(0),
+                obs.raft_term,
+            ) {
+                return HealOutcome::Pending(why);
+            }
+            let why = "NOSPACE emergency: all history before the current revision is given up";
+            tracing::warn!(
+                revision = obs.revision,
+                "compacting to the current revision {}: {why}",
+                obs.revision
+            );
+            if !self.compact(ctx, obs, fence, obs.revision, why).await {
+                return HealOutcome::Failed("the emergency compaction failed".into());
+            }
+            let episode = self.nospace.as_mut().expect("episode set above");
+            episode.compacted_at = obs.revision;
+            episode.defragmented.clear();
+            episode.blocked_at = None;
+        }
+
+        for _ in 0..ROUNDS_PER_TICK {
+            let now_obs = match ctx.observe().await {
+                Ok(o) => o,
+                Err(e) => return HealOutcome::Pending(format!("cannot observe the cluster: {e}")),
+            };
+            let defragmented = self
+                .nospace
+                .as_ref()
+                .map(|e| e.defragmented.clone())
+                .unwrap_or_default();
+            match heal_verdict(&now_obs, self.cfg.disarm_threshold, &defragmented) {
+                HealVerdict::NoAlarm => {
+                    self.set_heal_blocked(ctx, None, None);
+                    return HealOutcome::NoAlarm;
+                }
+                HealVerdict::Wait { why } => {
+                    tracing::info!("heal waiting: {why}");
+                    return HealOutcome::Pending(why);
+                }
+                HealVerdict::Blocked(details) => {
+                    let message = details.to_string();
+                    let episode = self.nospace.as_mut().expect("episode set above");
+                    episode.blocked_at = Some((now_obs.revision, now_obs.quota.bytes));
+                    if Instant::now() >= episode.next_blocked_log {
+                        episode.blocked_reports += 1;
+                        let wait = (self.cfg.poll
+                            * 2u32.saturating_pow(episode.blocked_reports.min(10)))
+                        .min(MAX_LOG_BACKOFF);
+                        episode.next_blocked_log = Instant::now() + wait;
+                        tracing::error!(
+                            in_use = details.in_use,
+                            quota = details.quota,
+                            suggested_quota = details.suggested_quota,
+                            "NOSPACE cannot be healed: {message}; healing resumes by itself once objects are deleted or the quota is raised"
+                        );
+                    }
+                    self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+                    return HealOutcome::Blocked(message);
+                }
+                HealVerdict::Defragment { members } => {
+                    self.set_heal_blocked(ctx, None, None);
+                    let plan = order(&now_obs, PlanCause::Heal, &members);
+                    let mut done = defragmented;
+                    let outcome = self.rolling_defrag(ctx, plan, fence, &mut done).await;
+                    if let Some(episode) = self.nospace.as_mut() {
+                        episode.defragmented = done;
+                    }
+                    match outcome {
+                        RollOutcome::Completed => continue,
+                        RollOutcome::HandedOver(why) => return HealOutcome::Pending(why),
+                        RollOutcome::Stopped(why) => return HealOutcome::Failed(why),
+                    }
+                }
+                HealVerdict::Disarm { alarmed_members } => {
+                    self.set_heal_blocked(ctx, None, None);
+                    return self.disarm(ctx, &now_obs, fence, &alarmed_members).await;
+                }
+            }
+        }
+        HealOutcome::Pending("more rounds needed; continuing next poll".into())
+    }
+
+    async fn disarm(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        fence: Fence,
+        alarmed: &[u64],
+    ) -> HealOutcome {
+        if let Err(why) = fence_holds(
+            fence,
+            self.cfg.act_when,
+            obs.local_member,
+            obs.leader.unwrap_or(0),
+            obs.raft_term,
+        ) {
+            return HealOutcome::Pending(why);
+        }
+        let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
+        let sizes: Vec<String> = obs
+            .members
+            .iter()
+            .filter_map(|m| {
+                m.status
+                    .as_ref()
+                    .map(|s| format!("{} {}", m.name, format_bytes(s.db_size)))
+            })
+            .collect();
+        let detail = format!(
+            "every member at most {} ({}% of the {} quota): {}",
+            format_bytes(line),
+            (self.cfg.disarm_threshold * 100.0).round(),
+            format_bytes(obs.quota.bytes),
+            sizes.join(", ")
+        );
+        let endpoint = obs
+            .member(fence.leader)
+            .map(|m| m.endpoint.clone())
+            .unwrap_or_else(|| obs.members[0].endpoint.clone());
+        for member_id in alarmed {
+            let name = obs.member_name(*member_id);
+            if let Err(e) = ctx
+                .act(false)
+                .disarm_nospace(&endpoint, *member_id, &name, &detail)
+                .await
+            {
+                return HealOutcome::Failed(format!("disarm failed: {e}"));
+            }
+        }
+        // Verify: the alarm list no longer shows NOSPACE.
+        match ctx.etcd.alarms(&endpoint).await {
+            Ok(alarms) if alarms.iter().any(|a| a.kind == AlarmKind::NoSpace) => {
+                HealOutcome::Failed("NOSPACE is still listed after the disarm".into())
+            }
+            Ok(_) => {
+                let episode = self.nospace.take().expect("episode set");
+                self.disarmed_at = unix_now();
+                let seconds = episode.since.elapsed().as_secs_f64();
+                ctx.shared.metrics.heal_duration.observe(seconds);
+                ctx.shared.write().maintenance.nospace_since = None;
+                tracing::info!(
+                    heal_seconds = seconds,
+                    "NOSPACE healed in {seconds:.1}s: alarm gone, writes accepted again"
+                );
+                ctx.shared
+                    .record_action(crate::report::actions::ActionRecord {
+                        at: episode.since_unix,
+                        action: "heal".into(),
+                        member: None,
+                        result: "ok".into(),
+                        detail,
+                        duration_seconds: seconds,
+                    });
+                HealOutcome::Healed { seconds }
+            }
+            Err(e) => HealOutcome::Failed(format!("cannot verify the disarm: {e}")),
+        }
+    }
+
+    /// `--dry-run`: every step a heal would take, with the numbers, changing nothing.
+    async fn describe_heal(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> HealOutcome {
+        let act = ctx.act(true);
+        let endpoint = obs
+            .members
+            .iter()
+            .find(|m| m.status.is_some())
+            .map(|m| m.endpoint.clone())
+            .unwrap_or_default();
+        let _ = act
+            .compact(
+                &endpoint,
+                obs.revision,
+                "NOSPACE emergency: history before the current revision would be given up",
+            )
+            .await;
+        let all: Vec<u64> = obs.members.iter().map(|m| m.id).collect();
+        let plan = order(obs, PlanCause::Heal, &all);
+        for step in &plan.steps {
+            if step.is_leader && self.cfg.move_leader && plan.steps.len() > 1 {
+                let target = &plan.steps[0];
+                let _ = act
+                    .move_leader(&step.endpoint, &step.name, target.member_id, &target.name)
+                    .await;
+            }
+            let _ = act.defragment(step, "heal").await;
+        }
+        let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
+        let worst_in_use = obs
+            .members
+            .iter()
+            .filter_map(|m| m.status.as_ref().map(|s| s.db_size_in_use))
+            .max()
+            .unwrap_or(0);
+        let detail = format!(
+            "only if every member ends at most {} ({:.0}% of {}); the largest in use now is {} (before compaction)",
+            format_bytes(line),
+            self.cfg.disarm_threshold * 100.0,
+            format_bytes(obs.quota.bytes),
+            format_bytes(worst_in_use)
+        );
+        for alarm in obs.alarms.iter().filter(|a| a.kind == AlarmKind::NoSpace) {
+            let _ = act
+                .disarm_nospace(
+                    &endpoint,
+                    alarm.member_id,
+                    &obs.member_name(alarm.member_id),
+                    &detail,
+                )
+                .await;
+        }
+        self.nospace = None;
+        HealOutcome::Pending("dry run: nothing changed".into())
+    }
+
+    /// NOSPACE is gone (healed by us, or disarmed by someone else): close the episode.
+    pub(super) fn end_nospace_episode(&mut self, ctx: &Ctx<'_>) {
+        if self.nospace.take().is_some() {
+            tracing::info!("NOSPACE is no longer raised");
+            self.set_heal_blocked(ctx, None, None);
+            ctx.shared.write().maintenance.nospace_since = None;
+        }
+    }
+}

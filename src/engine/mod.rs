@@ -1,0 +1,428 @@
+//! The maintenance engine: each observation goes observe → decide → act → report.
+//!
+//! Why it is shaped like this: the decisions live in `decide` (pure), the mutations in `act`;
+//! this module only sequences them and remembers what must survive between observations (the
+//! compactor's samples, per-member cool-downs, the NOSPACE episode, whether this instance leads).
+//! Everything it remembers can be lost without harm: after a restart the next observation shows
+//! the cluster as it is, and the same decisions resume the work (a heal half done is finished).
+//!
+//! - [`rolling`]: one member at a time, gate before each, leader last, integrity proof after each.
+//! - [`heal`]: the NOSPACE episode — emergency compaction, defrag, verified disarm.
+
+mod heal;
+mod rolling;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::act::Act;
+use crate::cli::{ActWhen, GlobalArgs, MaintenanceArgs};
+use crate::daemon::Snapshot;
+use crate::decide::actor::{ActorMemory, Fence, actor_verdict};
+use crate::decide::compaction::{CompactionPolicy, CompactionState};
+use crate::decide::defrag_rule::DefragRule;
+use crate::decide::gate::alarm_blockers;
+use crate::decide::plan::{PlanCause, order, rule_matches};
+use crate::etcd::{AlarmKind, Etcd};
+use crate::observe::{self, Observation, ObserveSettings, unix_now};
+use crate::report::metrics::{HEAL_BLOCKED_REASONS, MAINTENANCE_BLOCKED_REASONS, Metrics};
+use crate::report::state::Shared;
+use crate::shutdown::Shutdown;
+
+pub use heal::HealOutcome;
+
+/// What the engine may do, validated from the flags.
+#[derive(Debug)]
+pub struct Config {
+    pub compaction: CompactionPolicy,
+    pub rule: DefragRule,
+    /// Six-field cron (seconds first) derived from the 5-field `--defrag-schedule`.
+    pub schedule: Option<String>,
+    pub min_defrag_interval: Duration,
+    pub move_leader: bool,
+    pub data_dir: Option<PathBuf>,
+    pub auto_heal: bool,
+    pub disarm_threshold: f64,
+    pub dry_run: bool,
+    pub act_when: ActWhen,
+    /// Timeout of the health gate's linearizable reads.
+    pub health_timeout: Duration,
+    /// How long a new leader's instance waits before acting.
+    pub settle: Duration,
+    pub poll: Duration,
+}
+
+impl Config {
+    pub fn from_args(
+        m: &MaintenanceArgs,
+        g: &GlobalArgs,
+        poll: Duration,
+    ) -> Result<Config, String> {
+        let compaction =
+            CompactionPolicy::from_flags(m.compaction_mode, m.compaction_retention.as_deref())?;
+        let rule = DefragRule::parse(&m.defrag_rule)?;
+        let schedule = m
+            .defrag_schedule
+            .as_deref()
+            .map(cron_with_seconds)
+            .transpose()?;
+        if let Some(dir) = &m.data_dir
+            && !dir.is_dir()
+        {
+            return Err(format!("--data-dir {}: not a directory", dir.display()));
+        }
+        Ok(Config {
+            compaction,
+            rule,
+            schedule,
+            min_defrag_interval: m.min_defrag_interval,
+            move_leader: m.move_leader,
+            data_dir: m.data_dir.clone(),
+            auto_heal: m.auto_heal,
+            disarm_threshold: m.disarm_threshold,
+            dry_run: m.dry_run,
+            act_when: m.act_when,
+            health_timeout: g.dial_timeout,
+            settle: poll * 2,
+            poll,
+        })
+    }
+}
+
+/// Turns a Kubernetes-CronJob-style 5-field expression into the 6-field form (seconds first)
+/// that tokio-cron-scheduler parses, and checks it parses.
+fn cron_with_seconds(expr: &str) -> Result<String, String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!(
+            "--defrag-schedule '{expr}': expected 5 fields (minute hour day-of-month month day-of-week, UTC), found {fields}"
+        ));
+    }
+    let six = format!("0 {expr}");
+    tokio_cron_scheduler::Job::new_async(six.as_str(), |_, _| Box::pin(async {}))
+        .map_err(|e| format!("--defrag-schedule '{expr}': {e}"))?;
+    Ok(six)
+}
+
+/// What one tick needs besides the engine's own memory.
+pub struct Ctx<'a> {
+    pub etcd: &'a Etcd,
+    pub settings: &'a ObserveSettings,
+    pub shared: &'a Shared,
+    pub shutdown: Shutdown,
+}
+
+impl Ctx<'_> {
+    /// A fresh observation (between steps, the published one may be stale).
+    pub async fn observe(&self) -> Result<Observation, String> {
+        observe::observe(self.etcd, self.settings, None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn act(&self, dry_run: bool) -> Act<'_> {
+        Act {
+            etcd: self.etcd,
+            shared: self.shared,
+            dry_run,
+        }
+    }
+}
+
+pub struct Engine {
+    pub cfg: Config,
+    compaction: CompactionState,
+    actor: ActorMemory,
+    /// Unix time of each member's last defragmentation (cool-down).
+    last_defrag: HashMap<u64, f64>,
+    nospace: Option<heal::Episode>,
+    /// Set by the cron job; a rule-driven pass may start while it is set.
+    window: Arc<AtomicBool>,
+    /// A member whose defrag timed out on our side: it may still be defragmenting.
+    busy: Option<(String, String)>,
+    last_blockers: Vec<String>,
+    /// When this instance last disarmed NOSPACE: observations older than that are stale.
+    disarmed_at: f64,
+}
+
+impl Engine {
+    pub fn new(cfg: Config) -> Engine {
+        let window = Arc::new(AtomicBool::new(cfg.schedule.is_none()));
+        Engine {
+            cfg,
+            compaction: CompactionState::default(),
+            actor: ActorMemory::default(),
+            last_defrag: HashMap::new(),
+            nospace: None,
+            window,
+            busy: None,
+            last_blockers: Vec::new(),
+            disarmed_at: 0.0,
+        }
+    }
+
+    pub fn from_args(
+        m: &MaintenanceArgs,
+        g: &GlobalArgs,
+        poll: Duration,
+    ) -> Result<Engine, String> {
+        Ok(Engine::new(Config::from_args(m, g, poll)?))
+    }
+
+    /// The daemon's engine loop: one tick per new observation until shutdown.
+    pub async fn run(
+        mut self,
+        settings: ObserveSettings,
+        mut latest: watch::Receiver<Option<Snapshot>>,
+        shared: Arc<Shared>,
+        mut shutdown: Shutdown,
+    ) {
+        let _scheduler = match self.start_schedule().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(
+                    "cannot start the defrag schedule: {e}; rule-driven defragmentation is off"
+                );
+                None
+            }
+        };
+        shared.write().maintenance.dry_run = self.cfg.dry_run;
+        tracing::info!(
+            rule = self.cfg.rule.source(),
+            compaction = ?self.cfg.compaction,
+            schedule = self.cfg.schedule.as_deref().unwrap_or("any time"),
+            auto_heal = self.cfg.auto_heal,
+            dry_run = self.cfg.dry_run,
+            "maintenance engine ready"
+        );
+        loop {
+            tokio::select! {
+                changed = latest.changed() => if changed.is_err() { return },
+                _ = shutdown.requested() => return,
+            }
+            let Some(snapshot) = latest.borrow_and_update().clone() else {
+                continue;
+            };
+            let ctx = Ctx {
+                etcd: &snapshot.etcd,
+                settings: &settings,
+                shared: &shared,
+                shutdown: shutdown.clone(),
+            };
+            self.tick(&ctx, &snapshot.observation).await;
+            if shutdown.is_requested() {
+                return;
+            }
+        }
+    }
+
+    async fn start_schedule(&self) -> Result<Option<tokio_cron_scheduler::JobScheduler>, String> {
+        let Some(six) = &self.cfg.schedule else {
+            return Ok(None);
+        };
+        let scheduler = tokio_cron_scheduler::JobScheduler::new()
+            .await
+            .map_err(|e| e.to_string())?;
+        let window = self.window.clone();
+        let job = tokio_cron_scheduler::Job::new_async(six.as_str(), move |_, _| {
+            let window = window.clone();
+            Box::pin(async move {
+                tracing::info!("defrag window opened by --defrag-schedule");
+                window.store(true, Ordering::SeqCst);
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        scheduler.add(job).await.map_err(|e| e.to_string())?;
+        scheduler.start().await.map_err(|e| e.to_string())?;
+        Ok(Some(scheduler))
+    }
+
+    /// One round: decide from `obs` and act if this instance is the actor.
+    pub async fn tick(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
+        let now = unix_now();
+        let metrics = &ctx.shared.metrics;
+        if obs.taken_at < self.disarmed_at {
+            return; // Taken before our own disarm: it still shows the alarm we just cleared.
+        }
+        // Sample on every instance, so a newly elected actor already knows the history window.
+        let compaction_target = self
+            .compaction
+            .observe(self.cfg.compaction, now, obs.revision);
+
+        let fence = match actor_verdict(
+            obs,
+            self.cfg.act_when,
+            &mut self.actor,
+            now,
+            self.cfg.settle.as_secs_f64(),
+        ) {
+            Ok(fence) => fence,
+            Err(why) => {
+                metrics.is_actor.set(0);
+                let mut state = ctx.shared.write();
+                if state.maintenance.actor_reason != why {
+                    tracing::info!("{why}");
+                }
+                state.maintenance.actor = false;
+                state.maintenance.actor_reason = why;
+                return;
+            }
+        };
+        metrics.is_actor.set(1);
+        {
+            let mut state = ctx.shared.write();
+            if !state.maintenance.actor {
+                tracing::info!(
+                    term = fence.term,
+                    "this instance is the actor (its member leads in term {})",
+                    fence.term
+                );
+            }
+            state.maintenance.actor = true;
+            state.maintenance.actor_reason =
+                format!("the local member leads in term {}", fence.term);
+        }
+
+        // CORRUPT or unknown alarms stop everything, including healing.
+        let blockers: Vec<_> = alarm_blockers(obs);
+        if !blockers.is_empty() {
+            let reasons: Vec<&str> = blockers.iter().map(|b| b.reason()).collect();
+            self.report_blocked(
+                ctx,
+                &reasons,
+                blockers.iter().map(|b| b.to_string()).collect(),
+            );
+            return;
+        }
+        self.report_blocked(ctx, &[], Vec::new());
+
+        if let Some((name, endpoint)) = self.busy.clone() {
+            if ctx
+                .etcd
+                .linearizable_read(&endpoint, self.cfg.health_timeout)
+                .await
+                .is_err()
+            {
+                tracing::info!(member = %name, "{name} is still busy (a defragmentation that timed out on our side may still run); waiting");
+                return;
+            }
+            tracing::info!(member = %name, "{name} answers again");
+            self.busy = None;
+        }
+
+        if obs.has_alarm(AlarmKind::NoSpace) {
+            if self.cfg.auto_heal {
+                let outcome = self.heal(ctx, obs, fence).await;
+                tracing::debug!(?outcome, "heal tick");
+            } else {
+                ctx.shared.write().maintenance.heal_blocked =
+                    Some("NOSPACE is active and --auto-heal=false: run `etcd-upkeep heal`".into());
+            }
+            return;
+        }
+        self.end_nospace_episode(ctx);
+
+        if let Some(target) = compaction_target {
+            self.compact(
+                ctx,
+                obs,
+                fence,
+                target,
+                "periodic compaction keeps the configured history",
+            )
+            .await;
+        }
+        if self.window.load(Ordering::SeqCst) {
+            self.rule_pass(ctx, obs, fence).await;
+        }
+    }
+
+    async fn compact(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        fence: Fence,
+        target: i64,
+        why: &str,
+    ) -> bool {
+        let Some(endpoint) = obs
+            .member(fence.leader)
+            .map(|m| m.endpoint.clone())
+            .or_else(|| obs.members.first().map(|m| m.endpoint.clone()))
+        else {
+            return false;
+        };
+        match ctx
+            .act(self.cfg.dry_run)
+            .compact(&endpoint, target, why)
+            .await
+        {
+            Ok(_) => {
+                self.compaction.compacted(target);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Rule-driven defragmentation: members the rule picks, outside their cool-down.
+    async fn rule_pass(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) {
+        let now = unix_now();
+        let cooling: HashSet<u64> = self
+            .last_defrag
+            .iter()
+            .filter(|(_, at)| now - **at < self.cfg.min_defrag_interval.as_secs_f64())
+            .map(|(id, _)| *id)
+            .collect();
+        let (matched, notes) = rule_matches(obs, &self.cfg.rule, &cooling);
+        for note in notes {
+            tracing::debug!("{note}");
+        }
+        if self.cfg.schedule.is_some() {
+            // The window admits one pass; it reopens at the next scheduled time.
+            self.window.store(false, Ordering::SeqCst);
+        }
+        if matched.is_empty() {
+            return;
+        }
+        let plan = order(obs, PlanCause::Rule, &matched);
+        tracing::info!(rule = self.cfg.rule.source(), members = ?plan.steps.iter().map(|s| &s.name).collect::<Vec<_>>(), "defrag rule matched");
+        let outcome = self
+            .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
+            .await;
+        tracing::info!(?outcome, "rule-driven defragmentation pass ended");
+    }
+
+    fn report_blocked(&mut self, ctx: &Ctx<'_>, reasons: &[&str], messages: Vec<String>) {
+        Metrics::set_reasons(
+            &ctx.shared.metrics.maintenance_blocked,
+            &MAINTENANCE_BLOCKED_REASONS,
+            reasons,
+        );
+        if messages != self.last_blockers {
+            for m in &messages {
+                tracing::error!("maintenance blocked: {m}");
+            }
+            if messages.is_empty() && !self.last_blockers.is_empty() {
+                tracing::info!("maintenance unblocked");
+            }
+            self.last_blockers = messages.clone();
+        }
+        ctx.shared.write().maintenance.blocked = messages;
+    }
+
+    fn set_heal_blocked(&self, ctx: &Ctx<'_>, reason: Option<&str>, message: Option<String>) {
+        let active: Vec<&str> = reason.into_iter().collect();
+        Metrics::set_reasons(
+            &ctx.shared.metrics.heal_blocked,
+            &HEAL_BLOCKED_REASONS,
+            &active,
+        );
+        ctx.shared.write().maintenance.heal_blocked = message;
+    }
+}

@@ -1,0 +1,375 @@
+//! The rolling defragmentation: one member at a time, never two at once.
+//!
+//! Before each member: the fence (this instance still acts, same leader and term), the health
+//! gate (every voting member answers a linearizable read; no alarm but NOSPACE), and — for the
+//! local member when `--data-dir` is mounted — free disk for the copy. The leader goes last,
+//! after leadership moved to a caught-up follower that is already defragmented. After each
+//! member: it answers again, its applied index caught up, and its `HashKV` at a fixed revision
+//! equals its own from before the defrag and a peer's — proof that nothing was lost.
+//! A defrag that timed out on our side keeps running on the server (etcd ignores the request
+//! context), so the member counts as busy until it answers again; nothing else starts meanwhile.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::cli::ActWhen;
+use crate::decide::actor::{Fence, fence_holds};
+use crate::decide::disk::disk_verdict;
+use crate::decide::gate::gate;
+use crate::decide::plan::{DefragStep, Plan, PlanCause, leader_transfer_target};
+use crate::etcd::{FailureKind, KvHash};
+use crate::observe::probe::{free_disk_bytes, probe_health, wait_until_answering};
+use crate::observe::{Observation, unix_now};
+use crate::report::metrics::{MAINTENANCE_BLOCKED_REASONS, Metrics};
+
+use super::{Ctx, Engine};
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollOutcome {
+    /// Every member of the plan was defragmented and verified.
+    Completed,
+    /// Leadership moved to another member; that member's instance carries on.
+    HandedOver(String),
+    /// Stopped before finishing, with the reason (gate closed, fence broken, failure).
+    Stopped(String),
+}
+
+/// A follower may lag the leader's applied index by this much and still take leadership.
+const MAX_TRANSFER_LAG: u64 = 1000;
+
+impl Engine {
+    /// Runs `plan`; members defragmented (and verified) are added to `done`.
+    pub(super) async fn rolling_defrag(
+        &mut self,
+        ctx: &Ctx<'_>,
+        plan: Plan,
+        fence: Fence,
+        done: &mut HashSet<u64>,
+    ) -> RollOutcome {
+        let mut pending: HashSet<u64> = plan.steps.iter().map(|s| s.member_id).collect();
+        let mut shutdown = ctx.shutdown.clone();
+        while let Some(member_id) = self.next_member(&plan, &pending) {
+            if shutdown.is_requested() {
+                return RollOutcome::Stopped("shutting down".into());
+            }
+            // Fresh look before every member.
+            let obs = match ctx.observe().await {
+                Ok(obs) => obs,
+                Err(e) => return RollOutcome::Stopped(format!("cannot observe the cluster: {e}")),
+            };
+            if let Err(why) = fence_holds(
+                fence,
+                self.cfg.act_when,
+                obs.local_member,
+                obs.leader.unwrap_or(0),
+                obs.raft_term,
+            ) {
+                tracing::info!("{why}");
+                return RollOutcome::Stopped(why);
+            }
+            if let Err(why) = self.gate_before_member(ctx, &obs).await {
+                return RollOutcome::Stopped(why);
+            }
+            let Some(step) = current_step(&obs, member_id) else {
+                return RollOutcome::Stopped(format!(
+                    "member {member_id:x} left the cluster or stopped answering"
+                ));
+            };
+            if let Err(why) = self.disk_check(ctx, &obs, &step) {
+                return RollOutcome::Stopped(why);
+            }
+
+            if step.is_leader && self.cfg.move_leader && voting_count(&obs) > 1 {
+                let others: HashSet<u64> = pending
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != step.member_id)
+                    .collect();
+                match leader_transfer_target(&obs, &others, done, MAX_TRANSFER_LAG) {
+                    Some(target) => {
+                        let target_name = obs.member_name(target);
+                        if let Err(e) = ctx
+                            .act(self.cfg.dry_run)
+                            .move_leader(&step.endpoint, &step.name, target, &target_name)
+                            .await
+                        {
+                            return RollOutcome::Stopped(format!("moving leadership failed: {e}"));
+                        }
+                        if self.cfg.dry_run {
+                            ctx.act(true)
+                                .defragment(&step, plan.cause.as_str())
+                                .await
+                                .ok();
+                            pending.remove(&step.member_id);
+                            done.insert(step.member_id);
+                            continue;
+                        }
+                        self.wait_for_leader(ctx, target).await;
+                        if self.cfg.act_when == ActWhen::Leader {
+                            return RollOutcome::HandedOver(format!(
+                                "leadership moved to {target_name}; its instance defragments {} (now a follower)",
+                                step.name
+                            ));
+                        }
+                        continue; // `always`: the old leader is a follower now; re-plan it.
+                    }
+                    None if plan.cause == PlanCause::Rule => {
+                        return RollOutcome::Stopped(format!(
+                            "no healthy, caught-up, defragmented follower to take leadership from {}; \
+                             not defragmenting the leader in place",
+                            step.name
+                        ));
+                    }
+                    None => tracing::warn!(
+                        "no follower can take leadership from {}; healing defragments the leader in place (writes stall meanwhile)",
+                        step.name
+                    ),
+                }
+            }
+
+            if self.cfg.dry_run {
+                ctx.act(true)
+                    .defragment(&step, plan.cause.as_str())
+                    .await
+                    .ok();
+                pending.remove(&step.member_id);
+                done.insert(step.member_id);
+                continue;
+            }
+
+            let peer = peer_of(&obs, step.member_id);
+            let revision = comparison_revision(&obs, step.member_id, peer.as_ref().map(|p| p.0));
+            let before = ctx.etcd.hash_kv(&step.endpoint, revision).await.ok();
+
+            match ctx.act(false).defragment(&step, plan.cause.as_str()).await {
+                Ok(_) => {}
+                Err(e) if e.kind == FailureKind::Timeout => {
+                    self.busy = Some((step.name.clone(), step.endpoint.clone()));
+                    tracing::warn!(member = %step.name, "defragmentation of {} timed out on our side and may still run on the server; touching nothing else until it answers", step.name);
+                    let answered = wait_until_answering(
+                        ctx.etcd,
+                        &step.endpoint,
+                        self.cfg.health_timeout,
+                        Duration::MAX / 4,
+                        &mut shutdown,
+                    )
+                    .await;
+                    if !answered {
+                        return RollOutcome::Stopped(format!("{} busy; stopping", step.name));
+                    }
+                    self.busy = None;
+                }
+                Err(e) => {
+                    return RollOutcome::Stopped(format!(
+                        "defragmenting {} failed: {e}",
+                        step.name
+                    ));
+                }
+            }
+            self.last_defrag.insert(step.member_id, unix_now());
+            if let Err(why) = self.verify_member(ctx, &step, peer, revision, before).await {
+                let message = format!(
+                    "integrity check after defragmenting {} failed: {why}; all maintenance stopped",
+                    step.name
+                );
+                tracing::error!("{message}");
+                Metrics::set_reasons(
+                    &ctx.shared.metrics.maintenance_blocked,
+                    &MAINTENANCE_BLOCKED_REASONS,
+                    &["unhealthy"],
+                );
+                ctx.shared.write().maintenance.blocked = vec![message.clone()];
+                return RollOutcome::Stopped(message);
+            }
+            pending.remove(&step.member_id);
+            done.insert(step.member_id);
+        }
+        RollOutcome::Completed
+    }
+
+    /// Followers first: the next pending member in plan order, the leader only when it is the
+    /// last one left (leadership may have moved since the plan was made; order re-checks it).
+    fn next_member(&self, plan: &Plan, pending: &HashSet<u64>) -> Option<u64> {
+        plan.steps
+            .iter()
+            .map(|s| s.member_id)
+            .find(|id| pending.contains(id))
+    }
+
+    async fn gate_before_member(&self, ctx: &Ctx<'_>, obs: &Observation) -> Result<(), String> {
+        let probes = probe_health(ctx.etcd, obs, self.cfg.health_timeout).await;
+        let blockers = gate(obs, &probes);
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        let reasons: Vec<&str> = blockers.iter().map(|b| b.reason()).collect();
+        let messages: Vec<String> = blockers.iter().map(|b| b.to_string()).collect();
+        Metrics::set_reasons(
+            &ctx.shared.metrics.maintenance_blocked,
+            &MAINTENANCE_BLOCKED_REASONS,
+            &reasons,
+        );
+        ctx.shared.write().maintenance.blocked = messages.clone();
+        let why = format!("health gate closed: {}", messages.join("; "));
+        tracing::warn!("{why}");
+        Err(why)
+    }
+
+    fn disk_check(
+        &self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        step: &DefragStep,
+    ) -> Result<(), String> {
+        let Some(dir) = &self.cfg.data_dir else {
+            return Ok(());
+        };
+        if obs.local_member != Some(step.member_id) {
+            return Ok(()); // The mounted data dir is the local member's; others' disks are not visible.
+        }
+        let verdict = free_disk_bytes(dir).and_then(|free| disk_verdict(free, step.db_size_in_use));
+        if let Err(why) = &verdict {
+            tracing::warn!(member = %step.name, "{why}");
+            Metrics::set_reasons(
+                &ctx.shared.metrics.maintenance_blocked,
+                &MAINTENANCE_BLOCKED_REASONS,
+                &["disk_space"],
+            );
+            ctx.shared.write().maintenance.blocked = vec![why.clone()];
+        }
+        verdict
+    }
+
+    async fn wait_for_leader(&self, ctx: &Ctx<'_>, target: u64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut shutdown = ctx.shutdown.clone();
+        while Instant::now() < deadline {
+            if let Ok(obs) = ctx.observe().await
+                && obs.leader == Some(target)
+            {
+                return;
+            }
+            if shutdown.sleep(Duration::from_millis(200)).await {
+                return;
+            }
+        }
+    }
+
+    /// After a defrag: the member answers, has caught up, and its KV hash at `revision` is what
+    /// it was before and what a peer has.
+    async fn verify_member(
+        &self,
+        ctx: &Ctx<'_>,
+        step: &DefragStep,
+        peer: Option<(u64, String)>,
+        revision: i64,
+        before: Option<KvHash>,
+    ) -> Result<(), String> {
+        let mut shutdown = ctx.shutdown.clone();
+        if !wait_until_answering(
+            ctx.etcd,
+            &step.endpoint,
+            self.cfg.health_timeout,
+            ctx.etcd.command_timeout(),
+            &mut shutdown,
+        )
+        .await
+        {
+            return Err(format!("{} did not answer again", step.name));
+        }
+        // Caught up: its applied index reaches the leader's raft index as it was just now.
+        let target_index = match ctx.observe().await {
+            Ok(obs) => obs
+                .leader
+                .and_then(|l| obs.member(l))
+                .and_then(|m| m.status.as_ref())
+                .map(|s| s.raft_index),
+            Err(_) => None,
+        };
+        if let Some(target_index) = target_index {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                match ctx.etcd.status(&step.endpoint).await {
+                    Ok(s) if s.raft_applied_index >= target_index => break,
+                    _ if Instant::now() >= deadline => {
+                        return Err(format!(
+                            "{} did not catch up to raft index {target_index} within 60s",
+                            step.name
+                        ));
+                    }
+                    _ => {}
+                }
+                if shutdown.sleep(Duration::from_millis(200)).await {
+                    return Err("shutting down".into());
+                }
+            }
+        }
+        let after = ctx
+            .etcd
+            .hash_kv(&step.endpoint, revision)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(before) = before
+            && before.compact_revision == after.compact_revision
+            && before.hash != after.hash
+        {
+            return Err(format!(
+                "{}'s KV hash at revision {revision} changed across the defragmentation ({:x} → {:x})",
+                step.name, before.hash, after.hash
+            ));
+        }
+        if let Some((peer_id, peer_endpoint)) = peer {
+            let theirs = ctx
+                .etcd
+                .hash_kv(&peer_endpoint, revision)
+                .await
+                .map_err(|e| e.to_string())?;
+            if theirs.compact_revision == after.compact_revision && theirs.hash != after.hash {
+                return Err(format!(
+                    "{}'s KV hash at revision {revision} ({:x}) differs from peer {peer_id:x}'s ({:x})",
+                    step.name, after.hash, theirs.hash
+                ));
+            }
+            tracing::info!(member = %step.name, revision, hash = after.hash, "integrity verified: KV hash at revision {revision} matches before/after and a peer");
+        } else {
+            tracing::info!(member = %step.name, revision, hash = after.hash, "integrity verified: KV hash at revision {revision} unchanged by the defragmentation");
+        }
+        Ok(())
+    }
+}
+
+fn voting_count(obs: &Observation) -> usize {
+    obs.members.iter().filter(|m| !m.is_learner).count()
+}
+
+/// The step for `member_id` as the cluster is now (sizes and leadership may have changed).
+fn current_step(obs: &Observation, member_id: u64) -> Option<DefragStep> {
+    crate::decide::plan::order(obs, PlanCause::Heal, &[member_id])
+        .steps
+        .into_iter()
+        .next()
+}
+
+/// Another voting member that answered, to compare hashes with.
+fn peer_of(obs: &Observation, member_id: u64) -> Option<(u64, String)> {
+    obs.members
+        .iter()
+        .filter(|m| m.id != member_id && !m.is_learner && m.status.is_some())
+        .map(|m| (m.id, m.endpoint.clone()))
+        .next()
+}
+
+/// A revision both the member and its peer have applied.
+fn comparison_revision(obs: &Observation, member_id: u64, peer: Option<u64>) -> i64 {
+    let rev = |id: u64| {
+        obs.member(id)
+            .and_then(|m| m.status.as_ref())
+            .map(|s| s.revision)
+    };
+    match (rev(member_id), peer.and_then(rev)) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) => a,
+        _ => obs.revision,
+    }
+}

@@ -1,0 +1,613 @@
+//! The maintenance engine against real etcd: NOSPACE healed on 1 and 3 members with a verified
+//! disarm, live data over quota left armed and healed after deletions, three instances never
+//! defragmenting two members at once (from etcd's own logs), faults during a heal, the one-shot
+//! `heal`, compaction and rule-driven defragmentation.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use support::{Cluster, Daemon, defrag_intervals, fill_until_nospace, log_events, s, upkeep};
+
+const MIB: u64 = 1024 * 1024;
+
+fn daemon_args(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = s(&[
+        "--endpoints",
+        endpoint,
+        "--poll-interval",
+        "500ms",
+        "--dial-timeout",
+        "2s",
+        "--quota-backend-bytes",
+        &cluster.quota.to_string(),
+        "--log-level",
+        "info",
+    ]);
+    args.extend(cluster.pki.flags());
+    args.extend(s(extra));
+    args
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Fills the cluster through `endpoint` until NOSPACE; returns the live keys written.
+fn force_nospace(cluster: &Cluster, endpoint: &str, keys: usize) -> usize {
+    runtime().block_on(async {
+        let mut client = cluster.client(&[endpoint.to_string()]).await;
+        fill_until_nospace(&mut client, keys, 100_000, 10_000).await
+    })
+}
+
+/// The alarm list, from the first member that answers (one may be frozen or down).
+fn alarms(cluster: &Cluster) -> Vec<i32> {
+    runtime().block_on(async {
+        for endpoint in cluster.endpoints() {
+            let mut client = cluster.client(&[endpoint]).await;
+            let get = client.alarm(
+                etcd_client::AlarmAction::Get,
+                etcd_client::AlarmType::None,
+                None,
+            );
+            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), get).await {
+                return r.alarms().iter().map(|a| a.alarm() as i32).collect();
+            }
+        }
+        panic!("no member answered AlarmList");
+    })
+}
+
+/// Every member's (name, db size, hashkv at a common revision) and whether a write works.
+fn inspect(cluster: &Cluster) -> (Vec<(String, i64, u32)>, bool) {
+    runtime().block_on(async {
+        let mut any = cluster.client(&cluster.endpoints()).await;
+        let revision = any
+            .get("x", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+        let mut out = Vec::new();
+        for (m, endpoint) in cluster.members.iter().zip(cluster.endpoints()) {
+            let mut c = cluster.client(&[endpoint]).await;
+            let status = c.status().await.unwrap();
+            let hash = c.hash_kv(revision).await.unwrap().hash();
+            out.push((m.name.clone(), status.db_size(), hash));
+        }
+        let writable = any.put("upkeep-test/after-heal", "ok", None).await.is_ok();
+        (out, writable)
+    })
+}
+
+fn keys_present(cluster: &Cluster, keys: usize) -> usize {
+    runtime().block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        let r = c
+            .get(
+                "/registry/fill/",
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_count_only(),
+                ),
+            )
+            .await
+            .unwrap();
+        assert!(r.count() as usize <= keys);
+        r.count() as usize
+    })
+}
+
+fn metric(daemon: &Daemon, line_prefix: &str) -> Option<f64> {
+    daemon
+        .get("/metrics")
+        .1
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn nospace_on_one_member_is_healed_with_a_verified_disarm() {
+    let cluster = Cluster::start(1, 16 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let daemon = Daemon::start(&daemon_args(&cluster, &endpoint, &[]), cluster.dir.path());
+    daemon.wait_for(Duration::from_secs(15), "actor", |d| {
+        d.status_json()["maintenance"]["actor"] == true
+    });
+
+    let keys = 5;
+    force_nospace(&cluster, &endpoint, keys);
+    daemon.wait_for(Duration::from_secs(30), "heal", |d| {
+        metric(d, "etcd_upkeep_alarm_disarm_total").unwrap_or(0.0) >= 1.0
+    });
+    daemon.wait_for(Duration::from_secs(10), "alarm gone", |_| {
+        alarms(&cluster).is_empty()
+    });
+    let (members, writable) = inspect(&cluster);
+    assert!(writable, "writes must succeed after the heal");
+    assert!(
+        members[0].1 as f64 <= 0.9 * (16 * MIB) as f64,
+        "{members:?}"
+    );
+    assert_eq!(
+        keys_present(&cluster, keys),
+        keys,
+        "every live key survives"
+    );
+    let status = daemon.status_json();
+    let actions: Vec<String> = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .collect();
+    for expected in ["compact", "defragment", "disarm", "heal"] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    assert!(metric(&daemon, "etcd_upkeep_heal_duration_seconds_count").unwrap() >= 1.0);
+    assert!(
+        daemon.log().contains("history"),
+        "the emergency compaction says history is given up"
+    );
+}
+
+#[test]
+fn three_instances_heal_three_members_one_defrag_at_a_time_leader_last() {
+    let cluster = Cluster::start(3, 32 * MIB);
+    let daemons: Vec<Daemon> = cluster
+        .endpoints()
+        .iter()
+        .map(|e| Daemon::start(&daemon_args(&cluster, e, &[]), cluster.dir.path()))
+        .collect();
+    daemons[0].wait_for(Duration::from_secs(15), "one actor", |_| {
+        daemons
+            .iter()
+            .filter(|d| d.status_json()["maintenance"]["actor"] == true)
+            .count()
+            == 1
+    });
+
+    let keys = 5;
+    let endpoint = cluster.endpoints()[1].clone();
+    force_nospace(&cluster, &endpoint, keys);
+    daemons[0].wait_for(Duration::from_secs(60), "heal", |_| {
+        daemons
+            .iter()
+            .map(|d| metric(d, "etcd_upkeep_alarm_disarm_total").unwrap_or(0.0))
+            .sum::<f64>()
+            >= 1.0
+    });
+    daemons[0].wait_for(Duration::from_secs(10), "alarm gone", |_| {
+        alarms(&cluster).is_empty()
+    });
+
+    let (members, writable) = inspect(&cluster);
+    assert!(writable);
+    for (name, size, _) in &members {
+        assert!(*size as f64 <= 0.9 * (32 * MIB) as f64, "{name} at {size}");
+    }
+    assert!(
+        members.windows(2).all(|w| w[0].2 == w[1].2),
+        "hashkv differs: {members:?}"
+    );
+    assert_eq!(keys_present(&cluster, keys), keys);
+
+    // From etcd's own logs: no two defragmentations overlapped ...
+    let mut intervals: Vec<(f64, f64, usize)> = Vec::new();
+    for i in 0..3 {
+        intervals.extend(
+            defrag_intervals(&cluster.log(i))
+                .into_iter()
+                .map(|(a, b)| (a, b, i)),
+        );
+    }
+    assert!(
+        intervals.len() >= 3,
+        "every member defragmented: {intervals:?}"
+    );
+    intervals.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    for w in intervals.windows(2) {
+        assert!(w[1].0 >= w[0].1, "defragmentations overlapped: {w:?}");
+    }
+    // ... and no member was defragmented while it was the leader.
+    let ids = member_ids(&cluster);
+    let mut became_leader: Vec<(f64, String)> = Vec::new();
+    for i in 0..3 {
+        became_leader.extend(log_events(&cluster.log(i), "became leader at term"));
+    }
+    became_leader.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    for (start, _, member) in &intervals {
+        let leader_then = became_leader
+            .iter()
+            .rev()
+            .find(|(t, _)| t <= start)
+            .map(|(_, m)| m.split(' ').next().unwrap().to_string());
+        assert_ne!(
+            leader_then.as_deref(),
+            Some(ids[*member].as_str()),
+            "{} defragmented while leader",
+            cluster.members[*member].name
+        );
+    }
+    let moved = daemons.iter().any(|d| d.log().contains("moved leadership"));
+    assert!(
+        moved,
+        "leadership was moved before the leader was defragmented"
+    );
+}
+
+fn member_ids(cluster: &Cluster) -> Vec<String> {
+    runtime().block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        let list = c.member_list().await.unwrap();
+        let by_name: HashMap<String, u64> = list
+            .members()
+            .iter()
+            .map(|m| (m.name().to_string(), m.id()))
+            .collect();
+        cluster
+            .members
+            .iter()
+            .map(|m| format!("{:x}", by_name[&m.name]))
+            .collect()
+    })
+}
+
+#[test]
+fn live_data_over_quota_is_not_disarmed_and_heals_after_deletion() {
+    let cluster = Cluster::start(1, 16 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    // Distinct keys: live data, not history, fills the quota.
+    let written = force_nospace(&cluster, &endpoint, 100_000);
+
+    // The one-shot heal refuses and says why.
+    let mut args = s(&[
+        "heal",
+        "--endpoints",
+        &endpoint,
+        "--quota-backend-bytes",
+        "16Mi",
+        "--heal-timeout",
+        "20s",
+    ]);
+    args.extend(cluster.pki.flags());
+    let out = upkeep(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("live data") && err.contains("--quota-backend-bytes"),
+        "{err}"
+    );
+    assert!(!alarms(&cluster).is_empty(), "NOSPACE must stay armed");
+
+    let daemon = Daemon::start(&daemon_args(&cluster, &endpoint, &[]), cluster.dir.path());
+    daemon.wait_for(Duration::from_secs(20), "heal blocked", |d| {
+        metric(
+            d,
+            "etcd_upkeep_heal_blocked{reason=\"live_data_over_quota\"}",
+        ) == Some(1.0)
+    });
+    let status = daemon.status_json();
+    assert!(
+        status["maintenance"]["heal_blocked"]
+            .as_str()
+            .unwrap()
+            .contains("MiB in use"),
+        "{status:#}"
+    );
+    assert!(!alarms(&cluster).is_empty());
+
+    // Delete most objects (allowed during NOSPACE): the daemon heals by itself.
+    runtime().block_on(async {
+        let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
+        for i in 0..written.saturating_sub(20) {
+            c.delete(format!("/registry/fill/key-{i}"), None)
+                .await
+                .unwrap();
+        }
+    });
+    daemon.wait_for(Duration::from_secs(60), "healed after deletions", |_| {
+        alarms(&cluster).is_empty()
+    });
+    daemon.wait_for(Duration::from_secs(10), "heal_blocked cleared", |d| {
+        metric(
+            d,
+            "etcd_upkeep_heal_blocked{reason=\"live_data_over_quota\"}",
+        ) == Some(0.0)
+    });
+    assert_eq!(
+        keys_present(&cluster, 100_000),
+        20,
+        "the keys not deleted survive"
+    );
+}
+
+#[test]
+fn one_shot_heal_and_its_dry_run() {
+    let cluster = Cluster::start(3, 32 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    force_nospace(&cluster, &endpoint, 5);
+    let mut base = s(&[
+        "heal",
+        "--endpoints",
+        &endpoint,
+        "--quota-backend-bytes",
+        "32Mi",
+    ]);
+    base.extend(cluster.pki.flags());
+
+    let mut dry = base.clone();
+    dry.push("--dry-run".into());
+    let out = upkeep(&dry);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for step in [
+        "would compact",
+        "would defragment",
+        "would move leadership",
+        "would disarm NOSPACE",
+    ] {
+        assert!(
+            stderr.contains(step),
+            "dry run must print '{step}':\n{stderr}"
+        );
+    }
+    assert!(!alarms(&cluster).is_empty(), "dry run changes nothing");
+    for i in 0..3 {
+        assert!(
+            defrag_intervals(&cluster.log(i)).is_empty(),
+            "dry run defragmented"
+        );
+    }
+
+    let out = upkeep(&base);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("healed"), "{stdout}");
+    assert!(alarms(&cluster).is_empty());
+    let (members, writable) = inspect(&cluster);
+    assert!(writable);
+    assert!(members.windows(2).all(|w| w[0].2 == w[1].2), "{members:?}");
+
+    // Healthy cluster: heal has nothing to do and says so.
+    let out = upkeep(&base);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to heal"));
+}
+
+#[test]
+fn a_frozen_or_killed_member_pauses_the_heal_until_it_returns() {
+    let mut cluster = Cluster::start(3, 32 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let daemon = Daemon::start(
+        &daemon_args(&cluster, &endpoint, &["--act-when", "always"]),
+        cluster.dir.path(),
+    );
+    daemon.wait_for(Duration::from_secs(15), "actor", |d| {
+        d.status_json()["maintenance"]["actor"] == true
+    });
+
+    // Freeze a follower, then fill (two members keep quorum): the gate stays closed.
+    let leader = cluster.leader_index();
+    let victim = (1..3).find(|i| *i != leader).unwrap();
+    cluster.freeze(victim);
+    force_nospace(&cluster, &endpoint, 5);
+    std::thread::sleep(Duration::from_secs(5));
+    for i in 0..3 {
+        assert!(
+            defrag_intervals(&cluster.log(i)).is_empty(),
+            "nothing is defragmented while a member is frozen"
+        );
+    }
+    assert!(!alarms(&cluster).is_empty());
+    cluster.thaw(victim);
+    daemon.wait_for(Duration::from_secs(60), "healed after thaw", |_| {
+        alarms(&cluster).is_empty()
+    });
+
+    // Kill a follower, fill again: nothing is touched until it is back.
+    let leader = cluster.leader_index();
+    let victim = (1..3).find(|i| *i != leader).unwrap();
+    let victim_name = cluster.members[victim].name.clone();
+    cluster.kill(victim);
+    force_nospace(&cluster, &endpoint, 5);
+    let before: usize = (0..3)
+        .map(|i| defrag_intervals(&cluster.log(i)).len())
+        .sum();
+    std::thread::sleep(Duration::from_secs(5));
+    let during: usize = (0..3)
+        .map(|i| defrag_intervals(&cluster.log(i)).len())
+        .sum();
+    assert_eq!(
+        before, during,
+        "nothing is defragmented while a member is down"
+    );
+    assert!(
+        daemon.log().contains(&format!(
+            "heal waiting: member {victim_name} did not answer"
+        )),
+        "{}",
+        daemon.log()
+    );
+    cluster.restart(victim);
+    daemon.wait_for(Duration::from_secs(60), "healed after restart", |_| {
+        alarms(&cluster).is_empty()
+    });
+    assert!(inspect(&cluster).1);
+}
+
+#[test]
+fn a_daemon_killed_mid_heal_finishes_after_restart() {
+    let cluster = Cluster::start(3, 32 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let args = daemon_args(&cluster, &endpoint, &["--act-when", "always"]);
+    let mut first = Daemon::start(&args, cluster.dir.path());
+    force_nospace(&cluster, &endpoint, 5);
+    // Kill it as soon as the heal has started (the emergency compaction is logged first).
+    first.wait_for(Duration::from_secs(20), "heal started", |d| {
+        d.log().contains("compacting to the current revision")
+    });
+    support::signal(first.child.id(), "KILL");
+    let _ = first.child.wait();
+    let second = Daemon::start(&args, cluster.dir.path());
+    second.wait_for(
+        Duration::from_secs(60),
+        "healed by the restarted daemon",
+        |_| alarms(&cluster).is_empty(),
+    );
+    let (members, writable) = inspect(&cluster);
+    assert!(writable);
+    assert!(members.windows(2).all(|w| w[0].2 == w[1].2));
+}
+
+#[test]
+fn periodic_compaction_and_rule_driven_defragmentation() {
+    let cluster = Cluster::start(3, 64 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let daemon = Daemon::start(
+        &daemon_args(
+            &cluster,
+            &endpoint,
+            &[
+                "--act-when",
+                "always",
+                "--compaction-retention",
+                "2s",
+                "--defrag-rule",
+                "dbSizeFree > 2*1024*1024 && fragmentation > 0.3",
+            ],
+        ),
+        cluster.dir.path(),
+    );
+    // Overwrite a few keys many times: history that compaction turns into free pages.
+    runtime().block_on(async {
+        let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
+        for i in 0..120 {
+            c.put(
+                format!("/registry/configmaps/default/cm-{}", i % 3),
+                vec![b'y'; 100_000],
+                None,
+            )
+            .await
+            .unwrap();
+        }
+    });
+    daemon.wait_for(Duration::from_secs(30), "a compaction", |d| {
+        metric(d, "etcd_upkeep_compaction_total{result=\"ok\"}").unwrap_or(0.0) >= 1.0
+    });
+    // A trickle of small writes, as on any live cluster: etcd refreshes a member's "in use"
+    // figure when its backend next commits, so followers show the freed pages only then.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let endpoints = cluster.endpoints();
+        let pki = (
+            cluster.pki.ca.clone(),
+            cluster.pki.client_cert.clone(),
+            cluster.pki.client_key.clone(),
+        );
+        std::thread::spawn(move || {
+            runtime().block_on(async {
+                let tls = etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(
+                        std::fs::read(&pki.0).unwrap(),
+                    ))
+                    .identity(etcd_client::Identity::from_pem(
+                        std::fs::read(&pki.1).unwrap(),
+                        std::fs::read(&pki.2).unwrap(),
+                    ));
+                let mut c = etcd_client::Client::connect(
+                    &endpoints,
+                    Some(etcd_client::ConnectOptions::new().with_tls(tls)),
+                )
+                .await
+                .unwrap();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = c
+                        .put(
+                            format!("/registry/leases/kube-node-lease/n{}", i % 5),
+                            "x",
+                            None,
+                        )
+                        .await;
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        })
+    };
+    daemon.wait_for(
+        Duration::from_secs(60),
+        "rule-driven defrags of all members",
+        |d| {
+            d.get("/metrics")
+                .1
+                .lines()
+                .filter(|l| {
+                    l.starts_with("etcd_upkeep_defrag_total{") && l.contains("result=\"ok\"")
+                })
+                .count()
+                == 3
+        },
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(metric(&daemon, "etcd_upkeep_compacted_revision").unwrap() > 0.0);
+    let mut intervals: Vec<(f64, f64)> = (0..3)
+        .flat_map(|i| defrag_intervals(&cluster.log(i)))
+        .collect();
+    intervals.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    assert!(
+        intervals.windows(2).all(|w| w[1].0 >= w[0].1),
+        "{intervals:?}"
+    );
+}
+
+#[test]
+fn bad_maintenance_flags_exit_2_naming_the_flag() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--defrag-rule", "dbSize >"], "--defrag-rule"),
+        (&["--defrag-rule", "dbQuota * 2"], "boolean"),
+        (&["--defrag-schedule", "* * *"], "--defrag-schedule"),
+        (
+            &[
+                "--compaction-mode",
+                "revision",
+                "--compaction-retention",
+                "30m",
+            ],
+            "--compaction-retention",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = s(&[
+            "run",
+            "--endpoints",
+            "http://127.0.0.1:1",
+            "--listen-address",
+            "127.0.0.1:0",
+        ]);
+        args.extend(s(flags));
+        let out = upkeep(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(expected), "{flags:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
