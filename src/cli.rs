@@ -34,6 +34,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print every member's status (sizes, fragmentation, quota usage, raft state) and the alarms.
     Status(StatusArgs),
+    /// Break the keyspace down by Kubernetes resource (objects, bytes, largest objects); with
+    /// --watch, also rank the keys written most (sync loops).
+    Analyze(AnalyzeArgs),
     /// One-shot NOSPACE remediation: compact, defragment every member (rolling, leader last),
     /// disarm NOSPACE only once space is really free. Exit 0 when the cluster ends healthy.
     Heal(HealArgs),
@@ -174,6 +177,41 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Also watch writes for this long and rank keys by writes and bytes written.
+    #[arg(long, env = "ETCD_UPKEEP_WATCH", value_parser = parse_duration, value_name = "DURATION")]
+    pub watch: Option<Duration>,
+
+    /// Only keys under this prefix (default: the whole keyspace).
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_PREFIX",
+        default_value = "",
+        value_name = "PREFIX"
+    )]
+    pub prefix: String,
+
+    /// How many largest objects and most-written keys to list.
+    #[arg(long, env = "ETCD_UPKEEP_TOP", default_value_t = 10, value_name = "N")]
+    pub top: usize,
+
+    /// Keys per Range request (bounds memory: one page is held at a time).
+    #[arg(long, env = "ETCD_UPKEEP_PAGE_SIZE", default_value_t = 500,
+          value_parser = clap::value_parser!(i64).range(1..=10000), value_name = "N")]
+    pub page_size: i64,
+
+    /// Output format.
+    #[arg(
+        long,
+        short = 'o',
+        env = "ETCD_UPKEEP_OUTPUT",
+        value_enum,
+        default_value = "table"
+    )]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// HTTP address for /metrics, /healthz, /readyz and /status. 9479 clashes with nothing in a
     /// vCluster pod (2379-2381, 6443, 8443, 10099, 10257, 10259, 14000+).
@@ -189,6 +227,35 @@ pub struct RunArgs {
     #[arg(long, env = "ETCD_UPKEEP_POLL_INTERVAL", default_value = "5s",
           value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Duration,
+
+    /// Key prefix the churn detector watches.
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_CHURN_PREFIX",
+        default_value = "/registry/",
+        value_name = "PREFIX"
+    )]
+    pub churn_prefix: String,
+
+    /// Do not run the churn (sync-loop) detector.
+    #[arg(long, env = "ETCD_UPKEEP_NO_CHURN_WATCH")]
+    pub no_churn_watch: bool,
+
+    /// Writes per minute to one object above which it is reported as a sync loop. A healthy
+    /// controller updates an object a few times a minute at most (lease renewals: 6/min).
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_CHURN_THRESHOLD",
+        default_value_t = 60.0,
+        value_name = "PER_MINUTE"
+    )]
+    pub churn_threshold: f64,
+
+    /// When the growth forecast reaches the quota within this horizon, compact and defragment
+    /// now, outside the schedule. `0s` turns forecast-driven maintenance off.
+    #[arg(long, env = "ETCD_UPKEEP_FORECAST_HORIZON", default_value = "1h",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub forecast_horizon: Duration,
 
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,

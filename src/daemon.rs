@@ -27,8 +27,18 @@ pub struct Snapshot {
 
 pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (settings, connector) = config::connection(global)?;
-    let engine = crate::engine::Engine::from_args(&args.maintenance, global, args.poll_interval)
-        .map_err(ConfigError)?;
+    let mut engine =
+        crate::engine::Engine::from_args(&args.maintenance, global, args.poll_interval)
+            .map_err(ConfigError)?;
+    engine.cfg.forecast_horizon =
+        (!args.forecast_horizon.is_zero()).then_some(args.forecast_horizon);
+    if args.churn_threshold <= 0.0 {
+        return Err(ConfigError(format!(
+            "--churn-threshold {}: must be above 0",
+            args.churn_threshold
+        ))
+        .into());
+    }
     let shared = Shared::new(args.poll_interval);
     let shutdown = Shutdown::on_signals();
 
@@ -51,6 +61,15 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
         publish,
         shutdown.clone(),
     ));
+    let churn = (!args.no_churn_watch).then(|| {
+        tokio::spawn(crate::diagnose::watcher::run(
+            args.churn_prefix.clone(),
+            args.churn_threshold,
+            latest.clone(),
+            shared.clone(),
+            shutdown.clone(),
+        ))
+    });
     let maintainer = tokio::spawn(engine.run(settings, latest, shared.clone(), shutdown.clone()));
     let mut server_shutdown = shutdown.clone();
     let server = axum::serve(listener, http::router(shared.clone()))
@@ -61,6 +80,9 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
     // finish their current step.
     let _ = observer.await;
     let _ = maintainer.await;
+    if let Some(churn) = churn {
+        let _ = churn.await;
+    }
     tracing::info!("etcd-upkeep stopped");
     served.map_err(|e| e.into())
 }

@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod daemon;
 mod decide;
+mod diagnose;
 mod engine;
 mod etcd;
 mod observe;
@@ -63,6 +64,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
         Command::Status(args) => oneshot::status(&cli.global, args).await,
         Command::Heal(args) => oneshot::heal(&cli.global, args).await,
+        Command::Analyze(args) => oneshot::analyze(&cli.global, args).await,
     }
 }
 

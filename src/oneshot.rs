@@ -6,10 +6,11 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::cli::{ActWhen, GlobalArgs, HealArgs, OutputFormat, StatusArgs};
+use crate::cli::{ActWhen, AnalyzeArgs, GlobalArgs, HealArgs, OutputFormat, StatusArgs};
 use crate::config::{self, ConfigError};
 use crate::decide::actor::{ActorMemory, actor_verdict};
 use crate::decide::gate::alarm_blockers;
+use crate::diagnose::analyze::{self, Analysis};
 use crate::engine::{Ctx, Engine, HealOutcome};
 use crate::etcd::AlarmKind;
 use crate::observe::{self, unix_now};
@@ -103,4 +104,42 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
             }
         }
     }
+}
+
+pub async fn analyze(global: &GlobalArgs, args: &AnalyzeArgs) -> Result<ExitCode> {
+    let (settings, mut connector) = config::connection(global)?;
+    let etcd = connector.etcd().map_err(|e| ConfigError(e.to_string()))?;
+    // One member, serializable reads: the first endpoint given.
+    let endpoint = settings.endpoints[0].clone();
+    etcd.status(&endpoint).await?;
+    let breakdown = analyze::scan(&etcd, &endpoint, &args.prefix, args.page_size).await?;
+    let resources = breakdown.resources();
+    let churn = match args.watch {
+        Some(duration) => {
+            let prefix = if args.prefix.is_empty() {
+                "/"
+            } else {
+                args.prefix.as_str()
+            };
+            eprintln!(
+                "watching writes under {prefix} for {}…",
+                humantime::format_duration(duration)
+            );
+            analyze::watch_churn(&etcd, &endpoint, prefix, duration, args.top).await?
+        }
+        None => Vec::new(),
+    };
+    let analysis = Analysis {
+        endpoint,
+        total_keys: resources.iter().map(|r| r.count).sum(),
+        total_bytes: resources.iter().map(|r| r.bytes).sum(),
+        resources,
+        churn,
+        watched_seconds: args.watch.map(|d| d.as_secs_f64()),
+    };
+    match args.output {
+        OutputFormat::Table => print!("{}", analysis.to_table(args.top)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&analysis)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }

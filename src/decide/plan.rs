@@ -29,6 +29,8 @@ pub enum PlanCause {
     Rule,
     /// NOSPACE healing: every member with reclaimable space, rule and window ignored.
     Heal,
+    /// The growth forecast says the quota will be reached within the horizon.
+    Forecast,
 }
 
 impl PlanCause {
@@ -36,6 +38,7 @@ impl PlanCause {
         match self {
             PlanCause::Rule => "rule",
             PlanCause::Heal => "heal",
+            PlanCause::Forecast => "forecast",
         }
     }
 }

@@ -27,12 +27,14 @@ use crate::decide::actor::{ActorMemory, Fence, actor_verdict};
 use crate::decide::compaction::{CompactionPolicy, CompactionState};
 use crate::decide::defrag_rule::DefragRule;
 use crate::decide::gate::alarm_blockers;
-use crate::decide::plan::{PlanCause, order, rule_matches};
+use crate::decide::plan::{PlanCause, order, reclaimable, rule_matches};
+use crate::diagnose::forecast::GrowthSamples;
 use crate::etcd::{AlarmKind, Etcd};
 use crate::observe::{self, Observation, ObserveSettings, unix_now};
 use crate::report::metrics::{HEAL_BLOCKED_REASONS, MAINTENANCE_BLOCKED_REASONS, Metrics};
-use crate::report::state::Shared;
+use crate::report::state::{Forecast, Shared};
 use crate::shutdown::Shutdown;
+use crate::units::format_bytes;
 
 pub use heal::HealOutcome;
 
@@ -55,6 +57,8 @@ pub struct Config {
     /// How long a new leader's instance waits before acting.
     pub settle: Duration,
     pub poll: Duration,
+    /// Compact and defragment early when the forecast reaches the quota within this (run only).
+    pub forecast_horizon: Option<Duration>,
 }
 
 impl Config {
@@ -90,6 +94,7 @@ impl Config {
             health_timeout: g.dial_timeout,
             settle: poll * 2,
             poll,
+            forecast_horizon: None,
         })
     }
 }
@@ -148,6 +153,9 @@ pub struct Engine {
     last_blockers: Vec<String>,
     /// When this instance last disarmed NOSPACE: observations older than that are stale.
     disarmed_at: f64,
+    growth: GrowthSamples,
+    /// No forecast-driven maintenance before this time (after one ran).
+    forecast_hold_until: f64,
 }
 
 impl Engine {
@@ -163,6 +171,8 @@ impl Engine {
             busy: None,
             last_blockers: Vec::new(),
             disarmed_at: 0.0,
+            growth: GrowthSamples::default(),
+            forecast_hold_until: 0.0,
         }
     }
 
@@ -253,6 +263,7 @@ impl Engine {
         let compaction_target = self
             .compaction
             .observe(self.cfg.compaction, now, obs.revision);
+        let eta = self.forecast(ctx, obs, now);
 
         let fence = match actor_verdict(
             obs,
@@ -327,6 +338,14 @@ impl Engine {
         }
         self.end_nospace_episode(ctx);
 
+        if let (Some(horizon), Some(eta)) = (self.cfg.forecast_horizon, eta)
+            && eta < horizon.as_secs_f64()
+            && now >= self.forecast_hold_until
+        {
+            self.forecast_maintenance(ctx, obs, fence, eta, horizon)
+                .await;
+            return;
+        }
         if let Some(target) = compaction_target {
             self.compact(
                 ctx,
@@ -396,6 +415,97 @@ impl Engine {
             .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
             .await;
         tracing::info!(?outcome, "rule-driven defragmentation pass ended");
+    }
+
+    /// Records the largest member's size and publishes the forecast; returns seconds to quota.
+    fn forecast(&mut self, ctx: &Ctx<'_>, obs: &Observation, now: f64) -> Option<f64> {
+        let largest = obs
+            .members
+            .iter()
+            .filter_map(|m| m.status.as_ref().map(|s| s.db_size))
+            .max()?;
+        self.growth.record(now, largest, obs.revision);
+        let eta = self.growth.seconds_until(obs.quota.bytes);
+        let slope = self.growth.slope();
+        ctx.shared
+            .metrics
+            .seconds_until_quota
+            .set(eta.unwrap_or(f64::INFINITY));
+        ctx.shared
+            .metrics
+            .growth_bytes_per_second
+            .set(slope.unwrap_or(0.0));
+        ctx.shared.write().forecast = Forecast {
+            growth_bytes_per_second: slope,
+            seconds_until_quota: eta,
+        };
+        eta
+    }
+
+    /// Prevention instead of cure: the quota would be reached within the horizon, so compact
+    /// (keeping 5 minutes of history, like the apiserver) and defragment now, outside the window.
+    async fn forecast_maintenance(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        fence: Fence,
+        eta: f64,
+        horizon: Duration,
+    ) {
+        let now = unix_now();
+        let sync_loop = ctx
+            .shared
+            .read()
+            .churn_last_minute
+            .iter()
+            .find(|e| e.sync_loop)
+            .cloned();
+        let cause = match &sync_loop {
+            Some(l) => format!(
+                "; the growth is a sync loop: {} rewritten {:.0} times a minute (check {})",
+                l.key,
+                l.writes_per_minute,
+                l.vcluster_hint.as_deref().unwrap_or("its controller")
+            ),
+            None => String::new(),
+        };
+        let per_minute = format_bytes((self.growth.slope().unwrap_or(0.0) * 60.0) as u64);
+        tracing::warn!(
+            seconds_until_quota = eta,
+            "the db grows {per_minute}/min and reaches the {} quota in ~{} (within --forecast-horizon {}): compacting and defragmenting now, outside the schedule{cause}",
+            format_bytes(obs.quota.bytes),
+            humantime::format_duration(Duration::from_secs(eta as u64)),
+            humantime::format_duration(horizon)
+        );
+        if let Some(target) = self.growth.revision_about(now, 300.0)
+            && target > self.compaction.last_compacted
+        {
+            self.compact(
+                ctx,
+                obs,
+                fence,
+                target,
+                "forecast: quota within the horizon; 5 minutes of history kept",
+            )
+            .await;
+        }
+        if let Ok(fresh) = ctx.observe().await {
+            let members: Vec<u64> = fresh
+                .members
+                .iter()
+                .filter(|m| reclaimable(m))
+                .map(|m| m.id)
+                .collect();
+            if !members.is_empty() {
+                let plan = order(&fresh, PlanCause::Forecast, &members);
+                let outcome = self
+                    .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
+                    .await;
+                tracing::info!(?outcome, "forecast-driven defragmentation pass ended");
+            }
+        }
+        self.growth.reset();
+        self.forecast_hold_until = now + 600.0;
     }
 
     fn report_blocked(&mut self, ctx: &Ctx<'_>, reasons: &[&str], messages: Vec<String>) {

@@ -362,3 +362,132 @@ impl Etcd {
         .map(|_| ())
     }
 }
+
+/// One event of a watch: which key, how big, put or delete. Values are never kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub key: String,
+    /// Key + value bytes written (a delete counts its key).
+    pub bytes: u64,
+    pub is_delete: bool,
+}
+
+/// What a watch stream delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchMessage {
+    Events(Vec<WatchEvent>),
+    /// The start revision was compacted: restart from a newer one.
+    Compacted {
+        compact_revision: i64,
+    },
+    /// The server ended the watch (reason given).
+    Canceled(String),
+}
+
+/// A watch over a key prefix, from a start revision.
+pub struct WatchSubscription {
+    endpoint: String,
+    stream: etcd_client::WatchStream,
+}
+
+impl WatchSubscription {
+    /// The next message; `Ok(None)` when the stream closed.
+    pub async fn next(&mut self) -> Result<Option<WatchMessage>> {
+        let message = self
+            .stream
+            .message()
+            .await
+            .map_err(|e| EtcdError::from_client("Watch", &self.endpoint, &e))?;
+        let Some(response) = message else {
+            return Ok(None);
+        };
+        if response.compact_revision() > 0 {
+            return Ok(Some(WatchMessage::Compacted {
+                compact_revision: response.compact_revision(),
+            }));
+        }
+        if response.canceled() {
+            return Ok(Some(WatchMessage::Canceled(
+                response.cancel_reason().to_string(),
+            )));
+        }
+        let events = response
+            .events()
+            .iter()
+            .filter_map(|e| {
+                let kv = e.kv()?;
+                Some(WatchEvent {
+                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    bytes: (kv.key().len() + kv.value().len()) as u64,
+                    is_delete: e.event_type() == etcd_client::EventType::Delete,
+                })
+            })
+            .collect();
+        Ok(Some(WatchMessage::Events(events)))
+    }
+}
+
+/// One page of a range scan: (key, value bytes) pairs and whether more follow.
+pub struct RangePage {
+    pub entries: Vec<(Vec<u8>, u64)>,
+    pub more: bool,
+}
+
+impl Etcd {
+    /// Watches every key under `prefix` from `start_revision` (0: from now).
+    pub async fn watch_prefix(
+        &self,
+        endpoint: &str,
+        prefix: &str,
+        start_revision: i64,
+    ) -> Result<WatchSubscription> {
+        let mut options = etcd_client::WatchOptions::new().with_prefix();
+        if start_revision > 0 {
+            options = options.with_start_revision(start_revision);
+        }
+        let stream = self
+            .call("Watch", endpoint, self.dial_timeout, |c| async move {
+                c.watch_client()
+                    .max_decoding_message_size(64 << 20)
+                    .watch(prefix, Some(options))
+                    .await
+            })
+            .await?;
+        Ok(WatchSubscription {
+            endpoint: endpoint.to_string(),
+            stream,
+        })
+    }
+
+    /// One serializable page of at most `limit` keys in [`from`, `end`) (end empty: to the end of
+    /// the keyspace), with value sizes; the values themselves are dropped at once.
+    pub async fn range_page(
+        &self,
+        endpoint: &str,
+        from: &[u8],
+        end: &[u8],
+        limit: i64,
+    ) -> Result<RangePage> {
+        let (from, end) = (from.to_vec(), end.to_vec());
+        let response = self
+            .call("Range", endpoint, self.command_timeout, |c| async move {
+                let options = GetOptions::new()
+                    .with_range(if end.is_empty() { vec![0] } else { end })
+                    .with_limit(limit)
+                    .with_serializable();
+                c.kv_client()
+                    .max_decoding_message_size(256 << 20)
+                    .get(from, Some(options))
+                    .await
+            })
+            .await?;
+        Ok(RangePage {
+            entries: response
+                .kvs()
+                .iter()
+                .map(|kv| (kv.key().to_vec(), kv.value().len() as u64))
+                .collect(),
+            more: response.more(),
+        })
+    }
+}

@@ -91,7 +91,11 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         "observation": state.observation.as_deref().map(ClusterView::from_observation),
         "maintenance": state.maintenance,
         "actions": state.actions.newest_first(),
-        "diagnosis": state.extra,
+        "diagnosis": {
+            "churn_last_minute": state.churn_last_minute,
+            "churn_last_ten_minutes": state.churn_last_ten_minutes,
+            "forecast": state.forecast,
+        },
     });
     (
         [(header::CONTENT_TYPE, "application/json")],

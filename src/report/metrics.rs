@@ -47,6 +47,12 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChurnLabel {
+    pub resource: String,
+    pub key: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn duration_histogram() -> Histogram {
@@ -79,6 +85,11 @@ pub struct Metrics {
     pub heal_duration: Histogram,
     pub heal_blocked: Family<ReasonLabel, Gauge>,
     pub maintenance_blocked: Family<ReasonLabel, Gauge>,
+    pub churn_writes_per_minute: Family<ChurnLabel, FloatGauge>,
+    pub sync_loops: Gauge,
+    pub watch_events: Counter,
+    pub seconds_until_quota: FloatGauge,
+    pub growth_bytes_per_second: FloatGauge,
 }
 
 /// Reasons a heal can be blocked; all are always exported (0 or 1) so alerts can match them.
@@ -113,6 +124,11 @@ impl Metrics {
             heal_duration: duration_histogram(),
             heal_blocked: Family::default(),
             maintenance_blocked: Family::default(),
+            churn_writes_per_minute: Family::default(),
+            sync_loops: Gauge::default(),
+            watch_events: Counter::default(),
+            seconds_until_quota: FloatGauge::default(),
+            growth_bytes_per_second: FloatGauge::default(),
         };
         let r = registry.sub_registry_with_prefix("etcd_upkeep");
         r.register_with_unit(
@@ -233,6 +249,33 @@ impl Metrics {
             "1 while maintenance is refused, by reason",
             m.maintenance_blocked.clone(),
         );
+        r.register(
+            "churn_writes_per_minute",
+            "Writes per minute to the 10 most written keys (last minute)",
+            m.churn_writes_per_minute.clone(),
+        );
+        r.register(
+            "sync_loops",
+            "Keys written more often than --churn-threshold per minute (suspected sync loops)",
+            m.sync_loops.clone(),
+        );
+        r.register(
+            "watch_events",
+            "Write events seen by the churn watch",
+            m.watch_events.clone(),
+        );
+        r.register_with_unit(
+            "until_quota",
+            "Forecast time until the largest member reaches the quota (+Inf: not growing)",
+            Unit::Seconds,
+            m.seconds_until_quota.clone(),
+        );
+        r.register(
+            "growth_bytes_per_second",
+            "Least-squares growth of the largest member's db over the last hour",
+            m.growth_bytes_per_second.clone(),
+        );
+        m.seconds_until_quota.set(f64::INFINITY);
         for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt] {
             m.alarm_active
                 .get_or_create(&AlarmLabel {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use crate::diagnose::churn::ChurnEntry;
 use crate::observe::Observation;
 use crate::report::actions::{ActionLog, ActionRecord};
 use crate::report::metrics::Metrics;
@@ -38,8 +39,19 @@ pub struct DaemonState {
     pub heartbeat: Instant,
     pub actions: ActionLog,
     pub maintenance: MaintenanceReport,
-    /// Extra sections (churn, forecast) keyed by name, rendered as-is in /status.
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The most written keys over the last minute and the last ten minutes (churn detector).
+    pub churn_last_minute: Vec<ChurnEntry>,
+    pub churn_last_ten_minutes: Vec<ChurnEntry>,
+    pub forecast: Forecast,
+}
+
+/// The growth forecast as shown in /status.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Forecast {
+    /// Growth of the largest member's db (bytes/s, least squares over the last hour).
+    pub growth_bytes_per_second: Option<f64>,
+    /// Seconds until the quota is reached; None when not growing or not enough data.
+    pub seconds_until_quota: Option<f64>,
 }
 
 pub struct Shared {
@@ -64,7 +76,9 @@ impl Shared {
                 heartbeat: Instant::now(),
                 actions: ActionLog::default(),
                 maintenance: MaintenanceReport::default(),
-                extra: serde_json::Map::new(),
+                churn_last_minute: Vec::new(),
+                churn_last_ten_minutes: Vec::new(),
+                forecast: Forecast::default(),
             }),
         })
     }

@@ -1,0 +1,281 @@
+//! `etcd-upkeep analyze`: the keyspace broken down by Kubernetes resource, the largest objects,
+//! and (with `--watch`) the keys written most.
+//!
+//! Why paged serializable reads against one member: a full-keyspace Range would hold every value
+//! in memory at once and, linearizable, load the leader of a cluster that may already be in
+//! trouble. Pages of a bounded number of keys, from one member's local store, keep memory flat
+//! regardless of the key count and work during NOSPACE (reads are allowed).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::diagnose::keys::classify;
+use crate::diagnose::topk::SpaceSaving;
+use crate::etcd::{Etcd, EtcdError, WatchMessage};
+use crate::units::format_bytes;
+
+const LARGEST_PER_RESOURCE: usize = 5;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ObjectSize {
+    pub key: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ResourceUsage {
+    pub resource: String,
+    pub count: u64,
+    /// Key + value bytes of the live objects.
+    pub bytes: u64,
+    pub largest: Vec<ObjectSize>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChurnReport {
+    pub key: String,
+    pub resource: String,
+    pub writes: u64,
+    pub writes_per_second: f64,
+    pub bytes: u64,
+    pub bytes_per_second: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub endpoint: String,
+    pub total_keys: u64,
+    pub total_bytes: u64,
+    /// Sorted by bytes, descending.
+    pub resources: Vec<ResourceUsage>,
+    /// Sorted by writes, descending (empty without --watch).
+    pub churn: Vec<ChurnReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched_seconds: Option<f64>,
+}
+
+/// Accumulates the breakdown one key at a time; memory grows with resources, not keys.
+#[derive(Debug, Default)]
+pub struct Breakdown {
+    by_resource: HashMap<String, ResourceUsage>,
+}
+
+impl Breakdown {
+    pub fn add(&mut self, key: &str, bytes: u64) {
+        let resource = classify(key).resource;
+        let usage = self
+            .by_resource
+            .entry(resource.clone())
+            .or_insert_with(|| ResourceUsage {
+                resource,
+                count: 0,
+                bytes: 0,
+                largest: Vec::new(),
+            });
+        usage.count += 1;
+        usage.bytes += bytes;
+        let smallest_kept = usage.largest.last().map(|o| o.bytes).unwrap_or(0);
+        if usage.largest.len() < LARGEST_PER_RESOURCE || bytes > smallest_kept {
+            usage.largest.push(ObjectSize {
+                key: key.to_string(),
+                bytes,
+            });
+            usage
+                .largest
+                .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.key.cmp(&b.key)));
+            usage.largest.truncate(LARGEST_PER_RESOURCE);
+        }
+    }
+
+    /// Resources by bytes, descending.
+    pub fn resources(&self) -> Vec<ResourceUsage> {
+        let mut all: Vec<ResourceUsage> = self.by_resource.values().cloned().collect();
+        all.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| a.resource.cmp(&b.resource))
+        });
+        all
+    }
+}
+
+/// Scans the keys under `prefix` (empty: all) in pages of `page_size`.
+pub async fn scan(
+    etcd: &Etcd,
+    endpoint: &str,
+    prefix: &str,
+    page_size: i64,
+) -> Result<Breakdown, EtcdError> {
+    let mut breakdown = Breakdown::default();
+    let (mut from, end) = if prefix.is_empty() {
+        (vec![0u8], Vec::new())
+    } else {
+        (prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()))
+    };
+    loop {
+        let page = etcd.range_page(endpoint, &from, &end, page_size).await?;
+        let Some((last, _)) = page.entries.last() else {
+            break;
+        };
+        from = last.clone();
+        from.push(0);
+        for (key, value_bytes) in &page.entries {
+            breakdown.add(
+                &String::from_utf8_lossy(key),
+                key.len() as u64 + value_bytes,
+            );
+        }
+        if !page.more {
+            break;
+        }
+    }
+    Ok(breakdown)
+}
+
+/// The range end that covers every key starting with `prefix` (etcd's `GetPrefixRangeEnd`).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// Watches writes under `prefix` for `duration` and ranks keys by writes.
+pub async fn watch_churn(
+    etcd: &Etcd,
+    endpoint: &str,
+    prefix: &str,
+    duration: Duration,
+    top: usize,
+) -> Result<Vec<ChurnReport>, EtcdError> {
+    let mut sketch = SpaceSaving::new(10_000);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut subscription = etcd.watch_prefix(endpoint, prefix, 0).await?;
+    loop {
+        let message = tokio::select! {
+            m = subscription.next() => m?,
+            _ = tokio::time::sleep_until(deadline) => break,
+        };
+        match message {
+            Some(WatchMessage::Events(events)) => {
+                for e in events {
+                    sketch.add(&e.key, e.bytes);
+                }
+            }
+            // A compaction can only cancel a lagging watch; start again from now.
+            Some(WatchMessage::Compacted { .. }) | Some(WatchMessage::Canceled(_)) | None => {
+                subscription = etcd.watch_prefix(endpoint, prefix, 0).await?;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64().max(0.001);
+    Ok(sketch
+        .top()
+        .into_iter()
+        .take(top)
+        .map(|c| ChurnReport {
+            resource: classify(&c.key).resource,
+            writes_per_second: c.count as f64 / seconds,
+            bytes_per_second: c.bytes as f64 / seconds,
+            key: c.key,
+            writes: c.count,
+            bytes: c.bytes,
+        })
+        .collect())
+}
+
+impl Analysis {
+    pub fn to_table(&self, top: usize) -> String {
+        let mut out = format!(
+            "{} keys, {} (key + value bytes of live objects) on {}\n\n",
+            self.total_keys,
+            format_bytes(self.total_bytes),
+            self.endpoint
+        );
+        let width = self
+            .resources
+            .iter()
+            .map(|r| r.resource.len())
+            .max()
+            .unwrap_or(8)
+            .max(8);
+        out.push_str(&format!(
+            "{:<width$}  {:>9}  {:>11}  {:>6}\n",
+            "RESOURCE", "OBJECTS", "BYTES", "SHARE"
+        ));
+        for r in self.resources.iter().take(top.max(1) * 3) {
+            let share = if self.total_bytes == 0 {
+                0.0
+            } else {
+                r.bytes as f64 * 100.0 / self.total_bytes as f64
+            };
+            out.push_str(&format!(
+                "{:<width$}  {:>9}  {:>11}  {:>5.1}%\n",
+                r.resource,
+                r.count,
+                format_bytes(r.bytes),
+                share
+            ));
+        }
+        let mut largest: Vec<&ObjectSize> =
+            self.resources.iter().flat_map(|r| &r.largest).collect();
+        largest.sort_by_key(|o| std::cmp::Reverse(o.bytes));
+        out.push_str("\nLARGEST OBJECTS\n");
+        for o in largest.into_iter().take(top) {
+            out.push_str(&format!("{:>11}  {}\n", format_bytes(o.bytes), o.key));
+        }
+        if let Some(seconds) = self.watched_seconds {
+            out.push_str(&format!(
+                "\nMOST WRITTEN KEYS over {seconds:.0}s\n{:>8}  {:>9}  {:>11}  KEY\n",
+                "WRITES", "WRITES/S", "BYTES/S"
+            ));
+            for c in &self.churn {
+                out.push_str(&format!(
+                    "{:>8}  {:>9.1}  {:>11}  {}\n",
+                    c.writes,
+                    c.writes_per_second,
+                    format_bytes(c.bytes_per_second as u64),
+                    c.key
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breakdown_counts_bytes_and_keeps_the_largest() {
+        let mut b = Breakdown::default();
+        for i in 0..10u64 {
+            b.add(&format!("/registry/configmaps/default/cm-{i}"), 100 + i);
+        }
+        b.add("/registry/example.com/widgets/ns/w", 5000);
+        b.add("compact_rev_key", 20);
+        let r = b.resources();
+        assert_eq!(r[0].resource, "example.com/widgets");
+        assert_eq!(r[1].resource, "configmaps");
+        assert_eq!(r[1].count, 10);
+        assert_eq!(r[1].bytes, (100..110).sum::<u64>());
+        assert_eq!(r[1].largest.len(), LARGEST_PER_RESOURCE);
+        assert_eq!(r[1].largest[0].bytes, 109);
+        assert_eq!(r[2].resource, "compact_rev_key");
+    }
+
+    #[test]
+    fn prefix_end_is_etcds() {
+        assert_eq!(prefix_end(b"/registry/"), b"/registry0".to_vec());
+        assert_eq!(prefix_end(&[0x61, 0xff]), vec![0x62]);
+        assert_eq!(prefix_end(&[0xff]), vec![0]);
+    }
+}

@@ -1,0 +1,176 @@
+//! The churn detector: writes per key over the last minute and the last ten minutes, in bounded
+//! memory, and the sync-loop signature.
+//!
+//! Why windows of buckets: a sync loop is a *rate* (one object rewritten many times a minute),
+//! and it must be noticed within a minute of starting and forgotten after it stops. Sixty
+//! 10-second buckets, each a Space-Saving sketch of fixed capacity, give both windows; memory is
+//! bounded by buckets × capacity no matter how many keys are written.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Serialize;
+
+use super::keys::{classify, vcluster_sync_hint};
+use super::topk::SpaceSaving;
+
+const BUCKET_SECONDS: u64 = 10;
+const BUCKETS: usize = 60; // 10 minutes
+
+/// One hot key, as reported in /status, metrics and logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChurnEntry {
+    pub key: String,
+    pub resource: String,
+    /// Writes in the window.
+    pub writes: u64,
+    pub writes_per_minute: f64,
+    pub bytes_per_minute: f64,
+    /// True when the rate is over the sync-loop threshold.
+    pub sync_loop: bool,
+    /// The vCluster setting that likely syncs it (for sync loops).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vcluster_hint: Option<String>,
+}
+
+pub struct ChurnDetector {
+    capacity: usize,
+    threshold_per_minute: f64,
+    /// (bucket start in seconds, sketch), oldest first.
+    buckets: VecDeque<(u64, SpaceSaving)>,
+    started: Option<f64>,
+    pub events: u64,
+}
+
+impl ChurnDetector {
+    pub fn new(capacity: usize, threshold_per_minute: f64) -> Self {
+        ChurnDetector {
+            capacity,
+            threshold_per_minute,
+            buckets: VecDeque::new(),
+            started: None,
+            events: 0,
+        }
+    }
+
+    /// Counts one write (put or delete) of `bytes` (key + value) to `key` at `now` seconds.
+    pub fn record(&mut self, key: &str, bytes: u64, now: f64) {
+        self.started.get_or_insert(now);
+        self.events += 1;
+        let start = (now as u64 / BUCKET_SECONDS) * BUCKET_SECONDS;
+        if self.buckets.back().is_none_or(|(s, _)| *s != start) {
+            self.buckets
+                .push_back((start, SpaceSaving::new(self.capacity)));
+            while self.buckets.len() > BUCKETS {
+                self.buckets.pop_front();
+            }
+        }
+        self.buckets
+            .back_mut()
+            .expect("just pushed")
+            .1
+            .add(key, bytes);
+    }
+
+    /// The `n` heaviest keys over the last `window_seconds` (≤ 600) at `now`.
+    pub fn top(&self, now: f64, window_seconds: f64, n: usize) -> Vec<ChurnEntry> {
+        let since = now - window_seconds;
+        let mut merged: HashMap<&str, (u64, u64)> = HashMap::new();
+        for (start, sketch) in &self.buckets {
+            if (*start as f64 + BUCKET_SECONDS as f64) <= since || *start as f64 > now {
+                continue;
+            }
+            for counter in sketch.counters() {
+                let entry = merged.entry(counter.key.as_str()).or_default();
+                entry.0 += counter.count;
+                entry.1 += counter.bytes;
+            }
+        }
+        // Rates over the part of the window we have actually watched.
+        let watched = self
+            .started
+            .map(|s| (now - s).clamp(BUCKET_SECONDS as f64, window_seconds))
+            .unwrap_or(window_seconds);
+        let mut entries: Vec<ChurnEntry> = merged
+            .into_iter()
+            .map(|(key, (writes, bytes))| {
+                let writes_per_minute = writes as f64 * 60.0 / watched;
+                let resource = classify(key).resource;
+                let sync_loop = writes_per_minute > self.threshold_per_minute;
+                ChurnEntry {
+                    key: key.to_string(),
+                    vcluster_hint: sync_loop.then(|| vcluster_sync_hint(&resource)),
+                    resource,
+                    writes,
+                    writes_per_minute,
+                    bytes_per_minute: bytes as f64 * 60.0 / watched,
+                    sync_loop,
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| b.writes.cmp(&a.writes).then_with(|| a.key.cmp(&b.key)));
+        entries.truncate(n);
+        entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_looping_object_is_flagged_and_named_with_its_vcluster_setting() {
+        let mut d = ChurnDetector::new(128, 60.0);
+        let lp = "/registry/example.com/widgets/default/looping";
+        for tenth in 0..600u64 {
+            let now = 1000.0 + tenth as f64 / 10.0; // 60 s
+            d.record(lp, 1000, now);
+            d.record(
+                &format!("/registry/configmaps/default/cm-{tenth}"),
+                100,
+                now,
+            );
+        }
+        let top = d.top(1060.0, 60.0, 10);
+        assert_eq!(top[0].key, lp);
+        assert!(top[0].sync_loop);
+        assert!(
+            (top[0].writes_per_minute - 600.0).abs() < 60.0,
+            "{}",
+            top[0].writes_per_minute
+        );
+        assert!(
+            top[0]
+                .vcluster_hint
+                .as_deref()
+                .unwrap()
+                .contains("widgets.example.com")
+        );
+        assert!(!top[1].sync_loop);
+    }
+
+    #[test]
+    fn old_writes_leave_the_window() {
+        let mut d = ChurnDetector::new(16, 60.0);
+        for i in 0..100 {
+            d.record("/registry/pods/a/b", 1, 1000.0 + i as f64 * 0.1);
+        }
+        assert_eq!(d.top(1010.0, 60.0, 5)[0].writes, 100);
+        assert!(d.top(1200.0, 60.0, 5).is_empty());
+        assert_eq!(d.top(1200.0, 600.0, 5)[0].writes, 100);
+        assert!(d.top(2000.0, 600.0, 5).is_empty());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_buckets_times_capacity() {
+        let mut d = ChurnDetector::new(32, 60.0);
+        for i in 0..200_000u64 {
+            d.record(
+                &format!("/registry/events/ns/e{i}"),
+                10,
+                1000.0 + i as f64 * 0.01,
+            );
+        }
+        assert!(d.buckets.len() <= BUCKETS);
+        assert!(d.buckets.iter().all(|(_, s)| s.len() <= 32));
+    }
+}

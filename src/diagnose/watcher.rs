@@ -1,0 +1,161 @@
+//! The daemon's churn watch: a Watch on `--churn-prefix` feeding the [`ChurnDetector`], the top
+//! keys published to metrics and /status every few seconds, and a warning naming each suspected
+//! sync loop.
+//!
+//! Why it restarts from "now": a watch that starts at the current revision can never hit a
+//! compacted revision, so compactions (ours, the apiserver's) never stop the detector; when etcd
+//! ends the stream (member restart, slow-watcher cancel, compaction of a lagging watch) the
+//! watch is simply re-created, with back-off while etcd is unreachable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::daemon::{Snapshot, backoff};
+use crate::diagnose::churn::{ChurnDetector, ChurnEntry};
+use crate::etcd::WatchMessage;
+use crate::observe::unix_now;
+use crate::report::metrics::ChurnLabel;
+use crate::report::state::Shared;
+use crate::shutdown::Shutdown;
+use crate::units::format_bytes;
+
+/// Counters per 10-second bucket; a loop writing ≥ 1/s is never evicted by background noise.
+const SKETCH_CAPACITY: usize = 256;
+const PUBLISH_EVERY: Duration = Duration::from_secs(5);
+const TOP: usize = 10;
+/// Warn again about the same looping key at most this often.
+const REWARN_SECONDS: f64 = 600.0;
+
+pub async fn run(
+    prefix: String,
+    threshold_per_minute: f64,
+    mut latest: watch::Receiver<Option<Snapshot>>,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+) {
+    let mut detector = ChurnDetector::new(SKETCH_CAPACITY, threshold_per_minute);
+    let mut warned: HashMap<String, f64> = HashMap::new();
+    let mut failures = 0u32;
+    let poll = shared.poll_interval;
+    loop {
+        let snapshot = loop {
+            if let Some(s) = latest.borrow_and_update().clone() {
+                break s;
+            }
+            tokio::select! {
+                changed = latest.changed() => if changed.is_err() { return },
+                _ = shutdown.requested() => return,
+            }
+        };
+        let obs = &snapshot.observation;
+        let endpoint = obs
+            .local_member
+            .and_then(|id| obs.member(id))
+            .or_else(|| obs.members.iter().find(|m| m.status.is_some()))
+            .map(|m| m.endpoint.clone());
+        let Some(endpoint) = endpoint else {
+            if shutdown.sleep(poll).await {
+                return;
+            }
+            continue;
+        };
+        let mut subscription = match snapshot.etcd.watch_prefix(&endpoint, &prefix, 0).await {
+            Ok(s) => s,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!("churn watch could not start: {e}");
+                if shutdown.sleep(backoff(poll, failures)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if failures > 0 {
+            tracing::info!("churn watch on {prefix} running again");
+        } else {
+            tracing::info!(prefix = %prefix, endpoint = %endpoint, "churn watch started");
+        }
+        failures = 0;
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        loop {
+            tokio::select! {
+                message = subscription.next() => match message {
+                    Ok(Some(WatchMessage::Events(events))) => {
+                        let now = unix_now();
+                        shared.metrics.watch_events.inc_by(events.len() as u64);
+                        for event in events {
+                            detector.record(&event.key, event.bytes, now);
+                        }
+                    }
+                    Ok(Some(WatchMessage::Compacted { compact_revision })) => {
+                        tracing::info!(compact_revision, "churn watch fell behind a compaction; restarting from the current revision");
+                        break;
+                    }
+                    Ok(Some(WatchMessage::Canceled(reason))) => {
+                        tracing::info!("churn watch ended by etcd ({reason}); restarting");
+                        break;
+                    }
+                    Ok(None) => {
+                        tracing::info!("churn watch stream closed; restarting");
+                        break;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!("churn watch failed: {e}; restarting");
+                        break;
+                    }
+                },
+                _ = publish.tick() => publish_report(&detector, &shared, &mut warned),
+                _ = shutdown.requested() => return,
+            }
+        }
+        if shutdown
+            .sleep(backoff(poll, failures.max(1)).min(Duration::from_secs(2)))
+            .await
+        {
+            return;
+        }
+    }
+}
+
+fn publish_report(detector: &ChurnDetector, shared: &Shared, warned: &mut HashMap<String, f64>) {
+    let now = unix_now();
+    let last_minute = detector.top(now, 60.0, TOP);
+    let last_ten = detector.top(now, 600.0, TOP);
+    let metrics = &shared.metrics;
+    metrics.churn_writes_per_minute.clear();
+    for entry in &last_minute {
+        metrics
+            .churn_writes_per_minute
+            .get_or_create(&ChurnLabel {
+                resource: entry.resource.clone(),
+                key: entry.key.clone(),
+            })
+            .set(entry.writes_per_minute);
+    }
+    let loops: Vec<&ChurnEntry> = last_minute.iter().filter(|e| e.sync_loop).collect();
+    metrics.sync_loops.set(loops.len() as i64);
+    for entry in &loops {
+        if warned
+            .get(&entry.key)
+            .is_some_and(|at| now - at < REWARN_SECONDS)
+        {
+            continue;
+        }
+        warned.insert(entry.key.clone(), now);
+        tracing::warn!(
+            key = %entry.key, resource = %entry.resource, writes_per_minute = entry.writes_per_minute,
+            bytes_per_minute = entry.bytes_per_minute,
+            "sync loop suspected: {} ({}) is rewritten {:.0} times a minute ({}/min of new history); likely synced by {}",
+            entry.key, entry.resource, entry.writes_per_minute, format_bytes(entry.bytes_per_minute as u64),
+            entry.vcluster_hint.as_deref().unwrap_or("an unknown controller")
+        );
+    }
+    warned.retain(|_, at| now - *at < REWARN_SECONDS * 2.0);
+    let mut state = shared.write();
+    state.churn_last_minute = last_minute;
+    state.churn_last_ten_minutes = last_ten;
+}
