@@ -125,6 +125,6 @@ mod tests {
             g.record(i as f64, i, i as i64);
         }
         assert!(g.samples.len() <= MAX_SAMPLES + 1);
-        assert_eq!(g.revision_about(99_999.0, 300.0), Some(99_699));
+        assert_eq!(g.revision_about(99_999.0, 300.0), Some(99_698)); // samples every 3 s from t=5
     }
 }
