@@ -6,14 +6,16 @@
 //! bound as a double and every integer literal is read as a double before compiling — sizes up
 //! to 2^53 bytes (8 PiB) are exact, far beyond any etcd.
 //!
-//! The default defragments only when it pays: the db is over 80 % of the quota (space is about
-//! to run out, so any reclaimable byte matters), or at least 100 MiB AND 45 % of the file is free
-//! (OpenShift's thresholds: below that, a stop-the-world defrag costs more than it returns).
+//! The default defragments only when it pays: the db is over 80 % of the quota and a defrag would
+//! give back at least 5 % of the quota (space is about to run out), or at least 100 MiB AND 45 %
+//! of the file is free (OpenShift's thresholds: below that, a stop-the-world defrag costs more
+//! than it returns). A bare `dbQuotaUsage > 0.8` stays true for as long as live data is high, so
+//! it would defragment again and again for nothing; the engine also skips members with nothing
+//! reclaimable, whatever the rule.
 
 use cel::{Context, Program, Value};
 
-pub const DEFAULT_RULE: &str =
-    "dbQuotaUsage > 0.8 || (dbSizeFree >= 100*1024*1024 && fragmentation >= 0.45)";
+pub const DEFAULT_RULE: &str = "(dbQuotaUsage > 0.8 && dbSizeFree > dbQuota * 0.05) || (dbSizeFree >= 100*1024*1024 && fragmentation >= 0.45)";
 
 /// The numbers a rule sees for one member.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -191,7 +193,8 @@ mod tests {
         assert!(!eval(DEFAULT_RULE, 50 * MIB, 10 * MIB, quota)); // small db
         assert!(!eval(DEFAULT_RULE, 400 * MIB, 300 * MIB, quota)); // 25 % free
         assert!(eval(DEFAULT_RULE, 400 * MIB, 200 * MIB, quota)); // 200 MiB, 50 % free
-        assert!(eval(DEFAULT_RULE, 1700 * MIB, 1690 * MIB, quota)); // 83 % of quota
+        assert!(eval(DEFAULT_RULE, 1700 * MIB, 1500 * MIB, quota)); // 83 % of quota, 200 MiB free
+        assert!(!eval(DEFAULT_RULE, 1700 * MIB, 1690 * MIB, quota)); // 83 % but all live data
     }
 
     #[test]

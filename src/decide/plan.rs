@@ -98,6 +98,14 @@ pub fn rule_matches(
             db_quota: obs.quota.bytes,
         };
         match rule.evaluate(&input) {
+            // Whatever the rule says, a member with nothing to give back is left alone: this is
+            // what stops a rule like `dbQuotaUsage > 0.8` (true as long as live data is high)
+            // from defragmenting the same members again after every leader handover.
+            Ok(true) if !reclaimable(m) => notes.push(format!(
+                "{}: rule matches but only {} is reclaimable; skipped",
+                m.name,
+                crate::units::format_bytes(m.db_size_free().unwrap_or(0))
+            )),
             Ok(true) if cooling_down.contains(&m.id) => notes.push(format!(
                 "{}: rule matches but the member is in its cool-down",
                 m.name
@@ -153,6 +161,19 @@ mod tests {
         let mut obs = cluster(&[(5, 1), (5, 1)], 100);
         obs.members[1].status = None;
         assert_eq!(order(&obs, PlanCause::Rule, &[1, 2]).steps.len(), 1);
+    }
+
+    #[test]
+    fn rule_matches_skip_members_with_nothing_to_reclaim() {
+        // 90 % of the quota but all of it live data: the rule is true, the defrag would free nothing.
+        let obs = cluster(
+            &[(900 * MIB, 899 * MIB), (900 * MIB, 700 * MIB)],
+            1000 * MIB,
+        );
+        let rule = DefragRule::parse("dbQuotaUsage > 0.8").unwrap();
+        let (matched, notes) = rule_matches(&obs, &rule, &HashSet::new());
+        assert_eq!(matched, vec![2]);
+        assert!(notes[0].contains("reclaimable"), "{notes:?}");
     }
 
     #[test]

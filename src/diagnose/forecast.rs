@@ -75,13 +75,12 @@ impl GrowthSamples {
         Some(((quota as f64 - current) / slope).max(0.0))
     }
 
-    /// The revision seen about `age` seconds ago (the oldest one when history is shorter).
+    /// The newest revision seen at least `age` seconds ago; None while history is younger.
     pub fn revision_about(&self, now: f64, age: f64) -> Option<i64> {
         self.samples
             .iter()
             .rev()
             .find(|(t, _, _)| now - t >= age)
-            .or(self.samples.front())
             .map(|s| s.2)
     }
 }
@@ -126,5 +125,6 @@ mod tests {
         }
         assert!(g.samples.len() <= MAX_SAMPLES + 1);
         assert_eq!(g.revision_about(99_999.0, 300.0), Some(99_698)); // samples every 3 s from t=5
+        assert_eq!(g.revision_about(99_999.0, 7200.0), None); // older than the window: unknown
     }
 }

@@ -62,12 +62,13 @@ const MAX_LOG_BACKOFF: Duration = Duration::from_secs(300);
 impl Engine {
     /// One heal attempt. Called while NOSPACE is active and this instance is the actor.
     pub async fn heal(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) -> HealOutcome {
+        let (seen, seen_unix) = self.nospace_seen.unwrap_or((Instant::now(), unix_now()));
         let episode = self.nospace.get_or_insert_with(|| {
             let alarmed: Vec<String> = obs.alarms.iter().filter(|a| a.kind == AlarmKind::NoSpace).map(|a| obs.member_name(a.member_id)).collect();
             tracing::warn!(members = ?alarmed, "NOSPACE alarm raised on {}: every write fails; healing: compact → defragment → verified disarm", alarmed.join(", "));
             Episode {
-                since: Instant::now(),
-                since_unix: unix_now(),
+                since: seen,
+                since_unix: seen_unix,
                 compacted_at: 0,
                 defragmented: HashSet::new(),
                 blocked_at: None,

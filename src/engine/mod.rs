@@ -154,6 +154,8 @@ pub struct Engine {
     /// When this instance last disarmed NOSPACE: observations older than that are stale.
     disarmed_at: f64,
     growth: GrowthSamples,
+    /// When this instance first saw the current NOSPACE alarm (monotonic, Unix seconds).
+    nospace_seen: Option<(std::time::Instant, f64)>,
     /// No forecast-driven maintenance before this time (after one ran).
     forecast_hold_until: f64,
 }
@@ -172,6 +174,7 @@ impl Engine {
             last_blockers: Vec::new(),
             disarmed_at: 0.0,
             growth: GrowthSamples::default(),
+            nospace_seen: None,
             forecast_hold_until: 0.0,
         }
     }
@@ -264,6 +267,14 @@ impl Engine {
             .compaction
             .observe(self.cfg.compaction, now, obs.revision);
         let eta = self.forecast(ctx, obs, now);
+        // Every instance notes when it first saw NOSPACE, so whichever one heals reports the
+        // full outage in etcd_upkeep_heal_duration_seconds, not just its own part.
+        if obs.has_alarm(AlarmKind::NoSpace) {
+            self.nospace_seen
+                .get_or_insert((std::time::Instant::now(), now));
+        } else {
+            self.nospace_seen = None;
+        }
 
         let fence = match actor_verdict(
             obs,
@@ -442,8 +453,9 @@ impl Engine {
         eta
     }
 
-    /// Prevention instead of cure: the quota would be reached within the horizon, so compact
-    /// (keeping 5 minutes of history, like the apiserver) and defragment now, outside the window.
+    /// Prevention instead of cure: the quota would be reached within the horizon, so compact and
+    /// defragment now, outside the window. History kept: 5 minutes like the apiserver, but never
+    /// more than half the time left — a sync loop's last 5 minutes may not fit under the quota.
     async fn forecast_maintenance(
         &mut self,
         ctx: &Ctx<'_>,
@@ -453,6 +465,15 @@ impl Engine {
         horizon: Duration,
     ) {
         let now = unix_now();
+        let keep = (eta / 2.0).clamp(10.0, 300.0);
+        let Some(target) = self.growth.revision_about(now, keep) else {
+            // The growth is younger than the history we keep: nothing old enough to give up yet.
+            tracing::debug!(
+                "forecast: all history is younger than {keep:.0}s; compacting as soon as some is older"
+            );
+            self.forecast_hold_until = now + self.cfg.poll.as_secs_f64();
+            return;
+        };
         let sync_loop = ctx
             .shared
             .read()
@@ -477,18 +498,12 @@ impl Engine {
             humantime::format_duration(Duration::from_secs(eta as u64)),
             humantime::format_duration(horizon)
         );
-        if let Some(target) = self.growth.revision_about(now, 300.0)
-            && target > self.compaction.last_compacted
-        {
-            self.compact(
-                ctx,
-                obs,
-                fence,
-                target,
-                "forecast: quota within the horizon; 5 minutes of history kept",
-            )
-            .await;
+        if target > self.compaction.last_compacted {
+            let why =
+                format!("forecast: quota within the horizon; the last {keep:.0}s of history kept");
+            self.compact(ctx, obs, fence, target, &why).await;
         }
+        let mut defragmented = false;
         if let Ok(fresh) = ctx.observe().await {
             let members: Vec<u64> = fresh
                 .members
@@ -496,16 +511,24 @@ impl Engine {
                 .filter(|m| reclaimable(m))
                 .map(|m| m.id)
                 .collect();
-            if !members.is_empty() {
+            if members.is_empty() {
+                tracing::info!(
+                    "forecast: nothing reclaimable yet (the growth is recent history or live data); checking again soon"
+                );
+            } else {
                 let plan = order(&fresh, PlanCause::Forecast, &members);
                 let outcome = self
                     .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
                     .await;
                 tracing::info!(?outcome, "forecast-driven defragmentation pass ended");
+                defragmented = true;
             }
         }
-        self.growth.reset();
-        self.forecast_hold_until = now + 600.0;
+        if defragmented {
+            self.growth.reset(); // the size just dropped: the old slope no longer applies
+        }
+        // Look again before a third of the remaining time has passed.
+        self.forecast_hold_until = now + (eta / 3.0).clamp(30.0, 600.0);
     }
 
     fn report_blocked(&mut self, ctx: &Ctx<'_>, reasons: &[&str], messages: Vec<String>) {

@@ -264,10 +264,9 @@ impl Metrics {
             "Write events seen by the churn watch",
             m.watch_events.clone(),
         );
-        r.register_with_unit(
-            "until_quota",
-            "Forecast time until the largest member reaches the quota (+Inf: not growing)",
-            Unit::Seconds,
+        r.register(
+            "seconds_until_quota",
+            "Forecast seconds until the largest member reaches the quota (+Inf: not growing)",
             m.seconds_until_quota.clone(),
         );
         r.register(

@@ -28,8 +28,19 @@ pub fn etcd_bin() -> PathBuf {
     PathBuf::from("etcd")
 }
 
+/// The etcd-upkeep binary: Cargo's for tests; for the demo (an example), the one built beside it.
 pub fn upkeep_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_etcd-upkeep"))
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_etcd-upkeep") {
+        return PathBuf::from(bin);
+    }
+    if let Ok(bin) = std::env::var("ETCD_UPKEEP_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(|examples| examples.parent())
+        .expect("target dir")
+        .join("etcd-upkeep")
 }
 
 pub fn free_port() -> u16 {
