@@ -5,28 +5,14 @@
 //! parses the command line, sets up logging and maps outcomes to exit codes:
 //! 0 success, 1 the operation failed (etcd unreachable, heal impossible), 2 bad input.
 
-mod act;
-mod certs;
-mod cli;
-mod config;
-mod daemon;
-mod decide;
-mod diagnose;
-mod engine;
-mod etcd;
-mod observe;
-mod oneshot;
-mod report;
-mod shutdown;
-mod units;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, LogFormat};
-use crate::config::ConfigError;
+use etcd_upkeep::cli::{Cli, Command, LogFormat};
+use etcd_upkeep::config::ConfigError;
+use etcd_upkeep::{daemon, oneshot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmarks: figures beside their targets, on a release build against real etcd.
+#   scripts/bench.sh                 # all: idle heal churn analyze stall
+#   scripts/bench.sh heal churn      # some
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+etcd_bin="$(bash scripts/setup.sh | tail -n 1)"
+export ETCD_BIN="${ETCD_BIN:-$etcd_bin}"
+command -v /usr/bin/time >/dev/null || { sudo_if=""; [ "$(id -u)" -eq 0 ] || sudo_if=sudo; $sudo_if apt-get install -y -qq time >&2; }
+cargo build --release --locked --quiet --bin etcd-upkeep --example bench
+export ETCD_UPKEEP_BIN="$root/target/release/etcd-upkeep"
+exec "$root/target/release/examples/bench" "$@"
