@@ -3,13 +3,13 @@
 //!
 //! - `idle`:     `run` against 3 members at the default poll — RSS (≤ 15 MiB) and CPU (≤ 1 %).
 //! - `heal`:     NOSPACE → writable with the daemon vs the runbook scripted with etcdctl
-//!               (target ≤ runbook + one poll interval).
+//!   (target ≤ runbook + one poll interval).
 //! - `churn`:    churn detector events/s (≥ 20 000/s) and memory (≤ 64 MiB), in-process and
-//!               end-to-end behind a real etcd watch.
+//!   end-to-end behind a real etcd watch.
 //! - `analyze`:  `analyze` over 1 000 000 keys — wall time and peak memory (bounded).
 //! - `stall`:    a fragmented ~600 MB 3-member cluster defragmented by three instances while a
-//!               client pinned to each member writes — the longest window with no write accepted
-//!               anywhere (reference: uncoordinated 11.5–13.8 s; target < 1 s).
+//!   client pinned to each member writes — the longest window with no write accepted anywhere
+//!   (reference: uncoordinated 11.5–13.8 s; target < 1 s).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -97,16 +97,10 @@ fn time_to_writable(cluster: &Cluster, during: impl FnOnce()) -> f64 {
     let done = Arc::new(AtomicBool::new(false));
     let prober = {
         let done = done.clone();
-        let endpoints = cluster.endpoints();
-        let pki = (
-            cluster.pki.ca.clone(),
-            cluster.pki.client_cert.clone(),
-            cluster.pki.client_key.clone(),
-        );
+        let config = cluster.client_config();
         std::thread::spawn(move || {
             rt().block_on(async {
-                let c = client_for(&endpoints, &pki).await;
-                let mut c = c;
+                let mut c = config.connect().await;
                 loop {
                     if c.put("bench/probe", "x", None).await.is_ok() {
                         break refused.elapsed().as_secs_f64();
@@ -123,26 +117,6 @@ fn time_to_writable(cluster: &Cluster, during: impl FnOnce()) -> f64 {
     let seconds = prober.join().unwrap();
     done.store(true, Ordering::SeqCst);
     seconds
-}
-
-async fn client_for(
-    endpoints: &[String],
-    pki: &(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf),
-) -> etcd_client::Client {
-    let tls = etcd_client::TlsOptions::new()
-        .ca_certificate(etcd_client::Certificate::from_pem(
-            std::fs::read(&pki.0).unwrap(),
-        ))
-        .identity(etcd_client::Identity::from_pem(
-            std::fs::read(&pki.1).unwrap(),
-            std::fs::read(&pki.2).unwrap(),
-        ));
-    let options = etcd_client::ConnectOptions::new()
-        .with_tls(tls)
-        .with_timeout(Duration::from_secs(2));
-    etcd_client::Client::connect(endpoints, Some(options))
-        .await
-        .unwrap()
 }
 
 fn etcdctl(cluster: &Cluster, args: &[&str]) -> String {
@@ -270,14 +244,9 @@ fn churn() {
     let written = rt().block_on(async {
         let mut writers = Vec::new();
         for w in 0..4 {
-            let endpoints = cluster.endpoints();
-            let pki = (
-                cluster.pki.ca.clone(),
-                cluster.pki.client_cert.clone(),
-                cluster.pki.client_key.clone(),
-            );
+            let config = cluster.client_config();
             writers.push(tokio::spawn(async move {
-                let mut c = client_for(&endpoints, &pki).await;
+                let mut c = config.connect().await;
                 let start = Instant::now();
                 let mut written = 0u64;
                 let mut batch = 0u64;
@@ -324,14 +293,9 @@ fn analyze() {
     rt().block_on(async {
         let mut tasks = Vec::new();
         for w in 0..4u64 {
-            let endpoints = cluster.endpoints();
-            let pki = (
-                cluster.pki.ca.clone(),
-                cluster.pki.client_cert.clone(),
-                cluster.pki.client_key.clone(),
-            );
+            let config = cluster.client_config();
             tasks.push(tokio::spawn(async move {
-                let mut c = client_for(&endpoints, &pki).await;
+                let mut c = config.connect().await;
                 let mut i = w * 128;
                 while i < keys {
                     let ops: Vec<etcd_client::TxnOp> = (i..(i + 128).min(keys))
@@ -429,19 +393,15 @@ fn stall() {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let successes: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
+    let config = cluster.client_config();
     let writers: Vec<_> = cluster
         .endpoints()
         .into_iter()
         .map(|endpoint| {
-            let (stop, successes) = (stop.clone(), successes.clone());
-            let pki = (
-                cluster.pki.ca.clone(),
-                cluster.pki.client_cert.clone(),
-                cluster.pki.client_key.clone(),
-            );
+            let (stop, successes, config) = (stop.clone(), successes.clone(), config.clone());
             std::thread::spawn(move || {
                 rt().block_on(async move {
-                    let mut c = client_for(std::slice::from_ref(&endpoint), &pki).await;
+                    let mut c = config.only(std::slice::from_ref(&endpoint)).connect().await;
                     let mut i = 0u64;
                     while !stop.load(Ordering::SeqCst) {
                         if c.put(format!("bench/pinned/{endpoint}/{}", i % 100), "x", None)

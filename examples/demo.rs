@@ -93,28 +93,10 @@ fn main() {
     let nospace_seen = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, nospace_seen) = (stop.clone(), nospace_seen.clone());
-        let endpoints = cluster.endpoints();
-        let pki = (
-            cluster.pki.ca.clone(),
-            cluster.pki.client_cert.clone(),
-            cluster.pki.client_key.clone(),
-        );
+        let config = cluster.client_config();
         std::thread::spawn(move || {
             runtime().block_on(async move {
-                let tls = etcd_client::TlsOptions::new()
-                    .ca_certificate(etcd_client::Certificate::from_pem(
-                        std::fs::read(&pki.0).unwrap(),
-                    ))
-                    .identity(etcd_client::Identity::from_pem(
-                        std::fs::read(&pki.1).unwrap(),
-                        std::fs::read(&pki.2).unwrap(),
-                    ));
-                let options = etcd_client::ConnectOptions::new()
-                    .with_tls(tls)
-                    .with_timeout(Duration::from_secs(5));
-                let mut c = etcd_client::Client::connect(&endpoints, Some(options))
-                    .await
-                    .unwrap();
+                let mut c = config.connect().await;
                 for i in 0..20 {
                     c.put(
                         format!("/registry/configmaps/default/app-config-{i}"),

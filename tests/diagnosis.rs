@@ -28,28 +28,10 @@ fn start_sync_loop(
     size: usize,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<u64> {
-    let endpoints = cluster.endpoints();
-    let pki = (
-        cluster.pki.ca.clone(),
-        cluster.pki.client_cert.clone(),
-        cluster.pki.client_key.clone(),
-    );
+    let config = cluster.client_config();
     std::thread::spawn(move || {
         runtime().block_on(async {
-            let tls = etcd_client::TlsOptions::new()
-                .ca_certificate(etcd_client::Certificate::from_pem(
-                    std::fs::read(&pki.0).unwrap(),
-                ))
-                .identity(etcd_client::Identity::from_pem(
-                    std::fs::read(&pki.1).unwrap(),
-                    std::fs::read(&pki.2).unwrap(),
-                ));
-            let options = etcd_client::ConnectOptions::new()
-                .with_tls(tls)
-                .with_timeout(Duration::from_secs(5));
-            let mut c = etcd_client::Client::connect(&endpoints, Some(options))
-                .await
-                .unwrap();
+            let mut c = config.connect().await;
             let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_second));
             let mut writes = 0u64;
             let mut i = 0u64;

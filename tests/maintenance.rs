@@ -515,28 +515,10 @@ fn periodic_compaction_and_rule_driven_defragmentation() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
-        let endpoints = cluster.endpoints();
-        let pki = (
-            cluster.pki.ca.clone(),
-            cluster.pki.client_cert.clone(),
-            cluster.pki.client_key.clone(),
-        );
+        let config = cluster.client_config();
         std::thread::spawn(move || {
             runtime().block_on(async {
-                let tls = etcd_client::TlsOptions::new()
-                    .ca_certificate(etcd_client::Certificate::from_pem(
-                        std::fs::read(&pki.0).unwrap(),
-                    ))
-                    .identity(etcd_client::Identity::from_pem(
-                        std::fs::read(&pki.1).unwrap(),
-                        std::fs::read(&pki.2).unwrap(),
-                    ));
-                let mut c = etcd_client::Client::connect(
-                    &endpoints,
-                    Some(etcd_client::ConnectOptions::new().with_tls(tls)),
-                )
-                .await
-                .unwrap();
+                let mut c = config.connect().await;
                 let mut i = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let _ = c
@@ -610,4 +592,25 @@ fn bad_maintenance_flags_exit_2_naming_the_flag() {
         assert!(err.contains(expected), "{flags:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+}
+
+#[test]
+fn run_dry_run_prints_the_heal_once_and_changes_nothing() {
+    let cluster = Cluster::start(1, 16 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let daemon = Daemon::start(
+        &daemon_args(&cluster, &endpoint, &["--dry-run"]),
+        cluster.dir.path(),
+    );
+    force_nospace(&cluster, &endpoint, 5);
+    daemon.wait_for(Duration::from_secs(20), "the dry-run plan", |d| {
+        d.log().contains("would disarm NOSPACE")
+    });
+    std::thread::sleep(Duration::from_secs(3)); // several more polls
+    let log = daemon.log();
+    assert_eq!(log.matches("[dry-run] would compact").count(), 1, "{log}");
+    assert!(log.contains("[dry-run] would defragment m0"), "{log}");
+    assert!(!alarms(&cluster).is_empty(), "dry run changes nothing");
+    assert!(defrag_intervals(&cluster.log(0)).is_empty());
+    assert_eq!(daemon.status_json()["maintenance"]["dry_run"], true);
 }

@@ -72,20 +72,18 @@ pub fn actor_verdict(
 }
 
 /// Re-check before a mutating step: the same member still leads in the same term.
-pub fn fence_holds(
-    fence: Fence,
-    act_when: ActWhen,
-    local: Option<u64>,
-    leader: u64,
-    term: u64,
-) -> Result<(), String> {
+pub fn fence_holds(fence: Fence, act_when: ActWhen, obs: &Observation) -> Result<(), String> {
     if act_when == ActWhen::Always {
         return Ok(());
     }
-    if Some(leader) != local || leader != fence.leader || term != fence.term {
+    if obs.leader.is_none()
+        || obs.local_member != obs.leader
+        || obs.leader != Some(fence.leader)
+        || obs.raft_term != fence.term
+    {
         return Err(format!(
-            "leadership changed (term {} → {term}); stopping and leaving the rest to the new leader's instance",
-            fence.term
+            "leadership changed (term {} → {}); stopping and leaving the rest to the new leader's instance",
+            fence.term, obs.raft_term
         ));
     }
     Ok(())
@@ -122,9 +120,17 @@ mod tests {
     #[test]
     fn the_fence_breaks_on_any_leadership_change() {
         let fence = Fence { leader: 1, term: 7 };
-        assert!(fence_holds(fence, ActWhen::Leader, Some(1), 1, 7).is_ok());
-        assert!(fence_holds(fence, ActWhen::Leader, Some(1), 1, 8).is_err());
-        assert!(fence_holds(fence, ActWhen::Leader, Some(1), 2, 7).is_err());
-        assert!(fence_holds(fence, ActWhen::Always, Some(1), 2, 9).is_ok());
+        let obs = cluster(&[(1, 1); 3], 100);
+        assert!(fence_holds(fence, ActWhen::Leader, &obs).is_ok());
+        let mut newer = obs.clone();
+        newer.raft_term = 8;
+        assert!(fence_holds(fence, ActWhen::Leader, &newer).is_err());
+        let mut moved = obs.clone();
+        moved.leader = Some(2);
+        assert!(fence_holds(fence, ActWhen::Leader, &moved).is_err());
+        assert!(fence_holds(fence, ActWhen::Always, &moved).is_ok());
+        let mut elsewhere = obs;
+        elsewhere.local_member = Some(3);
+        assert!(fence_holds(fence, ActWhen::Leader, &elsewhere).is_err());
     }
 }

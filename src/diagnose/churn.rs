@@ -171,6 +171,6 @@ mod tests {
             );
         }
         assert!(d.buckets.len() <= BUCKETS);
-        assert!(d.buckets.iter().all(|(_, s)| s.len() <= 32));
+        assert!(d.buckets.iter().all(|(_, s)| s.tracked_keys() <= 32));
     }
 }

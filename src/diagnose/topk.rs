@@ -39,8 +39,8 @@ impl SpaceSaving {
         }
     }
 
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
+    /// How many keys are tracked (at most the capacity).
+    pub fn tracked_keys(&self) -> usize {
         self.counters.len()
     }
 
@@ -155,7 +155,7 @@ mod tests {
                 error: 0
             }
         );
-        assert_eq!(top.len(), 5);
+        assert_eq!(s.tracked_keys(), 5);
     }
 
     #[test]
@@ -167,7 +167,7 @@ mod tests {
                 s.add("/registry/example.com/widgets/default/loop", 100);
             }
         }
-        assert!(s.len() <= 64);
+        assert!(s.tracked_keys() <= 64);
         let top = s.top();
         assert_eq!(top[0].key, "/registry/example.com/widgets/default/loop");
         // Space-Saving never under-counts, and over-counts by at most `error`.

@@ -38,6 +38,8 @@ pub struct Episode {
     /// Consecutive blocked reports, for spacing out the error log.
     pub blocked_reports: u32,
     pub next_blocked_log: Instant,
+    /// `--dry-run`: the plan was printed.
+    pub described: bool,
 }
 
 /// How one heal attempt ended.
@@ -74,12 +76,19 @@ impl Engine {
                 blocked_at: None,
                 blocked_reports: 0,
                 next_blocked_log: Instant::now(),
+                described: false,
             }
         });
         let since_unix = episode.since_unix;
         ctx.shared.write().maintenance.nospace_since = Some(since_unix);
 
         if self.cfg.dry_run {
+            // Describe the plan once per episode, not every poll.
+            let episode = self.nospace.as_mut().expect("episode set above");
+            if episode.described {
+                return HealOutcome::Pending("dry run: plan already shown".into());
+            }
+            episode.described = true;
             return self.describe_heal(ctx, obs).await;
         }
 
@@ -89,13 +98,7 @@ impl Engine {
         if !blocked_still && obs.revision > episode.compacted_at {
             // Emergency compaction to the current revision: the only way deletions and
             // overwritten history turn into free pages.
-            if let Err(why) = fence_holds(
-                fence,
-                self.cfg.act_when,
-                obs.local_member,
-                obs.leader.unwrap_or(0),
-                obs.raft_term,
-            ) {
+            if let Err(why) = fence_holds(fence, self.cfg.act_when, obs) {
                 return HealOutcome::Pending(why);
             }
             let why = "NOSPACE emergency: all history before the current revision is given up";
@@ -182,13 +185,7 @@ impl Engine {
         fence: Fence,
         alarmed: &[u64],
     ) -> HealOutcome {
-        if let Err(why) = fence_holds(
-            fence,
-            self.cfg.act_when,
-            obs.local_member,
-            obs.leader.unwrap_or(0),
-            obs.raft_term,
-        ) {
+        if let Err(why) = fence_holds(fence, self.cfg.act_when, obs) {
             return HealOutcome::Pending(why);
         }
         let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
@@ -303,7 +300,6 @@ impl Engine {
                 )
                 .await;
         }
-        self.nospace = None;
         HealOutcome::Pending("dry run: nothing changed".into())
     }
 

@@ -559,3 +559,21 @@ impl Engine {
         ctx.shared.write().maintenance.heal_blocked = message;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cron_with_seconds;
+
+    #[test]
+    fn five_field_cron_gains_a_seconds_field_and_is_validated() {
+        assert_eq!(cron_with_seconds("14 9 * * 1-5").unwrap(), "0 14 9 * * 1-5");
+        assert_eq!(cron_with_seconds("0 */3 * * *").unwrap(), "0 0 */3 * * *");
+        let err = cron_with_seconds("* * *").unwrap_err();
+        assert!(err.contains("expected 5 fields"), "{err}");
+        assert!(cron_with_seconds("61 * * * *").is_err());
+        assert!(
+            cron_with_seconds("0 0 * * * *").is_err(),
+            "six fields are refused: the contract is 5 like a CronJob"
+        );
+    }
+}

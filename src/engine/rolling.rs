@@ -58,13 +58,7 @@ impl Engine {
                 Ok(obs) => obs,
                 Err(e) => return RollOutcome::Stopped(format!("cannot observe the cluster: {e}")),
             };
-            if let Err(why) = fence_holds(
-                fence,
-                self.cfg.act_when,
-                obs.local_member,
-                obs.leader.unwrap_or(0),
-                obs.raft_term,
-            ) {
+            if let Err(why) = fence_holds(fence, self.cfg.act_when, &obs) {
                 tracing::info!("{why}");
                 return RollOutcome::Stopped(why);
             }
@@ -96,23 +90,17 @@ impl Engine {
                         {
                             return RollOutcome::Stopped(format!("moving leadership failed: {e}"));
                         }
-                        if self.cfg.dry_run {
-                            ctx.act(true)
-                                .defragment(&step, plan.cause.as_str())
-                                .await
-                                .ok();
-                            pending.remove(&step.member_id);
-                            done.insert(step.member_id);
-                            continue;
+                        // In a dry run nothing moved: fall through to the dry-run defrag below.
+                        if !self.cfg.dry_run {
+                            self.wait_for_leader(ctx, target).await;
+                            if self.cfg.act_when == ActWhen::Leader {
+                                return RollOutcome::HandedOver(format!(
+                                    "leadership moved to {target_name}; its instance defragments {} (now a follower)",
+                                    step.name
+                                ));
+                            }
+                            continue; // `always`: the old leader is a follower now; re-plan it.
                         }
-                        self.wait_for_leader(ctx, target).await;
-                        if self.cfg.act_when == ActWhen::Leader {
-                            return RollOutcome::HandedOver(format!(
-                                "leadership moved to {target_name}; its instance defragments {} (now a follower)",
-                                step.name
-                            ));
-                        }
-                        continue; // `always`: the old leader is a follower now; re-plan it.
                     }
                     None if plan.cause == PlanCause::Rule => {
                         return RollOutcome::Stopped(format!(
@@ -133,6 +121,9 @@ impl Engine {
                     .defragment(&step, plan.cause.as_str())
                     .await
                     .ok();
+                // The cool-down applies to simulated defrags too, so the plan is not re-printed
+                // every poll.
+                self.last_defrag.insert(step.member_id, unix_now());
                 pending.remove(&step.member_id);
                 done.insert(step.member_id);
                 continue;

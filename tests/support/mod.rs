@@ -124,6 +124,43 @@ impl Pki {
     }
 }
 
+/// Endpoints and TLS files for a test client.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub endpoints: Vec<String>,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl ClientConfig {
+    /// The same TLS material for other endpoints (e.g. one member only).
+    pub fn only(&self, endpoints: &[String]) -> ClientConfig {
+        ClientConfig {
+            endpoints: endpoints.to_vec(),
+            ..self.clone()
+        }
+    }
+
+    pub async fn connect(&self) -> etcd_client::Client {
+        let tls = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(
+                std::fs::read(&self.ca).unwrap(),
+            ))
+            .identity(etcd_client::Identity::from_pem(
+                std::fs::read(&self.cert).unwrap(),
+                std::fs::read(&self.key).unwrap(),
+            ));
+        let options = etcd_client::ConnectOptions::new()
+            .with_tls(tls)
+            .with_timeout(Duration::from_secs(5))
+            .with_connect_timeout(Duration::from_secs(2));
+        etcd_client::Client::connect(&self.endpoints, Some(options))
+            .await
+            .unwrap()
+    }
+}
+
 pub struct Member {
     pub name: String,
     pub client_url: String,
@@ -298,21 +335,17 @@ impl Cluster {
 
     /// A client connected to the given endpoints over TLS.
     pub async fn client(&self, endpoints: &[String]) -> etcd_client::Client {
-        let tls = etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(
-                std::fs::read(&self.pki.ca).unwrap(),
-            ))
-            .identity(etcd_client::Identity::from_pem(
-                std::fs::read(&self.pki.client_cert).unwrap(),
-                std::fs::read(&self.pki.client_key).unwrap(),
-            ));
-        let options = etcd_client::ConnectOptions::new()
-            .with_tls(tls)
-            .with_timeout(Duration::from_secs(5))
-            .with_connect_timeout(Duration::from_secs(2));
-        etcd_client::Client::connect(endpoints, Some(options))
-            .await
-            .unwrap()
+        self.client_config().only(endpoints).connect().await
+    }
+
+    /// What a client needs to reach this cluster; cloneable into writer threads.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            endpoints: self.endpoints(),
+            ca: self.pki.ca.clone(),
+            cert: self.pki.client_cert.clone(),
+            key: self.pki.client_key.clone(),
+        }
     }
 
     /// Blocks until a write through every member succeeds.
