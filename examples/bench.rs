@@ -94,9 +94,7 @@ fn time_to_writable(cluster: &Cluster, during: impl FnOnce()) -> f64 {
         fill_until_nospace(&mut c, 5, 100_000, 100_000).await;
     });
     let refused = Instant::now();
-    let done = Arc::new(AtomicBool::new(false));
     let prober = {
-        let done = done.clone();
         let config = cluster.client_config();
         std::thread::spawn(move || {
             rt().block_on(async {
@@ -105,7 +103,7 @@ fn time_to_writable(cluster: &Cluster, during: impl FnOnce()) -> f64 {
                     if c.put("bench/probe", "x", None).await.is_ok() {
                         break refused.elapsed().as_secs_f64();
                     }
-                    if done.load(Ordering::SeqCst) && refused.elapsed() > Duration::from_secs(120) {
+                    if refused.elapsed() > Duration::from_secs(120) {
                         break f64::NAN;
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -114,9 +112,7 @@ fn time_to_writable(cluster: &Cluster, during: impl FnOnce()) -> f64 {
         })
     };
     during();
-    let seconds = prober.join().unwrap();
-    done.store(true, Ordering::SeqCst);
-    seconds
+    prober.join().unwrap()
 }
 
 fn etcdctl(cluster: &Cluster, args: &[&str]) -> String {

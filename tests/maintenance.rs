@@ -614,3 +614,34 @@ fn run_dry_run_prints_the_heal_once_and_changes_nothing() {
     assert!(defrag_intervals(&cluster.log(0)).is_empty());
     assert_eq!(daemon.status_json()["maintenance"]["dry_run"], true);
 }
+
+#[test]
+fn a_heal_finishes_even_when_the_new_leader_has_no_etcd_upkeep_beside_it() {
+    // One leader-mode instance, beside the leader; the other members have none (a crashed
+    // sidecar). After moving leadership away it must still finish its own member and disarm.
+    let cluster = Cluster::start(3, 32 * MIB);
+    let leader = cluster.leader_index();
+    let endpoint = cluster.endpoints()[leader].clone();
+    let daemon = Daemon::start(&daemon_args(&cluster, &endpoint, &[]), cluster.dir.path());
+    daemon.wait_for(Duration::from_secs(15), "actor", |d| {
+        d.status_json()["maintenance"]["actor"] == true
+    });
+    force_nospace(&cluster, &endpoint, 5);
+    daemon.wait_for(
+        Duration::from_secs(30),
+        "healed without another instance",
+        |_| alarms(&cluster).is_empty(),
+    );
+    let log = daemon.log();
+    assert!(log.contains("moved leadership"), "{log}");
+    assert!(
+        log.contains("was defragmented before handing over"),
+        "{log}"
+    );
+    let (members, writable) = inspect(&cluster);
+    assert!(writable);
+    assert!(members.windows(2).all(|w| w[0].2 == w[1].2), "{members:?}");
+    for (name, size, _) in &members {
+        assert!(*size as f64 <= 0.9 * (32 * MIB) as f64, "{name} at {size}");
+    }
+}

@@ -165,29 +165,29 @@ impl Engine {
                     }
                     match outcome {
                         RollOutcome::Completed => continue,
-                        RollOutcome::HandedOver(why) => return HealOutcome::Pending(why),
+                        // We defragmented our own member before handing over: look again, and
+                        // disarm if that finished the job (see `disarm`).
+                        RollOutcome::HandedOver(why) => {
+                            tracing::info!("{why}");
+                            continue;
+                        }
                         RollOutcome::Stopped(why) => return HealOutcome::Failed(why),
                     }
                 }
                 HealVerdict::Disarm { alarmed_members } => {
                     self.set_heal_blocked(ctx, None, None);
-                    return self.disarm(ctx, &now_obs, fence, &alarmed_members).await;
+                    return self.disarm(ctx, &now_obs, &alarmed_members).await;
                 }
             }
         }
         HealOutcome::Pending("more rounds needed; continuing next poll".into())
     }
 
-    async fn disarm(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        fence: Fence,
-        alarmed: &[u64],
-    ) -> HealOutcome {
-        if let Err(why) = fence_holds(fence, self.cfg.act_when, obs) {
-            return HealOutcome::Pending(why);
-        }
+    async fn disarm(&mut self, ctx: &Ctx<'_>, obs: &Observation, alarmed: &[u64]) -> HealOutcome {
+        // No leadership fence here, on purpose: a disarm is idempotent and is only sent when a
+        // fresh observation shows every member below the line, so an instance that just handed
+        // leadership over may still send it — the heal then finishes even when the new
+        // leader has no live etcd-upkeep beside it.
         let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
         let sizes: Vec<String> = obs
             .members
@@ -206,7 +206,7 @@ impl Engine {
             sizes.join(", ")
         );
         let endpoint = obs
-            .member(fence.leader)
+            .member(obs.leader.unwrap_or(0))
             .map(|m| m.endpoint.clone())
             .unwrap_or_else(|| obs.members[0].endpoint.clone());
         for member_id in alarmed {

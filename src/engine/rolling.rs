@@ -48,7 +48,7 @@ impl Engine {
         done: &mut HashSet<u64>,
     ) -> RollOutcome {
         let mut pending: HashSet<u64> = plan.steps.iter().map(|s| s.member_id).collect();
-        let mut shutdown = ctx.shutdown.clone();
+        let shutdown = ctx.shutdown.clone();
         while let Some(member_id) = self.next_member(&plan, &pending) {
             if shutdown.is_requested() {
                 return RollOutcome::Stopped("shutting down".into());
@@ -92,14 +92,36 @@ impl Engine {
                         }
                         // In a dry run nothing moved: fall through to the dry-run defrag below.
                         if !self.cfg.dry_run {
+                            let moved = std::time::Instant::now();
                             self.wait_for_leader(ctx, target).await;
-                            if self.cfg.act_when == ActWhen::Leader {
-                                return RollOutcome::HandedOver(format!(
-                                    "leadership moved to {target_name}; its instance defragments {} (now a follower)",
-                                    step.name
-                                ));
+                            if self.cfg.act_when == ActWhen::Always {
+                                continue; // the old leader is a follower now; re-plan it.
                             }
-                            continue; // `always`: the old leader is a follower now; re-plan it.
+                            // Lame duck: the new leader's instance settles for two polls before
+                            // acting, and its health gate fails while our member defragments, so
+                            // we finish our own member now — the pass completes even when the new
+                            // leader has no live etcd-upkeep beside it. Too late: leave it.
+                            if moved.elapsed() < self.cfg.settle / 2
+                                && let Ok(now) = ctx.observe().await
+                                && let Some(follower) = current_step(&now, step.member_id)
+                            {
+                                if let Err(why) = self
+                                    .defrag_and_verify(ctx, &now, &follower, plan.cause)
+                                    .await
+                                {
+                                    return RollOutcome::Stopped(why);
+                                }
+                                pending.remove(&step.member_id);
+                                done.insert(step.member_id);
+                            }
+                            return RollOutcome::HandedOver(format!(
+                                "leadership moved to {target_name}; its instance carries on{}",
+                                if done.contains(&step.member_id) {
+                                    format!(" ({} was defragmented before handing over)", step.name)
+                                } else {
+                                    String::new()
+                                }
+                            ));
                         }
                     }
                     None if plan.cause == PlanCause::Rule => {
@@ -129,54 +151,66 @@ impl Engine {
                 continue;
             }
 
-            let peer = peer_of(&obs, step.member_id);
-            let revision = comparison_revision(&obs, step.member_id, peer.as_ref().map(|p| p.0));
-            let before = ctx.etcd.hash_kv(&step.endpoint, revision).await.ok();
-
-            match ctx.act(false).defragment(&step, plan.cause.as_str()).await {
-                Ok(_) => {}
-                Err(e) if e.kind == FailureKind::Timeout => {
-                    self.busy = Some((step.name.clone(), step.endpoint.clone()));
-                    tracing::warn!(member = %step.name, "defragmentation of {} timed out on our side and may still run on the server; touching nothing else until it answers", step.name);
-                    let answered = wait_until_answering(
-                        ctx.etcd,
-                        &step.endpoint,
-                        self.cfg.health_timeout,
-                        Duration::MAX / 4,
-                        &mut shutdown,
-                    )
-                    .await;
-                    if !answered {
-                        return RollOutcome::Stopped(format!("{} busy; stopping", step.name));
-                    }
-                    self.busy = None;
-                }
-                Err(e) => {
-                    return RollOutcome::Stopped(format!(
-                        "defragmenting {} failed: {e}",
-                        step.name
-                    ));
-                }
-            }
-            self.last_defrag.insert(step.member_id, unix_now());
-            if let Err(why) = self.verify_member(ctx, &step, peer, revision, before).await {
-                let message = format!(
-                    "integrity check after defragmenting {} failed: {why}; all maintenance stopped",
-                    step.name
-                );
-                tracing::error!("{message}");
-                Metrics::set_reasons(
-                    &ctx.shared.metrics.maintenance_blocked,
-                    &MAINTENANCE_BLOCKED_REASONS,
-                    &["unhealthy"],
-                );
-                ctx.shared.write().maintenance.blocked = vec![message.clone()];
-                return RollOutcome::Stopped(message);
+            if let Err(why) = self.defrag_and_verify(ctx, &obs, &step, plan.cause).await {
+                return RollOutcome::Stopped(why);
             }
             pending.remove(&step.member_id);
             done.insert(step.member_id);
         }
         RollOutcome::Completed
+    }
+
+    /// Defragments one member and proves nothing was lost: KV hash at a fixed revision before,
+    /// the defrag (a client-side timeout makes the member busy until it answers), then the
+    /// member answering, caught up, and hashing the same as before and as a peer. `Err` is the
+    /// reason the pass must stop.
+    async fn defrag_and_verify(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        step: &DefragStep,
+        cause: PlanCause,
+    ) -> Result<(), String> {
+        let mut shutdown = ctx.shutdown.clone();
+        let peer = peer_of(obs, step.member_id);
+        let revision = comparison_revision(obs, step.member_id, peer.as_ref().map(|p| p.0));
+        let before = ctx.etcd.hash_kv(&step.endpoint, revision).await.ok();
+        match ctx.act(false).defragment(step, cause.as_str()).await {
+            Ok(_) => {}
+            Err(e) if e.kind == FailureKind::Timeout => {
+                self.busy = Some((step.name.clone(), step.endpoint.clone()));
+                tracing::warn!(member = %step.name, "defragmentation of {} timed out on our side and may still run on the server; touching nothing else until it answers", step.name);
+                let answered = wait_until_answering(
+                    ctx.etcd,
+                    &step.endpoint,
+                    self.cfg.health_timeout,
+                    Duration::MAX / 4,
+                    &mut shutdown,
+                )
+                .await;
+                if !answered {
+                    return Err(format!("{} busy; stopping", step.name));
+                }
+                self.busy = None;
+            }
+            Err(e) => return Err(format!("defragmenting {} failed: {e}", step.name)),
+        }
+        self.last_defrag.insert(step.member_id, unix_now());
+        if let Err(why) = self.verify_member(ctx, step, peer, revision, before).await {
+            let message = format!(
+                "integrity check after defragmenting {} failed: {why}; all maintenance stopped",
+                step.name
+            );
+            tracing::error!("{message}");
+            Metrics::set_reasons(
+                &ctx.shared.metrics.maintenance_blocked,
+                &MAINTENANCE_BLOCKED_REASONS,
+                &["unhealthy"],
+            );
+            ctx.shared.write().maintenance.blocked = vec![message.clone()];
+            return Err(message);
+        }
+        Ok(())
     }
 
     /// Followers first: the next pending member in plan order, the leader only when it is the
