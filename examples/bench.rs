@@ -160,6 +160,8 @@ fn heal() {
             &[
                 "--poll-interval",
                 poll,
+                "--act-when",
+                "always",
                 "--quota-backend-bytes",
                 &quota.to_string(),
                 "--forecast-horizon",

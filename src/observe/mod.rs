@@ -147,7 +147,8 @@ pub async fn observe(
     if let Some(previous) = previous {
         candidates.extend(previous.members.iter().map(|m| m.endpoint.clone()));
     }
-    candidates.dedup();
+    let mut seen = std::collections::HashSet::new();
+    candidates.retain(|e| seen.insert(e.clone()));
     let mut members: Option<Vec<MemberInfo>> = None;
     let mut alarms: Option<Vec<Alarm>> = None;
     for endpoint in &candidates {
