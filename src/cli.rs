@@ -195,8 +195,9 @@ pub struct AnalyzeArgs {
     #[arg(long, env = "ETCD_UPKEEP_TOP", default_value_t = 10, value_name = "N")]
     pub top: usize,
 
-    /// Keys per Range request (bounds memory: one page is held at a time).
-    #[arg(long, env = "ETCD_UPKEEP_PAGE_SIZE", default_value_t = 500,
+    /// At most this many keys per Range request; pages also aim at ~4 MiB (one page is held in
+    /// memory at a time).
+    #[arg(long, env = "ETCD_UPKEEP_PAGE_SIZE", default_value_t = 10000,
           value_parser = clap::value_parser!(i64).range(1..=10000), value_name = "N")]
     pub page_size: i64,
 
