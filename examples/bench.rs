@@ -344,7 +344,7 @@ fn analyze() {
         .unwrap_or(0);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     println!(
-        "analyze over {} keys: {wall:.1} s wall, peak RSS {:.1} MiB (bounded: one 500-key page at a time; grows with resources, not keys)",
+        "analyze over {} keys: {wall:.1} s wall, peak RSS {:.1} MiB (bounded: one ~4 MiB page at a time; grows with resources, not keys)",
         json["total_keys"],
         peak_kib as f64 / 1024.0
     );

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what is missing (protoc, promtool, etcd 3.5 into
-# .tools/), then runs every test against real etcd processes, lints the Prometheus rules and
-# unit-tests the alerts. Exits non-zero on the first failure.
+# .tools/), lints the Prometheus rules and unit-tests the alerts, validates the vCluster values
+# snippet, runs every test against real etcd processes, and runs the Dockerfile's release build.
+# Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,6 +17,16 @@ if [ -d deploy/prometheus ]; then
   promtool test rules deploy/prometheus/etcd-upkeep-rules.test.yaml
 fi
 
+validator="$root/../shared/scripts/validate-vcluster-values"
+if [ -f "$validator" ]; then
+  echo "== vCluster values schema (helm-values-snippet.yaml)"
+  python3 -c 'import yaml, jsonschema' 2>/dev/null || python3 -m pip install --quiet pyyaml jsonschema
+  python3 "$validator" helm-values-snippet.yaml
+fi
+
 echo "== cargo test (unit + real-etcd integration)"
 # Two test threads: each integration test runs its own etcd cluster; the machine has 2 cores.
 cargo test --locked -- --test-threads 2
+
+echo "== the Dockerfile's build step (no Docker engine here): cargo build --release --locked"
+cargo build --release --locked --quiet
