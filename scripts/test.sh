@@ -26,7 +26,14 @@ fi
 
 echo "== cargo test (unit + real-etcd integration)"
 # Two test threads: each integration test runs its own etcd cluster; the machine has 2 cores.
-cargo test --locked -- --test-threads 2
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --locked -- --test-threads 2 2>&1 | tee "$log"
 
 echo "== the Dockerfile's build step (no Docker engine here): cargo build --release --locked"
 cargo build --release --locked --quiet
+
+# One plain closing line with the totals of every test binary.
+passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+echo "tests: ${passed} passed, ${failed} failed"

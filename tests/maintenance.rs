@@ -444,10 +444,28 @@ fn a_frozen_or_killed_member_pauses_the_heal_until_it_returns() {
         "{}",
         daemon.log()
     );
+    // The reason is held while the member is down (no flapping between ticks), for the alert.
+    for _ in 0..5 {
+        assert_eq!(
+            metric(
+                &daemon,
+                "etcd_upkeep_maintenance_blocked{reason=\"unhealthy\"}"
+            ),
+            Some(1.0)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     cluster.restart(victim);
     daemon.wait_for(Duration::from_secs(60), "healed after restart", |_| {
         alarms(&cluster).is_empty()
     });
+    assert_eq!(
+        metric(
+            &daemon,
+            "etcd_upkeep_maintenance_blocked{reason=\"unhealthy\"}"
+        ),
+        Some(0.0)
+    );
     assert!(inspect(&cluster).1);
 }
 

@@ -133,6 +133,7 @@ impl Engine {
                 }
                 HealVerdict::Wait { why } => {
                     tracing::info!("heal waiting: {why}");
+                    self.set_blocked(ctx, "unhealthy", vec![format!("heal waiting: {why}")]);
                     return HealOutcome::Pending(why);
                 }
                 HealVerdict::Blocked(details) => {
@@ -175,6 +176,7 @@ impl Engine {
                     }
                 }
                 HealVerdict::Disarm { alarmed_members } => {
+                    self.set_blocked(ctx, "unhealthy", Vec::new());
                     self.set_heal_blocked(ctx, None, None);
                     return self.disarm(ctx, &now_obs, &alarmed_members).await;
                 }

@@ -12,7 +12,7 @@
 mod heal;
 mod rolling;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,7 +150,11 @@ pub struct Engine {
     window: Arc<AtomicBool>,
     /// A member whose defrag timed out on our side: it may still be defragmenting.
     busy: Option<(String, String)>,
-    last_blockers: Vec<String>,
+    /// Why maintenance is refused, by reason. Each reason is set and cleared by the check that
+    /// owns it (alarms, the health gate, the disk check), so the metric does not flap.
+    blocked: BTreeMap<&'static str, Vec<String>>,
+    /// A failed integrity check (KV hashes differ after a defrag): sticky until a restart.
+    integrity_failure: Option<String>,
     /// When this instance last disarmed NOSPACE: observations older than that are stale.
     disarmed_at: f64,
     growth: GrowthSamples,
@@ -171,7 +175,8 @@ impl Engine {
             nospace: None,
             window,
             busy: None,
-            last_blockers: Vec::new(),
+            blocked: BTreeMap::new(),
+            integrity_failure: None,
             disarmed_at: 0.0,
             growth: GrowthSamples::default(),
             nospace_seen: None,
@@ -311,17 +316,22 @@ impl Engine {
         }
 
         // CORRUPT or unknown alarms stop everything, including healing.
-        let blockers: Vec<_> = alarm_blockers(obs);
+        let blockers = alarm_blockers(obs);
+        for reason in ["corrupt_alarm", "unknown_alarm"] {
+            let messages = blockers
+                .iter()
+                .filter(|b| b.reason() == reason)
+                .map(|b| b.to_string())
+                .collect();
+            self.set_blocked(ctx, reason, messages);
+        }
         if !blockers.is_empty() {
-            let reasons: Vec<&str> = blockers.iter().map(|b| b.reason()).collect();
-            self.report_blocked(
-                ctx,
-                &reasons,
-                blockers.iter().map(|b| b.to_string()).collect(),
-            );
             return;
         }
-        self.report_blocked(ctx, &[], Vec::new());
+        if let Some(failure) = &self.integrity_failure {
+            tracing::debug!("maintenance stopped after a failed integrity check: {failure}");
+            return;
+        }
 
         if let Some((name, endpoint)) = self.busy.clone() {
             if ctx
@@ -531,22 +541,34 @@ impl Engine {
         self.forecast_hold_until = now + (eta / 3.0).clamp(30.0, 600.0);
     }
 
-    fn report_blocked(&mut self, ctx: &Ctx<'_>, reasons: &[&str], messages: Vec<String>) {
-        Metrics::set_reasons(
-            &ctx.shared.metrics.maintenance_blocked,
-            &MAINTENANCE_BLOCKED_REASONS,
-            reasons,
-        );
-        if messages != self.last_blockers {
+    /// Sets (non-empty `messages`) or clears (empty) one reason maintenance is refused, and
+    /// publishes all of them to the metric, /status and — on change — the log.
+    pub(super) fn set_blocked(
+        &mut self,
+        ctx: &Ctx<'_>,
+        reason: &'static str,
+        messages: Vec<String>,
+    ) {
+        let previous = self.blocked.get(reason).cloned().unwrap_or_default();
+        if previous == messages {
+            return;
+        }
+        if messages.is_empty() {
+            tracing::info!("maintenance no longer blocked ({reason})");
+            self.blocked.remove(reason);
+        } else {
             for m in &messages {
                 tracing::error!("maintenance blocked: {m}");
             }
-            if messages.is_empty() && !self.last_blockers.is_empty() {
-                tracing::info!("maintenance unblocked");
-            }
-            self.last_blockers = messages.clone();
+            self.blocked.insert(reason, messages);
         }
-        ctx.shared.write().maintenance.blocked = messages;
+        let active: Vec<&str> = self.blocked.keys().copied().collect();
+        Metrics::set_reasons(
+            &ctx.shared.metrics.maintenance_blocked,
+            &MAINTENANCE_BLOCKED_REASONS,
+            &active,
+        );
+        ctx.shared.write().maintenance.blocked = self.blocked.values().flatten().cloned().collect();
     }
 
     fn set_heal_blocked(&self, ctx: &Ctx<'_>, reason: Option<&str>, message: Option<String>) {

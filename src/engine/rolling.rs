@@ -20,7 +20,6 @@ use crate::decide::plan::{DefragStep, Plan, PlanCause, leader_transfer_target};
 use crate::etcd::{FailureKind, KvHash};
 use crate::observe::probe::{free_disk_bytes, probe_health, wait_until_answering};
 use crate::observe::{Observation, unix_now};
-use crate::report::metrics::{MAINTENANCE_BLOCKED_REASONS, Metrics};
 
 use super::{Ctx, Engine};
 
@@ -201,13 +200,8 @@ impl Engine {
                 "integrity check after defragmenting {} failed: {why}; all maintenance stopped",
                 step.name
             );
-            tracing::error!("{message}");
-            Metrics::set_reasons(
-                &ctx.shared.metrics.maintenance_blocked,
-                &MAINTENANCE_BLOCKED_REASONS,
-                &["unhealthy"],
-            );
-            ctx.shared.write().maintenance.blocked = vec![message.clone()];
+            self.integrity_failure = Some(message.clone());
+            self.set_blocked(ctx, "hash_mismatch", vec![message.clone()]);
             return Err(message);
         }
         Ok(())
@@ -222,27 +216,27 @@ impl Engine {
             .find(|id| pending.contains(id))
     }
 
-    async fn gate_before_member(&self, ctx: &Ctx<'_>, obs: &Observation) -> Result<(), String> {
+    async fn gate_before_member(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> Result<(), String> {
         let probes = probe_health(ctx.etcd, obs, self.cfg.health_timeout).await;
         let blockers = gate(obs, &probes);
+        // Alarms are the tick's to report; the gate owns "unhealthy".
+        let unhealthy: Vec<String> = blockers
+            .iter()
+            .filter(|b| b.reason() == "unhealthy")
+            .map(|b| b.to_string())
+            .collect();
+        self.set_blocked(ctx, "unhealthy", unhealthy);
         if blockers.is_empty() {
             return Ok(());
         }
-        let reasons: Vec<&str> = blockers.iter().map(|b| b.reason()).collect();
         let messages: Vec<String> = blockers.iter().map(|b| b.to_string()).collect();
-        Metrics::set_reasons(
-            &ctx.shared.metrics.maintenance_blocked,
-            &MAINTENANCE_BLOCKED_REASONS,
-            &reasons,
-        );
-        ctx.shared.write().maintenance.blocked = messages.clone();
         let why = format!("health gate closed: {}", messages.join("; "));
         tracing::warn!("{why}");
         Err(why)
     }
 
     fn disk_check(
-        &self,
+        &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
         step: &DefragStep,
@@ -254,15 +248,11 @@ impl Engine {
             return Ok(()); // The mounted data dir is the local member's; others' disks are not visible.
         }
         let verdict = free_disk_bytes(dir).and_then(|free| disk_verdict(free, step.db_size_in_use));
-        if let Err(why) = &verdict {
-            tracing::warn!(member = %step.name, "{why}");
-            Metrics::set_reasons(
-                &ctx.shared.metrics.maintenance_blocked,
-                &MAINTENANCE_BLOCKED_REASONS,
-                &["disk_space"],
-            );
-            ctx.shared.write().maintenance.blocked = vec![why.clone()];
-        }
+        self.set_blocked(
+            ctx,
+            "disk_space",
+            verdict.clone().err().into_iter().collect(),
+        );
         verdict
     }
 

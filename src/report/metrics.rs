@@ -96,8 +96,13 @@ pub struct Metrics {
 pub const HEAL_BLOCKED_REASONS: [&str; 3] =
     ["live_data_over_quota", "maintenance_blocked", "not_actor"];
 /// Reasons maintenance can be blocked.
-pub const MAINTENANCE_BLOCKED_REASONS: [&str; 4] =
-    ["corrupt_alarm", "unknown_alarm", "unhealthy", "disk_space"];
+pub const MAINTENANCE_BLOCKED_REASONS: [&str; 5] = [
+    "corrupt_alarm",
+    "unknown_alarm",
+    "unhealthy",
+    "disk_space",
+    "hash_mismatch",
+];
 
 impl Metrics {
     pub fn new(registry: &mut Registry) -> Metrics {
