@@ -163,17 +163,24 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `--output`, shared by the one-shot commands that print a report.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub struct OutputArgs {
     /// Output format.
     #[arg(
-        long,
+        long = "output",
         short = 'o',
         env = "ETCD_UPKEEP_OUTPUT",
         value_enum,
         default_value = "table"
     )]
-    pub output: OutputFormat,
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -201,15 +208,8 @@ pub struct AnalyzeArgs {
           value_parser = clap::value_parser!(i64).range(1..=10000), value_name = "N")]
     pub page_size: i64,
 
-    /// Output format.
-    #[arg(
-        long,
-        short = 'o',
-        env = "ETCD_UPKEEP_OUTPUT",
-        value_enum,
-        default_value = "table"
-    )]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]

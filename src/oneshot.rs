@@ -25,7 +25,7 @@ pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode> 
     let etcd = connector.etcd().map_err(|e| ConfigError(e.to_string()))?;
     let observation = observe::observe(&etcd, &settings, None).await?;
     let view = ClusterView::from_observation(&observation);
-    match args.output {
+    match args.output.format {
         OutputFormat::Table => print!("{}", view.to_table()),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&view)?),
     }
@@ -137,7 +137,7 @@ pub async fn analyze(global: &GlobalArgs, args: &AnalyzeArgs) -> Result<ExitCode
         churn,
         watched_seconds: args.watch.map(|d| d.as_secs_f64()),
     };
-    match args.output {
+    match args.output.format {
         OutputFormat::Table => print!("{}", analysis.to_table(args.top)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&analysis)?),
     }
