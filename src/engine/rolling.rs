@@ -23,6 +23,15 @@ use crate::observe::{Observation, unix_now};
 
 use super::{Ctx, Engine};
 
+/// Why a member's integrity check did not pass.
+#[derive(Debug, Clone, PartialEq)]
+enum VerifyFailure {
+    /// Different KV hashes over the same range: data differs. Stops all maintenance.
+    Mismatch(String),
+    /// The comparison could not be made; nothing is known to be wrong.
+    Unverifiable(String),
+}
+
 /// How a pass ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RollOutcome {
@@ -172,8 +181,18 @@ impl Engine {
     ) -> Result<(), String> {
         let mut shutdown = ctx.shutdown.clone();
         let peer = peer_of(obs, step.member_id);
-        let revision = comparison_revision(obs, step.member_id, peer.as_ref().map(|p| p.0));
-        let before = ctx.etcd.hash_kv(&step.endpoint, revision).await.ok();
+        // The member's own KV hash at its own revision, to compare after the defrag.
+        let revision = obs
+            .member(step.member_id)
+            .and_then(|m| m.status.as_ref())
+            .map(|s| s.revision)
+            .unwrap_or(obs.revision);
+        let before = ctx
+            .etcd
+            .hash_kv(&step.endpoint, revision)
+            .await
+            .ok()
+            .map(|h| (revision, h));
         match ctx.act(false).defragment(step, cause.as_str()).await {
             Ok(_) => {}
             Err(e) if e.kind == FailureKind::Timeout => {
@@ -195,16 +214,27 @@ impl Engine {
             Err(e) => return Err(format!("defragmenting {} failed: {e}", step.name)),
         }
         self.last_defrag.insert(step.member_id, unix_now());
-        if let Err(why) = self.verify_member(ctx, step, peer, revision, before).await {
-            let message = format!(
-                "integrity check after defragmenting {} failed: {why}; all maintenance stopped",
-                step.name
-            );
-            self.integrity_failure = Some(message.clone());
-            self.set_blocked(ctx, "hash_mismatch", vec![message.clone()]);
-            return Err(message);
+        match self.verify_member(ctx, step, peer, before).await {
+            Ok(()) => Ok(()),
+            Err(VerifyFailure::Mismatch(why)) => {
+                let message = format!(
+                    "integrity check after defragmenting {} failed: {why}; all maintenance stopped",
+                    step.name
+                );
+                self.integrity_failure = Some(message.clone());
+                self.set_blocked(ctx, "hash_mismatch", vec![message.clone()]);
+                Err(message)
+            }
+            // Not proven either way (an RPC failed, a peer lags): stop this pass, look again later.
+            Err(VerifyFailure::Unverifiable(why)) => {
+                let message = format!(
+                    "could not verify {} after its defragmentation: {why}; stopping this pass",
+                    step.name
+                );
+                tracing::warn!("{message}");
+                Err(message)
+            }
         }
-        Ok(())
     }
 
     /// Followers first: the next pending member in plan order, the leader only when it is the
@@ -271,16 +301,18 @@ impl Engine {
         }
     }
 
-    /// After a defrag: the member answers, has caught up, and its KV hash at `revision` is what
-    /// it was before and what a peer has.
+    /// After a defrag: the member answers and has caught up; its KV hash at its pre-defrag
+    /// revision is unchanged; and at its current revision it equals the most caught-up peer's.
+    /// Only different hashes over the same compacted range are a `Mismatch`; a failed or
+    /// impossible comparison (a revision compacted meanwhile, a peer lagging) is `Unverifiable`.
     async fn verify_member(
         &self,
         ctx: &Ctx<'_>,
         step: &DefragStep,
         peer: Option<(u64, String)>,
-        revision: i64,
-        before: Option<KvHash>,
-    ) -> Result<(), String> {
+        before: Option<(i64, KvHash)>,
+    ) -> Result<(), VerifyFailure> {
+        use VerifyFailure::{Mismatch, Unverifiable};
         let mut shutdown = ctx.shutdown.clone();
         if !wait_until_answering(
             ctx.etcd,
@@ -291,7 +323,7 @@ impl Engine {
         )
         .await
         {
-            return Err(format!("{} did not answer again", step.name));
+            return Err(Unverifiable(format!("{} did not answer again", step.name)));
         }
         // Caught up: its applied index reaches the leader's raft index as it was just now.
         let target_index = match ctx.observe().await {
@@ -302,55 +334,99 @@ impl Engine {
                 .map(|s| s.raft_index),
             Err(_) => None,
         };
-        if let Some(target_index) = target_index {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match ctx.etcd.status(&step.endpoint).await {
-                    Ok(s) if s.raft_applied_index >= target_index => break,
-                    _ if Instant::now() >= deadline => {
-                        return Err(format!(
-                            "{} did not catch up to raft index {target_index} within 60s",
-                            step.name
-                        ));
-                    }
-                    _ => {}
+        let caught_up = self
+            .wait_for(&mut shutdown, || async {
+                match (target_index, ctx.etcd.status(&step.endpoint).await) {
+                    (Some(target), Ok(s)) => s.raft_applied_index >= target,
+                    (None, Ok(_)) => true,
+                    _ => false,
                 }
-                if shutdown.sleep(Duration::from_millis(200)).await {
-                    return Err("shutting down".into());
+            })
+            .await;
+        if !caught_up {
+            return Err(Unverifiable(format!(
+                "{} did not catch up with the leader within 60s",
+                step.name
+            )));
+        }
+        // 1. Unchanged by the defrag.
+        if let Some((revision, before)) = before {
+            match ctx.etcd.hash_kv(&step.endpoint, revision).await {
+                Ok(after)
+                    if after.compact_revision == before.compact_revision
+                        && after.hash != before.hash =>
+                {
+                    return Err(Mismatch(format!(
+                        "{}'s KV hash at revision {revision} changed across the defragmentation ({:x} → {:x})",
+                        step.name, before.hash, after.hash
+                    )));
                 }
+                Ok(_) => {}
+                Err(e) if e.kind == FailureKind::Compacted => {
+                    tracing::info!(member = %step.name, "revision {revision} was compacted meanwhile; relying on the peer comparison");
+                }
+                Err(e) => return Err(Unverifiable(e.to_string())),
             }
         }
-        let after = ctx
+        // 2. Equal to a peer at the member's current revision, once the peer has reached it.
+        let Some((peer_id, peer_endpoint)) = peer else {
+            tracing::info!(member = %step.name, "integrity verified: KV hash unchanged by the defragmentation (no peer to compare)");
+            return Ok(());
+        };
+        let revision = ctx
+            .etcd
+            .status(&step.endpoint)
+            .await
+            .map_err(|e| Unverifiable(e.to_string()))?
+            .revision;
+        let peer_ready = self
+            .wait_for(&mut shutdown, || async {
+                ctx.etcd
+                    .status(&peer_endpoint)
+                    .await
+                    .is_ok_and(|s| s.revision >= revision)
+            })
+            .await;
+        if !peer_ready {
+            return Err(Unverifiable(format!(
+                "peer {peer_id:x} did not reach revision {revision} within 60s"
+            )));
+        }
+        let ours = ctx
             .etcd
             .hash_kv(&step.endpoint, revision)
             .await
-            .map_err(|e| e.to_string())?;
-        if let Some(before) = before
-            && before.compact_revision == after.compact_revision
-            && before.hash != after.hash
-        {
-            return Err(format!(
-                "{}'s KV hash at revision {revision} changed across the defragmentation ({:x} → {:x})",
-                step.name, before.hash, after.hash
-            ));
+            .map_err(|e| Unverifiable(e.to_string()))?;
+        let theirs = ctx
+            .etcd
+            .hash_kv(&peer_endpoint, revision)
+            .await
+            .map_err(|e| Unverifiable(e.to_string()))?;
+        if ours.compact_revision == theirs.compact_revision && ours.hash != theirs.hash {
+            return Err(Mismatch(format!(
+                "{}'s KV hash at revision {revision} ({:x}) differs from peer {peer_id:x}'s ({:x})",
+                step.name, ours.hash, theirs.hash
+            )));
         }
-        if let Some((peer_id, peer_endpoint)) = peer {
-            let theirs = ctx
-                .etcd
-                .hash_kv(&peer_endpoint, revision)
-                .await
-                .map_err(|e| e.to_string())?;
-            if theirs.compact_revision == after.compact_revision && theirs.hash != after.hash {
-                return Err(format!(
-                    "{}'s KV hash at revision {revision} ({:x}) differs from peer {peer_id:x}'s ({:x})",
-                    step.name, after.hash, theirs.hash
-                ));
-            }
-            tracing::info!(member = %step.name, revision, hash = after.hash, "integrity verified: KV hash at revision {revision} matches before/after and a peer");
-        } else {
-            tracing::info!(member = %step.name, revision, hash = after.hash, "integrity verified: KV hash at revision {revision} unchanged by the defragmentation");
-        }
+        tracing::info!(member = %step.name, revision, hash = ours.hash, "integrity verified: KV hash unchanged by the defragmentation and equal to a peer's at revision {revision}");
         Ok(())
+    }
+
+    /// Polls `check` every 200 ms for up to 60 s; false on timeout or shutdown.
+    async fn wait_for<F, Fut>(&self, shutdown: &mut crate::shutdown::Shutdown, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if check().await {
+                return true;
+            }
+            if Instant::now() >= deadline || shutdown.sleep(Duration::from_millis(200)).await {
+                return false;
+            }
+        }
     }
 }
 
@@ -366,25 +442,30 @@ fn current_step(obs: &Observation, member_id: u64) -> Option<DefragStep> {
         .next()
 }
 
-/// Another voting member that answered, to compare hashes with.
+/// The voting member, other than `member_id`, that is furthest ahead, to compare hashes with.
 fn peer_of(obs: &Observation, member_id: u64) -> Option<(u64, String)> {
     obs.members
         .iter()
-        .filter(|m| m.id != member_id && !m.is_learner && m.status.is_some())
-        .map(|m| (m.id, m.endpoint.clone()))
-        .next()
+        .filter(|m| m.id != member_id && !m.is_learner)
+        .filter_map(|m| m.status.as_ref().map(|s| (m, s.revision)))
+        .max_by_key(|(m, revision)| (*revision, m.id))
+        .map(|(m, _)| (m.id, m.endpoint.clone()))
 }
 
-/// A revision both the member and its peer have applied.
-fn comparison_revision(obs: &Observation, member_id: u64, peer: Option<u64>) -> i64 {
-    let rev = |id: u64| {
-        obs.member(id)
-            .and_then(|m| m.status.as_ref())
-            .map(|s| s.revision)
-    };
-    match (rev(member_id), peer.and_then(rev)) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) => a,
-        _ => obs.revision,
+#[cfg(test)]
+mod tests {
+    use super::peer_of;
+    use crate::decide::fixtures::cluster;
+
+    #[test]
+    fn the_peer_is_the_most_caught_up_other_member() {
+        let mut obs = cluster(&[(1, 1); 3], 100);
+        // m2 was frozen: its revision lags far behind (the case that once looked like corruption).
+        obs.members[2].status.as_mut().unwrap().revision = 3;
+        obs.members[1].status.as_mut().unwrap().revision = 900;
+        assert_eq!(peer_of(&obs, 1).map(|p| p.0), Some(2));
+        obs.members[1].status = None;
+        assert_eq!(peer_of(&obs, 1).map(|p| p.0), Some(3));
+        assert_eq!(peer_of(&cluster(&[(1, 1)], 100), 1), None);
     }
 }
