@@ -10,11 +10,13 @@
 //!   leadership first.
 //! - [`heal`]: during NOSPACE — defragment more, disarm, or stop because live data fills the quota.
 //! - [`disk`]: is there room on disk for the copy a defragmentation writes?
+//! - [`forecast`]: when the growth forecast calls for early maintenance, and how much history to keep.
 
 pub mod actor;
 pub mod compaction;
 pub mod defrag_rule;
 pub mod disk;
+pub mod forecast;
 pub mod gate;
 pub mod heal;
 pub mod plan;

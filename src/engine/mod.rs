@@ -26,6 +26,7 @@ use crate::daemon::Snapshot;
 use crate::decide::actor::{ActorMemory, Fence, actor_verdict};
 use crate::decide::compaction::{CompactionPolicy, CompactionState};
 use crate::decide::defrag_rule::DefragRule;
+use crate::decide::forecast::{forecast_due, history_to_keep, recheck_after};
 use crate::decide::gate::alarm_blockers;
 use crate::decide::plan::{PlanCause, order, reclaimable, rule_matches};
 use crate::diagnose::forecast::GrowthSamples;
@@ -360,8 +361,7 @@ impl Engine {
         self.end_nospace_episode(ctx);
 
         if let (Some(horizon), Some(eta)) = (self.cfg.forecast_horizon, eta)
-            && eta < horizon.as_secs_f64()
-            && now >= self.forecast_hold_until
+            && forecast_due(Some(eta), Some(horizon), now, self.forecast_hold_until)
         {
             self.forecast_maintenance(ctx, obs, fence, eta, horizon)
                 .await;
@@ -475,7 +475,7 @@ impl Engine {
         horizon: Duration,
     ) {
         let now = unix_now();
-        let keep = (eta / 2.0).clamp(10.0, 300.0);
+        let keep = history_to_keep(eta);
         let Some(target) = self.growth.revision_about(now, keep) else {
             // The growth is younger than the history we keep: nothing old enough to give up yet.
             tracing::debug!(
@@ -537,8 +537,7 @@ impl Engine {
         if defragmented {
             self.growth.reset(); // the size just dropped: the old slope no longer applies
         }
-        // Look again before a third of the remaining time has passed.
-        self.forecast_hold_until = now + (eta / 3.0).clamp(30.0, 600.0);
+        self.forecast_hold_until = now + recheck_after(eta);
     }
 
     /// Sets (non-empty `messages`) or clears (empty) one reason maintenance is refused, and
