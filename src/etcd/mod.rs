@@ -84,6 +84,7 @@ pub struct Alarm {
 pub struct KvHash {
     pub hash: u32,
     pub compact_revision: i64,
+    /// The revision the hash covers (3.5+ report it; on 3.4 it is the response's revision).
     pub hash_revision: i64,
 }
 
@@ -323,7 +324,27 @@ impl Etcd {
         .map(|_| ())
     }
 
+    /// The KV hash of the member at `revision`.
+    ///
+    /// etcd 3.4 refuses a revision *equal* to the compact revision (3.5 only older ones), and
+    /// during NOSPACE nothing is written after the emergency compaction, so the current revision
+    /// is exactly that. Then the hash at the current revision (`0`) is taken instead — accepted
+    /// only when the revision it covers is the one asked for.
     pub async fn hash_kv(&self, endpoint: &str, revision: i64) -> Result<KvHash> {
+        match self.hash_kv_once(endpoint, revision).await {
+            Err(e) if e.kind == FailureKind::Compacted && revision > 0 => {
+                let current = self.hash_kv_once(endpoint, 0).await?;
+                if current.hash_revision == revision {
+                    Ok(current)
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn hash_kv_once(&self, endpoint: &str, revision: i64) -> Result<KvHash> {
         let r = self
             .call(
                 "HashKV",
@@ -332,10 +353,15 @@ impl Etcd {
                 |mut c| async move { c.hash_kv(revision).await },
             )
             .await?;
+        let header_revision = r.header().map(|h| h.revision()).unwrap_or(0);
         Ok(KvHash {
             hash: r.hash(),
             compact_revision: r.compact_version(),
-            hash_revision: r.hash_revision(),
+            hash_revision: if r.hash_revision() > 0 {
+                r.hash_revision()
+            } else {
+                header_revision
+            },
         })
     }
 
