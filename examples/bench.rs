@@ -60,10 +60,10 @@ fn clk_tck() -> f64 {
 }
 
 fn daemon(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Daemon {
-    let mut args = s(&["--endpoints", endpoint]);
-    args.extend(cluster.pki.flags());
-    args.extend(s(extra));
-    Daemon::start(&args, cluster.dir.path())
+    Daemon::start(
+        &support::daemon_args(cluster, endpoint, extra),
+        cluster.dir.path(),
+    )
 }
 
 fn idle() {
@@ -235,14 +235,7 @@ fn churn() {
         ],
     );
     std::thread::sleep(Duration::from_secs(2));
-    let events = |d: &Daemon| -> f64 {
-        d.get("/metrics")
-            .1
-            .lines()
-            .find(|l| l.starts_with("etcd_upkeep_watch_events_total"))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let events = |d: &Daemon| d.metric("etcd_upkeep_watch_events_total").unwrap_or(0.0);
     let e0 = events(&d);
     let seconds = 20.0;
     let written = rt().block_on(async {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Cluster, Daemon, s, upkeep};
+use support::{Cluster, Daemon, daemon_args, s, upkeep};
 
 const MIB: u64 = 1024 * 1024;
 const LOOP_KEY: &str = "/registry/example.com/widgets/default/looping-widget";
@@ -169,15 +169,11 @@ fn analyze_counts_and_bytes_are_exact_on_a_seeded_keyspace() {
 fn a_sync_loop_is_ranked_first_and_named_by_the_daemon_through_a_compaction() {
     let cluster = Cluster::start(1, 256 * MIB);
     let endpoint = cluster.endpoints()[0].clone();
-    let mut daemon_args = s(&[
-        "--endpoints",
+    let daemon_args = daemon_args(
+        &cluster,
         &endpoint,
-        "--poll-interval",
-        "500ms",
-        "--forecast-horizon",
-        "0s",
-    ]);
-    daemon_args.extend(cluster.pki.flags());
+        &["--poll-interval", "500ms", "--forecast-horizon", "0s"],
+    );
     let daemon = Daemon::start(&daemon_args, cluster.dir.path());
     daemon.wait_for(Duration::from_secs(10), "churn watch", |d| {
         d.log().contains("churn watch started")
@@ -224,14 +220,7 @@ fn a_sync_loop_is_ranked_first_and_named_by_the_daemon_through_a_compaction() {
         .await
         .unwrap();
     });
-    let events = |d: &Daemon| -> f64 {
-        d.get("/metrics")
-            .1
-            .lines()
-            .find(|l| l.starts_with("etcd_upkeep_watch_events_total"))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let events = |d: &Daemon| d.metric("etcd_upkeep_watch_events_total").unwrap_or(0.0);
     let after_compaction = events(&daemon);
     daemon.wait_for(
         Duration::from_secs(15),
@@ -264,15 +253,11 @@ fn a_sync_loop_is_ranked_first_and_named_by_the_daemon_through_a_compaction() {
 fn a_growth_forecast_acts_before_nospace_and_blames_the_sync_loop() {
     let cluster = Cluster::start(1, 128 * MIB);
     let endpoint = cluster.endpoints()[0].clone();
-    let mut args = s(&[
-        "--endpoints",
+    let args = daemon_args(
+        &cluster,
         &endpoint,
-        "--poll-interval",
-        "500ms",
-        "--quota-backend-bytes",
-        "128Mi",
-    ]);
-    args.extend(cluster.pki.flags());
+        &["--poll-interval", "500ms", "--quota-backend-bytes", "128Mi"],
+    );
     let daemon = Daemon::start(&args, cluster.dir.path());
     // Idle: no forecast (not growing / not enough data).
     std::thread::sleep(Duration::from_secs(2));

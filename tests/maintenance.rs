@@ -13,21 +13,19 @@ use support::{Cluster, Daemon, defrag_intervals, fill_until_nospace, log_events,
 const MIB: u64 = 1024 * 1024;
 
 fn daemon_args(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = s(&[
-        "--endpoints",
-        endpoint,
+    let quota = cluster.quota.to_string();
+    let mut flags = vec![
         "--poll-interval",
         "500ms",
         "--dial-timeout",
         "2s",
         "--quota-backend-bytes",
-        &cluster.quota.to_string(),
+        &quota,
         "--log-level",
         "info",
-    ]);
-    args.extend(cluster.pki.flags());
-    args.extend(s(extra));
-    args
+    ];
+    flags.extend_from_slice(extra);
+    support::daemon_args(cluster, endpoint, &flags)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -120,15 +118,6 @@ fn keys_present(cluster: &Cluster, keys: usize) -> usize {
     })
 }
 
-fn metric(daemon: &Daemon, line_prefix: &str) -> Option<f64> {
-    daemon
-        .get("/metrics")
-        .1
-        .lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 #[test]
 fn nospace_on_one_member_is_healed_with_a_verified_disarm() {
     let cluster = Cluster::start(1, 16 * MIB);
@@ -141,7 +130,7 @@ fn nospace_on_one_member_is_healed_with_a_verified_disarm() {
     let keys = 5;
     force_nospace(&cluster, &endpoint, keys);
     daemon.wait_for(Duration::from_secs(30), "heal", |d| {
-        metric(d, "etcd_upkeep_alarm_disarm_total").unwrap_or(0.0) >= 1.0
+        d.metric("etcd_upkeep_alarm_disarm_total").unwrap_or(0.0) >= 1.0
     });
     daemon.wait_for(Duration::from_secs(10), "alarm gone", |_| {
         alarms(&cluster).is_empty()
@@ -170,7 +159,12 @@ fn nospace_on_one_member_is_healed_with_a_verified_disarm() {
             "{expected} missing from {actions:?}"
         );
     }
-    assert!(metric(&daemon, "etcd_upkeep_heal_duration_seconds_count").unwrap() >= 1.0);
+    assert!(
+        daemon
+            .metric("etcd_upkeep_heal_duration_seconds_count")
+            .unwrap()
+            >= 1.0
+    );
     assert!(
         daemon.log().contains("history"),
         "the emergency compaction says history is given up"
@@ -199,7 +193,7 @@ fn three_instances_heal_three_members_one_defrag_at_a_time_leader_last() {
     daemons[0].wait_for(Duration::from_secs(60), "heal", |_| {
         daemons
             .iter()
-            .map(|d| metric(d, "etcd_upkeep_alarm_disarm_total").unwrap_or(0.0))
+            .map(|d| d.metric("etcd_upkeep_alarm_disarm_total").unwrap_or(0.0))
             .sum::<f64>()
             >= 1.0
     });
@@ -308,10 +302,7 @@ fn live_data_over_quota_is_not_disarmed_and_heals_after_deletion() {
 
     let daemon = Daemon::start(&daemon_args(&cluster, &endpoint, &[]), cluster.dir.path());
     daemon.wait_for(Duration::from_secs(20), "heal blocked", |d| {
-        metric(
-            d,
-            "etcd_upkeep_heal_blocked{reason=\"live_data_over_quota\"}",
-        ) == Some(1.0)
+        d.metric("etcd_upkeep_heal_blocked{reason=\"live_data_over_quota\"}") == Some(1.0)
     });
     let status = daemon.status_json();
     assert!(
@@ -348,10 +339,7 @@ fn live_data_over_quota_is_not_disarmed_and_heals_after_deletion() {
         alarms(&cluster).is_empty()
     });
     daemon.wait_for(Duration::from_secs(10), "heal_blocked cleared", |d| {
-        metric(
-            d,
-            "etcd_upkeep_heal_blocked{reason=\"live_data_over_quota\"}",
-        ) == Some(0.0)
+        d.metric("etcd_upkeep_heal_blocked{reason=\"live_data_over_quota\"}") == Some(0.0)
     });
     assert_eq!(
         keys_present(&cluster, 100_000),
@@ -474,10 +462,7 @@ fn a_frozen_or_killed_member_pauses_the_heal_until_it_returns() {
     // The reason is held while the member is down (no flapping between ticks), for the alert.
     for _ in 0..5 {
         assert_eq!(
-            metric(
-                &daemon,
-                "etcd_upkeep_maintenance_blocked{reason=\"unhealthy\"}"
-            ),
+            daemon.metric("etcd_upkeep_maintenance_blocked{reason=\"unhealthy\"}"),
             Some(1.0)
         );
         std::thread::sleep(Duration::from_millis(300));
@@ -487,10 +472,7 @@ fn a_frozen_or_killed_member_pauses_the_heal_until_it_returns() {
         alarms(&cluster).is_empty()
     });
     assert_eq!(
-        metric(
-            &daemon,
-            "etcd_upkeep_maintenance_blocked{reason=\"unhealthy\"}"
-        ),
+        daemon.metric("etcd_upkeep_maintenance_blocked{reason=\"unhealthy\"}"),
         Some(0.0)
     );
     assert!(inspect(&cluster).1);
@@ -553,7 +535,9 @@ fn periodic_compaction_and_rule_driven_defragmentation() {
         }
     });
     daemon.wait_for(Duration::from_secs(30), "a compaction", |d| {
-        metric(d, "etcd_upkeep_compaction_total{result=\"ok\"}").unwrap_or(0.0) >= 1.0
+        d.metric("etcd_upkeep_compaction_total{result=\"ok\"}")
+            .unwrap_or(0.0)
+            >= 1.0
     });
     // A trickle of small writes, as on any live cluster: etcd refreshes a member's "in use"
     // figure when its backend next commits, so followers show the freed pages only then.
@@ -595,7 +579,7 @@ fn periodic_compaction_and_rule_driven_defragmentation() {
     );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().unwrap();
-    assert!(metric(&daemon, "etcd_upkeep_compacted_revision").unwrap() > 0.0);
+    assert!(daemon.metric("etcd_upkeep_compacted_revision").unwrap() > 0.0);
     let mut intervals: Vec<(f64, f64)> = (0..3)
         .flat_map(|i| defrag_intervals(&cluster.log(i)))
         .collect();

@@ -396,6 +396,14 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// `run` arguments for a daemon beside `endpoint` of `cluster`, with its TLS flags and `extra`.
+pub fn daemon_args(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = s(&["--endpoints", endpoint]);
+    args.extend(cluster.pki.flags());
+    args.extend(s(extra));
+    args
+}
+
 /// Runs a one-shot etcd-upkeep command.
 pub fn upkeep(args: &[String]) -> Output {
     Command::new(upkeep_bin())
@@ -448,6 +456,16 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The value of the first `/metrics` sample whose line starts with `line_prefix`
+    /// (a name, or a name with its labels).
+    pub fn metric(&self, line_prefix: &str) -> Option<f64> {
+        self.get("/metrics")
+            .1
+            .lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
     pub fn status_json(&self) -> serde_json::Value {
