@@ -252,11 +252,24 @@ pub struct RunArgs {
     )]
     pub churn_threshold: f64,
 
-    /// When the growth forecast reaches the quota within this horizon, compact and defragment
-    /// now, outside the schedule. `0s` turns forecast-driven maintenance off.
+    /// Warn when the growth forecast reaches the quota within this horizon. `0s` turns the
+    /// warning off (the space controller acts on its own numbers).
     #[arg(long, env = "ETCD_UPKEEP_FORECAST_HORIZON", default_value = "1h",
           value_parser = parse_duration, value_name = "DURATION")]
     pub forecast_horizon: Duration,
+
+    /// The space controller keeps the bytes in use below this fraction of the quota by keeping
+    /// less history (compacting every poll) while a sync loop or any churn would exceed it.
+    /// `0` turns prevention off (NOSPACE is still healed).
+    #[arg(long, env = "ETCD_UPKEEP_SPACE_TARGET", default_value = "0.7",
+          value_parser = parse_fraction_or_off, value_name = "FRACTION")]
+    pub space_target: f64,
+
+    /// The least history the space controller keeps while it fits: watchers that fall further
+    /// behind relist. Below it only when even this much would not fit.
+    #[arg(long, env = "ETCD_UPKEEP_HISTORY_FLOOR", default_value = "1m",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub history_floor: Duration,
 
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
@@ -360,6 +373,14 @@ pub enum ActWhen {
     Always,
 }
 
+/// A fraction, or `0` for "off".
+fn parse_fraction_or_off(text: &str) -> Result<f64, String> {
+    match text.trim() {
+        "0" | "0.0" | "off" => Ok(0.0),
+        _ => parse_fraction(text),
+    }
+}
+
 fn parse_fraction(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .trim()
@@ -408,5 +429,8 @@ mod tests {
         assert!(parse_fraction("0.9").is_ok());
         assert!(parse_fraction("1.5").is_err());
         assert!(parse_fraction("x").is_err());
+        assert_eq!(parse_fraction_or_off("0"), Ok(0.0));
+        assert_eq!(parse_fraction_or_off("0.7"), Ok(0.7));
+        assert!(parse_fraction_or_off("1").is_err());
     }
 }

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::config::{self, ConfigError, Connector};
-use crate::etcd::Etcd;
+use crate::diagnose::history_rate::WriteTotals;
+use crate::etcd::{AlarmKind, Etcd};
 use crate::observe::{self, Observation, ObserveSettings};
 use crate::report::http;
 use crate::report::state::Shared;
@@ -27,11 +28,22 @@ pub struct Snapshot {
 
 pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (settings, connector) = config::connection(global)?;
-    let mut engine =
-        crate::engine::Engine::from_args(&args.maintenance, global, args.poll_interval)
-            .map_err(ConfigError)?;
-    engine.cfg.forecast_horizon =
-        (!args.forecast_horizon.is_zero()).then_some(args.forecast_horizon);
+    if args.history_floor < Duration::from_secs(1) {
+        return Err(ConfigError(format!(
+            "--history-floor {}: must be at least 1s",
+            humantime::format_duration(args.history_floor)
+        ))
+        .into());
+    }
+    let mut cfg = crate::engine::Config::from_args(&args.maintenance, global, args.poll_interval)
+        .map_err(ConfigError)?
+        .with_space_target(args.space_target, args.history_floor);
+    cfg.forecast_horizon = (!args.forecast_horizon.is_zero()).then_some(args.forecast_horizon);
+    let totals = Arc::new(WriteTotals::default());
+    let mut engine = crate::engine::Engine::new(cfg);
+    if !args.no_churn_watch {
+        engine = engine.with_write_totals(totals.clone());
+    }
     if args.churn_threshold <= 0.0 {
         return Err(ConfigError(format!(
             "--churn-threshold {}: must be above 0",
@@ -65,6 +77,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
         tokio::spawn(crate::diagnose::watcher::run(
             args.churn_prefix.clone(),
             args.churn_threshold,
+            totals,
             latest.clone(),
             shared.clone(),
             shutdown.clone(),
@@ -96,6 +109,8 @@ async fn observation_loop(
     mut shutdown: Shutdown,
 ) {
     let mut failures: u32 = 0;
+    // The alarm listing that last cut a wait short: not again for the same one.
+    let mut woke_for: Option<Vec<AlarmKind>> = None;
     loop {
         let started = Instant::now();
         let result = match connector.etcd() {
@@ -142,8 +157,89 @@ async fn observation_loop(
         // Back off while etcd is unreachable (up to 8 polls), poll steadily while it answers.
         let wait = if ok { poll } else { backoff(poll, failures) };
         let wait = wait.saturating_sub(started.elapsed().min(wait));
-        if shutdown.sleep(wait).await {
-            return;
+        let last = publish.borrow().clone();
+        match last.filter(|_| ok) {
+            Some(snapshot) => {
+                let check = AlarmCheck {
+                    snapshot: &snapshot,
+                    endpoint: &settings.endpoints[0],
+                };
+                if check.until(wait, &mut woke_for, &mut shutdown).await {
+                    return;
+                }
+            }
+            None => {
+                if shutdown.sleep(wait).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Between observations, the local member's Status is read this often for an alarm the last
+/// observation did not show: NOSPACE is acted on within about a second whatever the poll.
+const ALARM_CHECK_EVERY: Duration = Duration::from_millis(400);
+
+/// The quick alarm check against the local member, between two observations.
+struct AlarmCheck<'a> {
+    snapshot: &'a Snapshot,
+    endpoint: &'a str,
+}
+
+impl AlarmCheck<'_> {
+    /// Sleeps `wait`, checking every [`ALARM_CHECK_EVERY`] whether the alarms differ from the
+    /// last observation's; returns early when they do (false), or true on shutdown. A listing
+    /// that already cut one wait short does not cut the next (the observation disagreed with
+    /// it: no busy loop). A check that fails or is slow only ends the checking.
+    async fn until(
+        &self,
+        wait: Duration,
+        woke_for: &mut Option<Vec<AlarmKind>>,
+        shutdown: &mut Shutdown,
+    ) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut known: Vec<AlarmKind> = self
+            .snapshot
+            .observation
+            .alarms
+            .iter()
+            .map(|a| a.kind)
+            .collect();
+        known.sort_by_key(|k| k.as_str());
+        known.dedup();
+        if woke_for.as_ref() == Some(&known) {
+            *woke_for = None; // the observation agrees now
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if shutdown.sleep(left.min(ALARM_CHECK_EVERY)).await {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let listed = self
+                .snapshot
+                .etcd
+                .status_within(self.endpoint, ALARM_CHECK_EVERY * 2)
+                .await
+                .map(|s| s.listed_alarms());
+            match listed {
+                Ok(listed) if listed != known && woke_for.as_ref() != Some(&listed) => {
+                    tracing::debug!(alarms = ?listed, "alarms changed; observing now");
+                    *woke_for = Some(listed);
+                    return false;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let rest = deadline.saturating_duration_since(Instant::now());
+                    return shutdown.sleep(rest).await;
+                }
+            }
         }
     }
 }

@@ -77,7 +77,8 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
             &mut ActorMemory::default(),
             unix_now(),
             0.0,
-        )?;
+        )?
+        .fence;
         match engine.heal(&ctx, &obs, fence).await {
             HealOutcome::Healed { seconds } => {
                 let after = ctx.observe().await?;

@@ -8,17 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Cluster, Daemon, daemon_args, s, upkeep};
+use support::{Cluster, Daemon, daemon_args, runtime, s, upkeep};
 
 const MIB: u64 = 1024 * 1024;
 const LOOP_KEY: &str = "/registry/example.com/widgets/default/looping-widget";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Writes `LOOP_KEY` `per_second` times a second (value `size` bytes) amid background writes to
 /// 200 other keys, until `stop`.

@@ -8,7 +8,9 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use support::{Cluster, Daemon, defrag_intervals, fill_until_nospace, log_events, s, upkeep};
+use support::{
+    Cluster, Daemon, defrag_intervals, fill_until_nospace, log_events, runtime, s, upkeep,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -26,13 +28,6 @@ fn daemon_args(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Vec<String>
     ];
     flags.extend_from_slice(extra);
     support::daemon_args(cluster, endpoint, &flags)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Fills the cluster through `endpoint` until NOSPACE; returns the live keys written.

@@ -6,8 +6,10 @@
 //! lock needs. Raft already elects exactly one leader per term, so the instance whose local
 //! member is the leader acts (Gardener's pattern), and it re-checks before every mutating step
 //! that its member still leads *in the same term* (fencing). A newly elected leader's instance
-//! waits a settle period before acting, so a step the previous actor had in flight has finished
-//! or shows up in the health gate (a defragmenting member fails linearizable reads).
+//! waits a settle period before it stops a member (defragmentation, healing), so a step the
+//! previous actor had in flight has finished or shows up in the health gate (a defragmenting
+//! member fails linearizable reads). Compaction does not wait: it stops no member, is safe to
+//! repeat, and is fenced by the term like every step — so a handover never pauses prevention.
 
 use crate::cli::ActWhen;
 use crate::observe::Observation;
@@ -26,6 +28,15 @@ pub struct Fence {
     pub term: u64,
 }
 
+/// An instance that acts, and how far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    pub fence: Fence,
+    /// Why it may not yet stop a member (defragment, heal); None once settled. Compaction may
+    /// run meanwhile.
+    pub settling: Option<String>,
+}
+
 /// Whether this instance acts now. `Err` says why not (for /status and the log).
 pub fn actor_verdict(
     obs: &Observation,
@@ -33,14 +44,17 @@ pub fn actor_verdict(
     memory: &mut ActorMemory,
     now: f64,
     settle_seconds: f64,
-) -> Result<Fence, String> {
+) -> Result<Actor, String> {
     let leader = obs.leader.ok_or("the cluster has no leader")?;
     let fence = Fence {
         leader,
         term: obs.raft_term,
     };
     if act_when == ActWhen::Always {
-        return Ok(fence);
+        return Ok(Actor {
+            fence,
+            settling: None,
+        });
     }
     let local = obs
         .local_member
@@ -60,15 +74,15 @@ pub fn actor_verdict(
             now
         }
     };
-    if now - since < settle_seconds {
-        return Err(format!(
-            "the local member became leader in term {} {:.0}s ago; settling for {:.0}s before acting",
+    let settling = (now - since < settle_seconds).then(|| {
+        format!(
+            "the local member became leader in term {} {:.0}s ago; settling for {:.0}s before defragmenting or healing (compaction goes on)",
             obs.raft_term,
             now - since,
             settle_seconds
-        ));
-    }
-    Ok(fence)
+        )
+    });
+    Ok(Actor { fence, settling })
 }
 
 /// Re-check before a mutating step: the same member still leads in the same term.
@@ -98,18 +112,25 @@ mod tests {
     fn only_the_leaders_instance_acts_after_settling() {
         let mut obs = cluster(&[(1, 1); 3], 100);
         let mut memory = ActorMemory::default();
+        let settling = |memory: &mut ActorMemory, obs: &Observation, now: f64| {
+            actor_verdict(obs, ActWhen::Leader, memory, now, 10.0)
+                .unwrap()
+                .settling
+        };
+        // A new leader's instance compacts at once but stops no member before settling.
         assert!(
-            actor_verdict(&obs, ActWhen::Leader, &mut memory, 100.0, 10.0)
-                .unwrap_err()
-                .contains("settling")
+            settling(&mut memory, &obs, 100.0)
+                .unwrap()
+                .contains("compaction goes on")
         );
-        assert!(actor_verdict(&obs, ActWhen::Leader, &mut memory, 105.0, 10.0).is_err());
-        let fence = actor_verdict(&obs, ActWhen::Leader, &mut memory, 110.0, 10.0).unwrap();
-        assert_eq!(fence, Fence { leader: 1, term: 7 });
+        assert!(settling(&mut memory, &obs, 105.0).is_some());
+        let actor = actor_verdict(&obs, ActWhen::Leader, &mut memory, 110.0, 10.0).unwrap();
+        assert_eq!(actor.fence, Fence { leader: 1, term: 7 });
+        assert_eq!(actor.settling, None);
 
         // A new term restarts the settle period.
         obs.raft_term = 8;
-        assert!(actor_verdict(&obs, ActWhen::Leader, &mut memory, 111.0, 10.0).is_err());
+        assert!(settling(&mut memory, &obs, 111.0).is_some());
 
         obs.local_member = Some(2);
         let err = actor_verdict(&obs, ActWhen::Leader, &mut memory, 200.0, 10.0).unwrap_err();

@@ -128,8 +128,8 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     HealVerdict::Defragment { members }
 }
 
-/// A quota giving 25 % headroom over the live data at the disarm line, rounded up to 64 MiB.
-fn suggest_quota(in_use: u64, threshold: f64) -> u64 {
+/// A quota giving 25 % headroom over the live data at `threshold` of it, rounded up to 64 MiB.
+pub fn suggest_quota(in_use: u64, threshold: f64) -> u64 {
     const STEP: u64 = 64 << 20;
     let needed = (in_use as f64 * 1.25 / threshold).ceil() as u64;
     needed.div_ceil(STEP) * STEP

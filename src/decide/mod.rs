@@ -10,16 +10,19 @@
 //!   leadership first.
 //! - [`heal`]: during NOSPACE — defragment more, disarm, or stop because live data fills the quota.
 //! - [`disk`]: is there room on disk for the copy a defragmentation writes?
-//! - [`forecast`]: when the growth forecast calls for early maintenance, and how much history to keep.
+//! - [`space`]: how much history to keep so the db stays under its space target, and when the
+//!   file itself must shrink.
+//! - [`revisions`]: when each revision was current (the clock the space controller compacts by).
 
 pub mod actor;
 pub mod compaction;
 pub mod defrag_rule;
 pub mod disk;
-pub mod forecast;
 pub mod gate;
 pub mod heal;
 pub mod plan;
+pub mod revisions;
+pub mod space;
 
 #[cfg(test)]
 pub mod fixtures {

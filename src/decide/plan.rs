@@ -29,8 +29,8 @@ pub enum PlanCause {
     Rule,
     /// NOSPACE healing: every member with reclaimable space, rule and window ignored.
     Heal,
-    /// The growth forecast says the quota will be reached within the horizon.
-    Forecast,
+    /// The space controller: a file near the quota with most of it free.
+    Space,
 }
 
 impl PlanCause {
@@ -38,7 +38,7 @@ impl PlanCause {
         match self {
             PlanCause::Rule => "rule",
             PlanCause::Heal => "heal",
-            PlanCause::Forecast => "forecast",
+            PlanCause::Space => "space",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Diagnose: what is filling etcd. The keyspace by Kubernetes resource (`analyze`), the objects
 //! rewritten again and again (the churn detector, which names sync loops), and when the quota
-//! will be reached at the current growth (the forecast).
+//! will be reached at the current growth (the forecast), and how fast new history arrives
+//! (`history_rate`, which the space controller keeps under the quota).
 //!
 //! Why: NOSPACE has two causes — history never compacted (the engine's job) and sync loops, an
 //! object bounced between vCluster and the host that fills etcd fast. Healing the second without
@@ -10,6 +11,7 @@
 pub mod analyze;
 pub mod churn;
 pub mod forecast;
+pub mod history_rate;
 pub mod keys;
 pub mod topk;
 pub mod watcher;

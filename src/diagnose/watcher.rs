@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::daemon::{Snapshot, backoff};
 use crate::diagnose::churn::{ChurnDetector, ChurnEntry};
+use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::WatchMessage;
 use crate::observe::unix_now;
 use crate::report::metrics::ChurnLabel;
@@ -32,6 +33,7 @@ const REWARN_SECONDS: f64 = 600.0;
 pub async fn run(
     prefix: String,
     threshold_per_minute: f64,
+    totals: Arc<WriteTotals>,
     mut latest: watch::Receiver<Option<Snapshot>>,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
@@ -79,6 +81,7 @@ pub async fn run(
             tracing::info!(prefix = %prefix, endpoint = %endpoint, "churn watch started");
         }
         failures = 0;
+        totals.started();
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         loop {
             tokio::select! {
@@ -86,9 +89,16 @@ pub async fn run(
                     Ok(Some(WatchMessage::Events(events))) => {
                         let now = unix_now();
                         shared.metrics.watch_events.inc_by(events.len() as u64);
+                        let (mut superseded, mut created) = (0, 0);
                         for event in events {
+                            if event.is_create {
+                                created += event.bytes;
+                            } else {
+                                superseded += event.bytes;
+                            }
                             detector.record(&event.key, event.bytes, now);
                         }
+                        totals.add(superseded, created);
                     }
                     Ok(Some(WatchMessage::Compacted { compact_revision })) => {
                         tracing::info!(compact_revision, "churn watch fell behind a compaction; restarting from the current revision");

@@ -8,9 +8,12 @@
 //!
 //! - [`rolling`]: one member at a time, gate before each, leader last, integrity proof after each.
 //! - [`heal`]: the NOSPACE episode — emergency compaction, defrag, verified disarm.
+//! - [`space`]: the space controller — compaction that keeps the db under its space target, and
+//!   a defragmentation when the file itself must shrink.
 
 mod heal;
 mod rolling;
+mod space;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -26,10 +29,12 @@ use crate::daemon::Snapshot;
 use crate::decide::actor::{ActorMemory, Fence, actor_verdict};
 use crate::decide::compaction::{CompactionPolicy, CompactionState};
 use crate::decide::defrag_rule::DefragRule;
-use crate::decide::forecast::{forecast_due, history_to_keep, recheck_after};
 use crate::decide::gate::alarm_blockers;
-use crate::decide::plan::{PlanCause, order, reclaimable, rule_matches};
+use crate::decide::plan::{PlanCause, order, rule_matches};
+use crate::decide::revisions::RevisionLog;
+use crate::decide::space::SpacePolicy;
 use crate::diagnose::forecast::GrowthSamples;
+use crate::diagnose::history_rate::{HistoryRate, WriteTotals};
 use crate::etcd::{AlarmKind, Etcd};
 use crate::observe::{self, Observation, ObserveSettings, unix_now};
 use crate::report::metrics::{HEAL_BLOCKED_REASONS, MAINTENANCE_BLOCKED_REASONS, Metrics};
@@ -58,8 +63,10 @@ pub struct Config {
     /// How long a new leader's instance waits before acting.
     pub settle: Duration,
     pub poll: Duration,
-    /// Compact and defragment early when the forecast reaches the quota within this (run only).
+    /// Warn when the growth forecast reaches the quota within this (run only).
     pub forecast_horizon: Option<Duration>,
+    /// The space controller (run only; None: off).
+    pub space: Option<SpacePolicy>,
 }
 
 impl Config {
@@ -96,7 +103,29 @@ impl Config {
             settle: poll * 2,
             poll,
             forecast_horizon: None,
+            space: None,
         })
+    }
+
+    /// Turns the space controller on: keep `in_use` under `target` × quota, with at least
+    /// `floor` of history while it fits and never less than a few polls.
+    pub fn with_space_target(mut self, target: f64, floor: Duration) -> Config {
+        let retention = match self.compaction {
+            CompactionPolicy::Periodic { retention } => retention,
+            // A count of revisions has no duration: the controller's ceiling is etcd's usual 30m.
+            CompactionPolicy::Revision { .. } | CompactionPolicy::Off => {
+                Duration::from_secs(30 * 60)
+            }
+        };
+        let floor = floor.min(retention);
+        let minimum = (self.poll * 2).max(Duration::from_secs(10)).min(floor);
+        self.space = (target > 0.0).then_some(SpacePolicy {
+            target,
+            retention: retention.as_secs_f64(),
+            floor: floor.as_secs_f64(),
+            minimum: minimum.as_secs_f64(),
+        });
+        self
     }
 }
 
@@ -117,9 +146,9 @@ fn cron_with_seconds(expr: &str) -> Result<String, String> {
 
 /// What one tick needs besides the engine's own memory.
 pub struct Ctx<'a> {
-    pub etcd: &'a Etcd,
+    pub etcd: &'a Arc<Etcd>,
     pub settings: &'a ObserveSettings,
-    pub shared: &'a Shared,
+    pub shared: &'a Arc<Shared>,
     pub shutdown: Shutdown,
 }
 
@@ -161,15 +190,23 @@ pub struct Engine {
     growth: GrowthSamples,
     /// When this instance first saw the current NOSPACE alarm (monotonic, Unix seconds).
     nospace_seen: Option<(std::time::Instant, f64)>,
-    /// No forecast-driven maintenance before this time (after one ran).
-    forecast_hold_until: f64,
+    /// When each revision was current (the space controller compacts by age).
+    revisions: RevisionLog,
+    /// What the churn watch counted, and the rate of new history derived from it.
+    write_totals: Option<Arc<WriteTotals>>,
+    history_rate: HistoryRate,
+    /// What the controller last said (limit, seconds kept, live over target), to log changes only.
+    space_said: Option<space::Said>,
+    /// When live data was last counted by resource (Unix seconds).
+    live_scan_at: f64,
+    /// The forecast warning was logged for the current approach to the quota.
+    forecast_warned: bool,
 }
 
 impl Engine {
     pub fn new(cfg: Config) -> Engine {
         let window = Arc::new(AtomicBool::new(cfg.schedule.is_none()));
         Engine {
-            cfg,
             compaction: CompactionState::default(),
             actor: ActorMemory::default(),
             last_defrag: HashMap::new(),
@@ -181,8 +218,26 @@ impl Engine {
             disarmed_at: 0.0,
             growth: GrowthSamples::default(),
             nospace_seen: None,
-            forecast_hold_until: 0.0,
+            // Long enough for the longest history the controller keeps (the retention).
+            revisions: RevisionLog::new(
+                cfg.space
+                    .map(|s| s.retention + 60.0)
+                    .unwrap_or(0.0)
+                    .min(4.0 * 3600.0),
+            ),
+            write_totals: None,
+            history_rate: HistoryRate::default(),
+            space_said: None,
+            live_scan_at: f64::NEG_INFINITY,
+            forecast_warned: false,
+            cfg,
         }
+    }
+
+    /// Where the churn watch counts superseded and created bytes (the history rate).
+    pub fn with_write_totals(mut self, totals: Arc<WriteTotals>) -> Engine {
+        self.write_totals = Some(totals);
+        self
     }
 
     pub fn from_args(
@@ -261,18 +316,22 @@ impl Engine {
         Ok(Some(scheduler))
     }
 
-    /// One round: decide from `obs` and act if this instance is the actor.
+    /// One round: decide from `obs` and act if this instance is the actor. Reads like the
+    /// runbook: who acts, may anything be touched, NOSPACE first, then prevention (compaction
+    /// keeps the space target; no settling needed), then what stops a member (a file that must
+    /// shrink, the rule's defragmentation).
     pub async fn tick(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
         let now = unix_now();
-        let metrics = &ctx.shared.metrics;
         if obs.taken_at < self.disarmed_at {
             return; // Taken before our own disarm: it still shows the alarm we just cleared.
         }
-        // Sample on every instance, so a newly elected actor already knows the history window.
-        let compaction_target = self
+        // Every instance samples and decides, so a newly elected actor already knows the
+        // history window, the rate and the verdict.
+        let periodic_target = self
             .compaction
             .observe(self.cfg.compaction, now, obs.revision);
-        let eta = self.forecast(ctx, obs, now);
+        self.forecast(ctx, obs, now);
+        let space = self.space_verdict(ctx, obs, now);
         // Every instance notes when it first saw NOSPACE, so whichever one heals reports the
         // full outage in etcd_upkeep_heal_duration_seconds, not just its own part.
         if obs.has_alarm(AlarmKind::NoSpace) {
@@ -282,41 +341,90 @@ impl Engine {
             self.nospace_seen = None;
         }
 
-        let fence = match actor_verdict(
+        let Some(actor) = self.actor(ctx, obs, now) else {
+            return;
+        };
+        let fence = actor.fence;
+        if !self.may_touch(ctx, obs).await {
+            return;
+        }
+
+        if obs.has_alarm(AlarmKind::NoSpace) {
+            match (&actor.settling, self.cfg.auto_heal) {
+                (Some(why), _) => tracing::info!("NOSPACE: {why}"),
+                (None, true) => {
+                    let outcome = self.heal(ctx, obs, fence).await;
+                    tracing::debug!(?outcome, "heal tick");
+                }
+                (None, false) => {
+                    ctx.shared.write().maintenance.heal_blocked = Some(
+                        "NOSPACE is active and --auto-heal=false: run `etcd-upkeep heal`".into(),
+                    )
+                }
+            }
+            return;
+        }
+        self.end_nospace_episode(ctx);
+
+        // Prevention: compaction stops no member, so it runs at once, even while settling.
+        self.compact_for_space(ctx, obs, fence, space.as_ref(), periodic_target, now)
+            .await;
+        if actor.settling.is_some() {
+            return;
+        }
+        if let Some(space) = &space
+            && self.shrink_pass(ctx, obs, fence, space).await
+        {
+            return;
+        }
+        if self.window.load(Ordering::SeqCst) {
+            self.rule_pass(ctx, obs, fence).await;
+        }
+    }
+
+    /// Whether this instance acts (reported to /status and the metric either way).
+    fn actor(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        now: f64,
+    ) -> Option<crate::decide::actor::Actor> {
+        let verdict = actor_verdict(
             obs,
             self.cfg.act_when,
             &mut self.actor,
             now,
             self.cfg.settle.as_secs_f64(),
-        ) {
-            Ok(fence) => fence,
-            Err(why) => {
-                metrics.is_actor.set(0);
-                let mut state = ctx.shared.write();
-                if state.maintenance.actor_reason != why {
-                    tracing::info!("{why}");
-                }
-                state.maintenance.actor = false;
-                state.maintenance.actor_reason = why;
-                return;
-            }
+        );
+        let (is_actor, reason) = match &verdict {
+            Ok(actor) => (
+                true,
+                match &actor.settling {
+                    Some(why) => why.clone(),
+                    None => format!("the local member leads in term {}", actor.fence.term),
+                },
+            ),
+            Err(why) => (false, why.clone()),
         };
-        metrics.is_actor.set(1);
-        {
-            let mut state = ctx.shared.write();
-            if !state.maintenance.actor {
-                tracing::info!(
-                    term = fence.term,
-                    "this instance is the actor (its member leads in term {})",
-                    fence.term
-                );
-            }
-            state.maintenance.actor = true;
-            state.maintenance.actor_reason =
-                format!("the local member leads in term {}", fence.term);
+        ctx.shared.metrics.is_actor.set(i64::from(is_actor));
+        let mut state = ctx.shared.write();
+        if is_actor && !state.maintenance.actor {
+            tracing::info!(
+                term = obs.raft_term,
+                "this instance is the actor (its member leads in term {})",
+                obs.raft_term
+            );
+        } else if !is_actor && state.maintenance.actor_reason != reason {
+            tracing::info!("{reason}");
         }
+        state.maintenance.actor = is_actor;
+        state.maintenance.actor_reason = reason;
+        verdict.ok()
+    }
 
-        // CORRUPT or unknown alarms stop everything, including healing.
+    /// CORRUPT or unknown alarms, a failed integrity check, or a member still busy with a
+    /// defragmentation that timed out on our side: touch nothing, not even to heal.
+    async fn may_touch(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> bool {
         let blockers = alarm_blockers(obs);
         for reason in ["corrupt_alarm", "unknown_alarm"] {
             let messages = blockers
@@ -327,13 +435,12 @@ impl Engine {
             self.set_blocked(ctx, reason, messages);
         }
         if !blockers.is_empty() {
-            return;
+            return false;
         }
         if let Some(failure) = &self.integrity_failure {
             tracing::debug!("maintenance stopped after a failed integrity check: {failure}");
-            return;
+            return false;
         }
-
         if let Some((name, endpoint)) = self.busy.clone() {
             if ctx
                 .etcd
@@ -342,44 +449,12 @@ impl Engine {
                 .is_err()
             {
                 tracing::info!(member = %name, "{name} is still busy (a defragmentation that timed out on our side may still run); waiting");
-                return;
+                return false;
             }
             tracing::info!(member = %name, "{name} answers again");
             self.busy = None;
         }
-
-        if obs.has_alarm(AlarmKind::NoSpace) {
-            if self.cfg.auto_heal {
-                let outcome = self.heal(ctx, obs, fence).await;
-                tracing::debug!(?outcome, "heal tick");
-            } else {
-                ctx.shared.write().maintenance.heal_blocked =
-                    Some("NOSPACE is active and --auto-heal=false: run `etcd-upkeep heal`".into());
-            }
-            return;
-        }
-        self.end_nospace_episode(ctx);
-
-        if let (Some(horizon), Some(eta)) = (self.cfg.forecast_horizon, eta)
-            && forecast_due(Some(eta), Some(horizon), now, self.forecast_hold_until)
-        {
-            self.forecast_maintenance(ctx, obs, fence, eta, horizon)
-                .await;
-            return;
-        }
-        if let Some(target) = compaction_target {
-            self.compact(
-                ctx,
-                obs,
-                fence,
-                target,
-                "periodic compaction keeps the configured history",
-            )
-            .await;
-        }
-        if self.window.load(Ordering::SeqCst) {
-            self.rule_pass(ctx, obs, fence).await;
-        }
+        true
     }
 
     async fn compact(
@@ -438,106 +513,40 @@ impl Engine {
         tracing::info!(?outcome, "rule-driven defragmentation pass ended");
     }
 
-    /// Records the largest member's size and publishes the forecast; returns seconds to quota.
-    fn forecast(&mut self, ctx: &Ctx<'_>, obs: &Observation, now: f64) -> Option<f64> {
-        let largest = obs
+    /// Records the largest member's size and publishes the forecast; warns once when the quota
+    /// is forecast within `--forecast-horizon` (the space controller acts on its own numbers).
+    fn forecast(&mut self, ctx: &Ctx<'_>, obs: &Observation, now: f64) {
+        let Some(largest) = obs
             .members
             .iter()
             .filter_map(|m| m.status.as_ref().map(|s| s.db_size))
-            .max()?;
+            .max()
+        else {
+            return;
+        };
         self.growth.record(now, largest, obs.revision);
         let eta = self.growth.seconds_until(obs.quota.bytes);
         let slope = self.growth.slope();
-        ctx.shared
-            .metrics
+        let metrics = &ctx.shared.metrics;
+        metrics
             .seconds_until_quota
             .set(eta.unwrap_or(f64::INFINITY));
-        ctx.shared
-            .metrics
-            .growth_bytes_per_second
-            .set(slope.unwrap_or(0.0));
+        metrics.growth_bytes_per_second.set(slope.unwrap_or(0.0));
         ctx.shared.write().forecast = Forecast {
             growth_bytes_per_second: slope,
             seconds_until_quota: eta,
         };
-        eta
-    }
-
-    /// Prevention instead of cure: the quota would be reached within the horizon, so compact and
-    /// defragment now, outside the window. History kept: 5 minutes like the apiserver, but never
-    /// more than half the time left — a sync loop's last 5 minutes may not fit under the quota.
-    async fn forecast_maintenance(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        fence: Fence,
-        eta: f64,
-        horizon: Duration,
-    ) {
-        let now = unix_now();
-        let keep = history_to_keep(eta);
-        let Some(target) = self.growth.revision_about(now, keep) else {
-            // The growth is younger than the history we keep: nothing old enough to give up yet.
-            tracing::debug!(
-                "forecast: all history is younger than {keep:.0}s; compacting as soon as some is older"
+        let within = matches!((eta, self.cfg.forecast_horizon), (Some(eta), Some(h)) if eta < h.as_secs_f64());
+        if within && !self.forecast_warned {
+            tracing::warn!(
+                seconds_until_quota = eta,
+                "the db grows {}/min and reaches the {} quota in ~{} (within --forecast-horizon)",
+                format_bytes((slope.unwrap_or(0.0) * 60.0) as u64),
+                format_bytes(obs.quota.bytes),
+                humantime::format_duration(Duration::from_secs(eta.unwrap_or(0.0) as u64))
             );
-            self.forecast_hold_until = now + self.cfg.poll.as_secs_f64();
-            return;
-        };
-        let sync_loop = ctx
-            .shared
-            .read()
-            .churn_last_minute
-            .iter()
-            .find(|e| e.sync_loop)
-            .cloned();
-        let cause = match &sync_loop {
-            Some(l) => format!(
-                "; the growth is a sync loop: {} rewritten {:.0} times a minute (check {})",
-                l.key,
-                l.writes_per_minute,
-                l.vcluster_hint.as_deref().unwrap_or("its controller")
-            ),
-            None => String::new(),
-        };
-        let per_minute = format_bytes((self.growth.slope().unwrap_or(0.0) * 60.0) as u64);
-        tracing::warn!(
-            seconds_until_quota = eta,
-            "the db grows {per_minute}/min and reaches the {} quota in ~{} (within --forecast-horizon {}): compacting and defragmenting now, outside the schedule{cause}",
-            format_bytes(obs.quota.bytes),
-            humantime::format_duration(Duration::from_secs(eta as u64)),
-            humantime::format_duration(horizon)
-        );
-        if target > self.compaction.last_compacted {
-            let why =
-                format!("forecast: quota within the horizon; the last {keep:.0}s of history kept");
-            self.compact(ctx, obs, fence, target, &why).await;
         }
-        let mut defragmented = false;
-        if let Ok(fresh) = ctx.observe().await {
-            let members: Vec<u64> = fresh
-                .members
-                .iter()
-                .filter(|m| reclaimable(m))
-                .map(|m| m.id)
-                .collect();
-            if members.is_empty() {
-                tracing::info!(
-                    "forecast: nothing reclaimable yet (the growth is recent history or live data); checking again soon"
-                );
-            } else {
-                let plan = order(&fresh, PlanCause::Forecast, &members);
-                let outcome = self
-                    .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
-                    .await;
-                tracing::info!(?outcome, "forecast-driven defragmentation pass ended");
-                defragmented = true;
-            }
-        }
-        if defragmented {
-            self.growth.reset(); // the size just dropped: the old slope no longer applies
-        }
-        self.forecast_hold_until = now + recheck_after(eta);
+        self.forecast_warned = within;
     }
 
     /// Sets (non-empty `messages`) or clears (empty) one reason maintenance is refused, and

@@ -52,6 +52,27 @@ pub struct MemberStatus {
     pub revision: i64,
 }
 
+impl MemberStatus {
+    /// The alarm kinds this member lists in its Status errors (`memberID:… alarm:NOSPACE`), sorted
+    /// and de-duplicated. Status is answered locally (AlarmList goes through raft), and every
+    /// member holds every alarm, so one member's Status is a cheap, complete alarm check.
+    pub fn listed_alarms(&self) -> Vec<AlarmKind> {
+        let mut kinds: Vec<AlarmKind> = self
+            .errors
+            .iter()
+            .filter_map(|e| e.split("alarm:").nth(1))
+            .map(|kind| match kind.trim() {
+                "NOSPACE" => AlarmKind::NoSpace,
+                "CORRUPT" => AlarmKind::Corrupt,
+                _ => AlarmKind::Unknown,
+            })
+            .collect();
+        kinds.sort_by_key(|k| k.as_str());
+        kinds.dedup();
+        kinds
+    }
+}
+
 /// The alarms etcd knows about. Anything else is `Unknown` and blocks maintenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum AlarmKind {
@@ -225,8 +246,13 @@ impl Etcd {
     }
 
     pub async fn status(&self, endpoint: &str) -> Result<MemberStatus> {
+        self.status_within(endpoint, self.dial_timeout).await
+    }
+
+    /// Status with its own timeout (the quick alarm check between observations).
+    pub async fn status_within(&self, endpoint: &str, timeout: Duration) -> Result<MemberStatus> {
         let r = self
-            .call("Status", endpoint, self.dial_timeout, |mut c| async move {
+            .call("Status", endpoint, timeout, |mut c| async move {
                 c.status().await
             })
             .await?;
@@ -396,6 +422,9 @@ pub struct WatchEvent {
     /// Key + value bytes written (a delete counts its key).
     pub bytes: u64,
     pub is_delete: bool,
+    /// The key did not exist before this write (its first version): live data grows, no
+    /// version is superseded.
+    pub is_create: bool,
 }
 
 /// What a watch stream delivered.
@@ -446,6 +475,7 @@ impl WatchSubscription {
                     key: String::from_utf8_lossy(kv.key()).into_owned(),
                     bytes: (kv.key().len() + kv.value().len()) as u64,
                     is_delete: e.event_type() == etcd_client::EventType::Delete,
+                    is_create: kv.version() == 1,
                 })
             })
             .collect();
@@ -515,5 +545,37 @@ impl Etcd {
                 .collect(),
             more: response.more(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_list_the_alarms() {
+        let status = MemberStatus {
+            member_id: 1,
+            version: "3.5.16".into(),
+            db_size: 0,
+            db_size_in_use: 0,
+            leader: 1,
+            raft_term: 2,
+            raft_index: 3,
+            raft_applied_index: 3,
+            is_learner: false,
+            errors: vec![
+                "memberID:10276657743932975437 alarm:NOSPACE ".into(),
+                "memberID:1 alarm:NOSPACE ".into(),
+                "etcdserver: no leader".into(),
+                "memberID:2 alarm:CORRUPT ".into(),
+            ],
+            db_size_quota: 0,
+            revision: 9,
+        };
+        assert_eq!(
+            status.listed_alarms(),
+            vec![AlarmKind::Corrupt, AlarmKind::NoSpace]
+        );
     }
 }

@@ -96,6 +96,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             "churn_last_ten_minutes": state.churn_last_ten_minutes,
             "forecast": state.forecast,
         },
+        "space": state.space,
     });
     (
         [(header::CONTENT_TYPE, "application/json")],

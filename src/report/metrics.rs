@@ -90,6 +90,12 @@ pub struct Metrics {
     pub watch_events: Counter,
     pub seconds_until_quota: FloatGauge,
     pub growth_bytes_per_second: FloatGauge,
+    pub history_retention_seconds: FloatGauge,
+    pub space_pressure: FloatGauge,
+    pub space_target_bytes: Gauge,
+    pub history_bytes_per_second: FloatGauge,
+    pub live_data_bytes: Gauge,
+    pub live_data_over_target: Gauge,
 }
 
 /// Reasons a heal can be blocked; all are always exported (0 or 1) so alerts can match them.
@@ -134,6 +140,12 @@ impl Metrics {
             watch_events: Counter::default(),
             seconds_until_quota: FloatGauge::default(),
             growth_bytes_per_second: FloatGauge::default(),
+            history_retention_seconds: FloatGauge::default(),
+            space_pressure: FloatGauge::default(),
+            space_target_bytes: Gauge::default(),
+            history_bytes_per_second: FloatGauge::default(),
+            live_data_bytes: Gauge::default(),
+            live_data_over_target: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("etcd_upkeep");
         r.register_with_unit(
@@ -278,6 +290,40 @@ impl Metrics {
             "growth_bytes_per_second",
             "Least-squares growth of the largest member's db over the last hour",
             m.growth_bytes_per_second.clone(),
+        );
+        r.register_with_unit(
+            "history_retention",
+            "History the space controller keeps now (the configured retention while it fits)",
+            Unit::Seconds,
+            m.history_retention_seconds.clone(),
+        );
+        r.register_with_unit(
+            "space_pressure",
+            "What the configured retention would hold (live data + history) over the space target; above 1 the controller keeps less history",
+            Unit::Other("ratio".into()),
+            m.space_pressure.clone(),
+        );
+        r.register_with_unit(
+            "space_target",
+            "Bytes in use the space controller keeps the db under (--space-target of the quota)",
+            Unit::Bytes,
+            m.space_target_bytes.clone(),
+        );
+        r.register(
+            "history_bytes_per_second",
+            "New history per second: versions superseded by updates and deletes (churn watch)",
+            m.history_bytes_per_second.clone(),
+        );
+        r.register_with_unit(
+            "live_data",
+            "Estimated live data: bytes in use less the history kept",
+            Unit::Bytes,
+            m.live_data_bytes.clone(),
+        );
+        r.register(
+            "live_data_over_target",
+            "1 while live data alone is over the space target (compaction cannot help)",
+            m.live_data_over_target.clone(),
         );
         m.seconds_until_quota.set(f64::INFINITY);
         for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt] {

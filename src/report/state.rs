@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use crate::decide::space::SpaceVerdict;
+use crate::diagnose::analyze::ResourceUsage;
 use crate::diagnose::churn::ChurnEntry;
 use crate::observe::Observation;
 use crate::report::actions::{ActionLog, ActionRecord};
@@ -43,6 +45,20 @@ pub struct DaemonState {
     pub churn_last_minute: Vec<ChurnEntry>,
     pub churn_last_ten_minutes: Vec<ChurnEntry>,
     pub forecast: Forecast,
+    pub space: SpaceReport,
+}
+
+/// The controller as /status shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpaceReport {
+    #[serde(flatten)]
+    pub verdict: Option<SpaceVerdict>,
+    /// Why the history kept is what it is.
+    pub explanation: Option<String>,
+    /// When live data alone is over the target: the biggest resources (as `analyze` lists them).
+    pub largest_resources: Vec<ResourceUsage>,
+    /// And the quota that would hold it (bytes).
+    pub suggested_quota: Option<u64>,
 }
 
 /// The growth forecast as shown in /status.
@@ -79,6 +95,7 @@ impl Shared {
                 churn_last_minute: Vec::new(),
                 churn_last_ten_minutes: Vec::new(),
                 forecast: Forecast::default(),
+                space: SpaceReport::default(),
             }),
         })
     }

@@ -546,6 +546,14 @@ pub async fn fill_until_nospace(
     panic!("no NOSPACE after {max_puts} puts");
 }
 
+/// A current-thread runtime for a test's own etcd clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|x| x.to_string()).collect()
 }
