@@ -10,6 +10,10 @@
 //! - `stall`:    a fragmented ~600 MB 3-member cluster defragmented by three instances while a
 //!   client pinned to each member writes — the longest window with no write accepted anywhere
 //!   (reference: uncoordinated 11.5–13.8 s; target < 1 s).
+//! - `prevent`:  a ≥ 2 MB/s sync loop against 3 members with a 256 MiB quota and the seed's
+//!   `--auto-compaction-*` flags, for `PREVENT_SECONDS` (default 600): etcd alone (baseline: its
+//!   time to NOSPACE), then one etcd-upkeep per member on default flags — NOSPACE count, failed
+//!   writes, peak db/quota and the history kept over time (target 0, 0, ≤ 80 %).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -153,7 +157,54 @@ fn runbook(cluster: &Cluster) {
     etcdctl(cluster, &["alarm", "disarm"]);
 }
 
+/// One etcd-upkeep beside each member, as the embedded vCluster snippet deploys them: the local
+/// member first, quota from that member's metrics URL, and `extra`.
+fn sidecars(cluster: &Cluster, extra: &[&str]) -> Vec<Daemon> {
+    (0..cluster.members.len())
+        .map(|i| {
+            let metrics = format!("{}/metrics", cluster.members[i].metrics_url);
+            let mut args = vec![
+                "--etcd-metrics-url",
+                metrics.as_str(),
+                "--log-level",
+                "warn",
+            ];
+            args.extend_from_slice(extra);
+            daemon(cluster, &cluster.members[i].client_url, &args)
+        })
+        .collect()
+}
+
 fn heal() {
+    // The cure with prevention off (it would otherwise keep the fill from reaching NOSPACE):
+    // sidecars on otherwise default flags (5 s poll; NOSPACE is noticed by the quick alarm check).
+    {
+        let (members, quota) = (3usize, 64 * MIB);
+        let mut manual = Vec::new();
+        let mut auto = Vec::new();
+        for _ in 0..3 {
+            let cluster = Cluster::start(members, quota);
+            manual.push(time_to_writable(&cluster, || runbook(&cluster)));
+            drop(cluster);
+            let cluster = Cluster::start(members, quota);
+            let _sidecars = sidecars(&cluster, &["--space-target", "0"]);
+            std::thread::sleep(Duration::from_secs(12)); // the leader's sidecar settles
+            auto.push(time_to_writable(&cluster, || {}));
+        }
+        let show = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let worst_manual = manual.iter().cloned().fold(0.0, f64::max);
+        println!(
+            "NOSPACE → writable, 3 members, 64 MiB quota, one sidecar per member at default flags (poll 5s, --space-target 0): runbook with etcdctl {} s; etcd-upkeep {} s (target ≤ runbook + 1 s = {:.2} s)",
+            show(&manual),
+            show(&auto),
+            worst_manual + 1.0
+        );
+    }
     for (members, quota) in [(1usize, 16 * MIB), (3, 64 * MIB)] {
         let cluster = Cluster::start(members, quota);
         let manual = time_to_writable(&cluster, || runbook(&cluster));
@@ -172,6 +223,8 @@ fn heal() {
                 &quota.to_string(),
                 "--forecast-horizon",
                 "0s",
+                "--space-target",
+                "0",
                 "--log-level",
                 "warn",
             ],
@@ -482,9 +535,148 @@ fn stall() {
     );
 }
 
+/// The seed's prevention flags on etcd itself.
+const SEED_ETCD_FLAGS: [&str; 4] = [
+    "--auto-compaction-mode",
+    "periodic",
+    "--auto-compaction-retention",
+    "30m",
+];
+
+/// Rewrites one object 20×/s with 100 KB values (≈ 2 MB/s of history) until `stop`; returns
+/// (accepted, refused) puts. Refusals are counted, never retried: each is a failed write.
+fn loop_writer(cluster: &Cluster, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, u64)> {
+    let config = cluster.client_config();
+    std::thread::spawn(move || {
+        rt().block_on(async move {
+            let mut c = config.connect().await;
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            let (mut ok, mut failed) = (0, 0);
+            while !stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                match c
+                    .put(
+                        "/registry/example.com/widgets/default/looping-widget",
+                        vec![b'w'; 100_000],
+                        None,
+                    )
+                    .await
+                {
+                    Ok(_) => ok += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (ok, failed)
+        })
+    })
+}
+
+/// Largest db size across the members, and whether any alarm is raised.
+fn sample(cluster: &Cluster) -> (u64, bool) {
+    rt().block_on(async {
+        let mut largest = 0;
+        for endpoint in cluster.endpoints() {
+            let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
+            if let Ok(s) = c.status().await {
+                largest = largest.max(s.db_size().max(0) as u64);
+            }
+        }
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        let alarmed = c
+            .alarm(
+                etcd_client::AlarmAction::Get,
+                etcd_client::AlarmType::None,
+                None,
+            )
+            .await
+            .map(|r| !r.alarms().is_empty())
+            .unwrap_or(false);
+        (largest, alarmed)
+    })
+}
+
+fn prevent() {
+    let seconds: u64 = std::env::var("PREVENT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let quota = 256 * MIB;
+
+    // Baseline: etcd alone with the seed's flags.
+    let cluster = Cluster::start_with(3, quota, &SEED_ETCD_FLAGS);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = loop_writer(&cluster, stop.clone());
+    let start = Instant::now();
+    let mut nospace_after = None;
+    while start.elapsed() < Duration::from_secs(seconds.min(600)) {
+        std::thread::sleep(Duration::from_secs(1));
+        if sample(&cluster).1 {
+            nospace_after = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed) = writer.join().unwrap();
+    println!(
+        "baseline, etcd alone (--auto-compaction-mode=periodic --auto-compaction-retention=30m), 3 members, 256 MiB quota, 2 MB/s loop: NOSPACE after {} ({ok} writes accepted, {failed} refused before stopping)",
+        nospace_after
+            .map(|s| format!("{s:.0} s"))
+            .unwrap_or_else(|| "never".into())
+    );
+    drop(cluster);
+
+    // The same with one etcd-upkeep per member on default flags.
+    let cluster = Cluster::start_with(3, quota, &SEED_ETCD_FLAGS);
+    let daemons = sidecars(&cluster, &[]);
+    std::thread::sleep(Duration::from_secs(12));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = loop_writer(&cluster, stop.clone());
+    let start = Instant::now();
+    let (mut peak, mut alarm_seconds, mut timeline) = (0u64, 0u64, Vec::new());
+    let mut least_kept = f64::INFINITY;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(1));
+        let (largest, alarmed) = sample(&cluster);
+        peak = peak.max(largest);
+        alarm_seconds += u64::from(alarmed);
+        let kept = daemons
+            .iter()
+            .find(|d| d.metric("etcd_upkeep_is_actor") == Some(1.0))
+            .and_then(|d| d.metric("etcd_upkeep_history_retention_seconds"));
+        if let Some(k) = kept {
+            least_kept = least_kept.min(k);
+        }
+        let t = start.elapsed().as_secs();
+        if t.is_multiple_of(60) || timeline.is_empty() {
+            timeline.push(format!(
+                "t={t}s db {:.0} MiB ({:.0} %) history kept {}",
+                largest as f64 / MIB as f64,
+                largest as f64 * 100.0 / quota as f64,
+                kept.map(|k| format!("{k:.0} s"))
+                    .unwrap_or_else(|| "?".into())
+            ));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed) = writer.join().unwrap();
+    let heals: f64 = daemons
+        .iter()
+        .filter_map(|d| d.metric("etcd_upkeep_alarm_disarm_total"))
+        .sum();
+    for line in &timeline {
+        println!("  {line}");
+    }
+    println!(
+        "etcd-upkeep beside each member, default flags, {seconds} s of the same loop: NOSPACE raised {heals:.0} times (seconds with an alarm seen: {alarm_seconds}); failed writes {failed} of {}; peak db {:.0} MiB = {:.1} % of the quota; least history kept {least_kept:.0} s (target: 0 NOSPACE, 0 failed writes, peak ≤ 80 %)",
+        ok + failed,
+        peak as f64 / MIB as f64,
+        peak as f64 * 100.0 / quota as f64
+    );
+}
+
 fn main() {
     let which: Vec<String> = std::env::args().skip(1).collect();
-    let all = ["idle", "heal", "churn", "analyze", "stall"];
+    let all = ["idle", "heal", "churn", "analyze", "stall", "prevent"];
     let chosen: Vec<&str> = if which.is_empty() {
         all.to_vec()
     } else {
@@ -498,6 +690,7 @@ fn main() {
             "churn" => churn(),
             "analyze" => analyze(),
             "stall" => stall(),
+            "prevent" => prevent(),
             other => eprintln!("unknown benchmark {other}; choose from {all:?}"),
         }
     }

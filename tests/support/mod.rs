@@ -43,12 +43,22 @@ pub fn upkeep_bin() -> PathBuf {
         .join("etcd-upkeep")
 }
 
+/// A loopback port for a test server, below the kernel's ephemeral range (32768+) so that no
+/// outgoing connection can take it between this check and the server's bind. Each process
+/// starts at its own offset and walks forward (distinct per cluster), skipping ports in use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000; // 10000..31999
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 220) * 100;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (FIRST + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A CA with a server/peer certificate (127.0.0.1, localhost) and a client certificate.
@@ -188,6 +198,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts an `n`-member TLS cluster with the given quota and waits until it serves writes.
     pub fn start(n: usize, quota: u64) -> Cluster {
+        Cluster::start_with(n, quota, &[])
+    }
+
+    /// The same with extra etcd flags on every member (e.g. `--auto-compaction-mode`).
+    pub fn start_with(n: usize, quota: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(&dir.path().join("pki"), "etcd-ca");
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
@@ -256,6 +271,7 @@ impl Cluster {
                 "--snapshot-count".into(),
                 "5000".into(),
             ];
+            let args = args.into_iter().chain(s(extra)).collect();
             members.push(Member {
                 name: name.clone(),
                 client_url,
