@@ -11,13 +11,17 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, in their own layer: a source change does not rebuild the dependency tree.
+# The manifest declares a library (src/lib.rs) and a binary (src/main.rs): both get a stand-in.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs \
  && cargo build --release --locked \
  && rm -rf src
 COPY src ./src
-RUN touch src/main.rs \
+# COPY keeps the files' own modification times, which can be older than the stand-in build:
+# touch every source so cargo rebuilds the crate instead of reusing the stand-ins.
+RUN find src -name '*.rs' -exec touch {} + \
  && cargo build --release --locked \
  && strip target/release/etcd-upkeep
 

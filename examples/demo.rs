@@ -336,9 +336,10 @@ fn main() {
     status_table(&cluster);
     say("Key metrics (from the sidecar that finished the heal)");
     std::thread::sleep(Duration::from_millis(1500)); // one poll: the gauges show the healed cluster
+    // The sidecar that disarmed (leadership, and so the acting role, may have moved since).
     let finisher = daemons
         .iter()
-        .position(|d| d.status_json()["maintenance"]["actor"] == true)
+        .position(|d| d.metric("etcd_upkeep_alarm_disarm_total").unwrap_or(0.0) > 0.0)
         .unwrap_or(leader_side);
     let metrics = daemons[finisher].get("/metrics").1;
     let hot_churn =

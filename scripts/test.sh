@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what is missing (protoc, promtool, etcd 3.5 into
 # .tools/), lints the Prometheus rules and unit-tests the alerts, validates the vCluster values
-# snippet, runs every test against real etcd processes, and runs the Dockerfile's release build.
+# snippet, runs every test against real etcd processes, and replays the Dockerfile's build stage.
 # Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +20,8 @@ fi
 validator="$root/../shared/scripts/validate-vcluster-values"
 if [ -f "$validator" ]; then
   echo "== vCluster values schema (helm-values-snippet.yaml)"
-  python3 -c 'import yaml, jsonschema' 2>/dev/null || python3 -m pip install --quiet pyyaml jsonschema
+  python3 -c 'import yaml, jsonschema, kubernetes' 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check pyyaml jsonschema kubernetes
   python3 "$validator" helm-values-snippet.yaml
 fi
 
@@ -30,8 +31,8 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --locked -- --test-threads 2 2>&1 | tee "$log"
 
-echo "== the Dockerfile's build step (no Docker engine here): cargo build --release --locked"
-cargo build --release --locked --quiet
+echo "== the Dockerfile's build stage, replayed instruction by instruction (no Docker engine here)"
+bash scripts/dockerfile-build.sh
 
 # One plain closing line with the totals of every test binary.
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')

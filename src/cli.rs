@@ -347,8 +347,9 @@ pub struct MaintenanceArgs {
     #[arg(long, env = "ETCD_UPKEEP_DRY_RUN")]
     pub dry_run: bool,
 
-    /// Which instance acts: `leader` = only the instance whose first endpoint is the raft leader
-    /// (one sidecar per member, as in an HA vCluster); `always` = this is the only instance.
+    /// Which instance acts: `leader` = the one beside the raft leader, else the first registered
+    /// (one sidecar per member, embedded etcd); `elected` = the first registered of identical
+    /// instances (deployed etcd, HA vCluster); `always` = this is the only instance.
     #[arg(
         long,
         env = "ETCD_UPKEEP_ACT_WHEN",
@@ -367,8 +368,10 @@ pub enum CompactionMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ActWhen {
-    /// Act only while the member behind the first endpoint is the raft leader.
+    /// The instance beside the raft leader acts; the first registered when the leader has none.
     Leader,
+    /// The first registered of identical instances acts (an election through etcd).
+    Elected,
     /// Always act (a single instance for the whole cluster).
     Always,
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::cli::{GlobalArgs, RunArgs};
+use crate::cli::{ActWhen, GlobalArgs, RunArgs};
 use crate::config::{self, ConfigError, Connector};
 use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::{AlarmKind, Etcd};
@@ -83,6 +83,15 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
             shutdown.clone(),
         ))
     });
+    let (me_tx, me) = watch::channel::<Option<i64>>(None);
+    let candidacy = tokio::spawn(crate::act::candidacy::run(
+        args.maintenance.act_when == ActWhen::Leader,
+        latest.clone(),
+        me_tx,
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    let engine = engine.with_identity(me);
     let maintainer = tokio::spawn(engine.run(settings, latest, shared.clone(), shutdown.clone()));
     let mut server_shutdown = shutdown.clone();
     let server = axum::serve(listener, http::router(shared.clone()))
@@ -93,6 +102,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
     // finish their current step.
     let _ = observer.await;
     let _ = maintainer.await;
+    let _ = candidacy.await;
     if let Some(churn) = churn {
         let _ = churn.await;
     }

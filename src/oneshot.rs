@@ -50,6 +50,7 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
     };
     let deadline = Instant::now() + args.heal_timeout;
     let mut acted = false;
+    let mut deferred = false;
     loop {
         let obs = ctx.observe().await?;
         if let Some(blocker) = alarm_blockers(&obs).first() {
@@ -70,10 +71,36 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
         if !acted {
             print!("{}", ClusterView::from_observation(&obs).to_table());
         }
+        // Daemons registered as actor candidates heal by themselves: a second actor would only
+        // fight them. Wait for them instead, and say so.
+        let daemons = obs.candidates.clone().unwrap_or_default();
+        if !daemons.is_empty() && !maintenance.dry_run {
+            if !deferred {
+                let names: Vec<&str> = daemons.iter().map(|c| c.instance.as_str()).collect();
+                println!(
+                    "{} etcd-upkeep daemon(s) are running ({}); they heal NOSPACE themselves — waiting for them instead of acting",
+                    daemons.len(),
+                    names.join(", ")
+                );
+                deferred = true;
+            }
+            acted = true;
+            if Instant::now() >= deadline || shutdown.is_requested() {
+                return Err(format!(
+                    "NOSPACE still raised after {} while the daemons ({}) were healing; see their logs and /status",
+                    humantime::format_duration(args.heal_timeout),
+                    daemons.len()
+                )
+                .into());
+            }
+            tokio::time::sleep(poll).await;
+            continue;
+        }
         acted = true;
         let fence = actor_verdict(
             &obs,
             ActWhen::Always,
+            None,
             &mut ActorMemory::default(),
             unix_now(),
             0.0,

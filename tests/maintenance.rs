@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use support::{
-    Cluster, Daemon, defrag_intervals, fill_until_nospace, log_events, runtime, s, upkeep,
+    Cluster, Daemon, alarms, defrag_intervals, force_nospace, inspect, keys_present, log_events,
+    runtime, s, upkeep,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -28,89 +29,6 @@ fn daemon_args(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Vec<String>
     ];
     flags.extend_from_slice(extra);
     support::daemon_args(cluster, endpoint, &flags)
-}
-
-/// Fills the cluster through `endpoint` until NOSPACE; returns the live keys written.
-fn force_nospace(cluster: &Cluster, endpoint: &str, keys: usize) -> usize {
-    runtime().block_on(async {
-        let mut client = cluster.client(&[endpoint.to_string()]).await;
-        fill_until_nospace(&mut client, keys, 100_000, 10_000).await
-    })
-}
-
-/// The alarm list, from the first member that answers (one may be frozen or down).
-fn alarms(cluster: &Cluster) -> Vec<i32> {
-    runtime().block_on(async {
-        for endpoint in cluster.endpoints() {
-            let mut client = cluster.client(&[endpoint]).await;
-            let get = client.alarm(
-                etcd_client::AlarmAction::Get,
-                etcd_client::AlarmType::None,
-                None,
-            );
-            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), get).await {
-                return r.alarms().iter().map(|a| a.alarm() as i32).collect();
-            }
-        }
-        panic!("no member answered AlarmList");
-    })
-}
-
-/// Every member's (name, db size, hashkv at a common revision) and whether a write works.
-fn inspect(cluster: &Cluster) -> (Vec<(String, i64, u32)>, bool) {
-    runtime().block_on(async {
-        let mut any = cluster.client(&cluster.endpoints()).await;
-        // Write first: the check that writes work again, and a revision above the compaction
-        // (etcd 3.4 refuses HashKV at exactly the compact revision).
-        let put = any.put("upkeep-test/after-heal", "ok", None).await;
-        let writable = put.is_ok();
-        let revision = any
-            .get("x", None)
-            .await
-            .unwrap()
-            .header()
-            .unwrap()
-            .revision();
-        let mut out = Vec::new();
-        for (m, endpoint) in cluster.members.iter().zip(cluster.endpoints()) {
-            let mut c = cluster.client(&[endpoint]).await;
-            let status = c.status().await.unwrap();
-            // A follower may not have applied `revision` yet: retry briefly.
-            let mut hash = None;
-            for _ in 0..50 {
-                if let Ok(h) = c.hash_kv(revision).await {
-                    hash = Some(h.hash());
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            out.push((
-                m.name.clone(),
-                status.db_size(),
-                hash.expect("hashkv at a common revision"),
-            ));
-        }
-        (out, writable)
-    })
-}
-
-fn keys_present(cluster: &Cluster, keys: usize) -> usize {
-    runtime().block_on(async {
-        let mut c = cluster.client(&cluster.endpoints()).await;
-        let r = c
-            .get(
-                "/registry/fill/",
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_count_only(),
-                ),
-            )
-            .await
-            .unwrap();
-        assert!(r.count() as usize <= keys);
-        r.count() as usize
-    })
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! structured event (member, sizes, duration), counted in metrics, listed in /status, and
 //! honours `--dry-run` (which logs what it would do, with the numbers, and changes nothing).
 
+pub mod candidacy;
+
 use std::time::{Duration, Instant};
 
 use crate::decide::plan::DefragStep;

@@ -1,31 +1,64 @@
-//! One actor across all instances: which etcd-upkeep may mutate the cluster right now.
+//! One actor across all instances, never two and never none: which etcd-upkeep may mutate the
+//! cluster right now.
 //!
-//! Why the leader's sidecar: in an HA vCluster every pod runs a sidecar; two of them defragmenting
-//! two members at once stalls the whole cluster (measured: 11.5–13.8 s write outage). An etcd
-//! lock cannot help when it matters most — during NOSPACE etcd refuses the lease and the write a
-//! lock needs. Raft already elects exactly one leader per term, so the instance whose local
-//! member is the leader acts (Gardener's pattern), and it re-checks before every mutating step
-//! that its member still leads *in the same term* (fencing). A newly elected leader's instance
-//! waits a settle period before it stops a member (defragmentation, healing), so a step the
-//! previous actor had in flight has finished or shows up in the health gate (a defragmenting
-//! member fails linearizable reads). Compaction does not wait: it stops no member, is safe to
-//! repeat, and is fenced by the term like every step — so a handover never pauses prevention.
+//! Why an election in etcd itself: two instances defragmenting two members at once stall the
+//! whole cluster (measured: 11.5–13.8 s write outage), and no instance may wait for a person
+//! because another one is gone. Every `run` instance registers a lease-bound candidate key
+//! while etcd is healthy (`act::candidacy`); its lease keeps it listed exactly as long as the
+//! instance is alive — also during NOSPACE, when etcd refuses new keys but keeps leases alive
+//! and lets dead ones expire. Every observation reads the list, so every instance makes the
+//! same choice from the same linearizable read:
+//!
+//! - `--act-when=leader` (one sidecar per member, embedded etcd): the candidate beside the raft
+//!   leader acts — the leader is defragmented last after a handover anyway, and raft elects one
+//!   leader per term. When the leader has no live candidate beside it (its sidecar crashed, is
+//!   not rolled out yet, or its node is cordoned), the first registered candidate acts instead.
+//! - `--act-when=elected` (identical instances, deployed etcd behind one service): the first
+//!   registered candidate acts.
+//! - `--act-when=always`: the only instance (the one-shot `heal`, a single vCluster pod).
+//!
+//! An instance that could not register (it started during NOSPACE) never displaces a registered
+//! one. When nobody is registered at all, the old rule stands: beside the leader in `leader`
+//! mode (still one per term); in `elected` mode each unregistered instance acts, and only the
+//! health gate keeps their defragmentations apart — the one case with more than one actor,
+//! limited to instances that all started into an outage (documented in the README).
+//!
+//! Fencing: every mutating step re-checks the choice on a fresh observation (same basis, same
+//! candidate; beside the leader also the same term). A newly chosen actor waits a settle period
+//! before it stops a member (defragmentation, healing), so a step the previous actor had in
+//! flight has finished or shows up in the health gate (a defragmenting member fails
+//! linearizable reads). Compaction does not wait: it stops no member, is safe to repeat, and is
+//! fenced like every step — so a handover never pauses prevention.
 
 use crate::cli::ActWhen;
-use crate::observe::Observation;
+use crate::observe::{Candidate, Observation};
 
-/// What an instance remembers about its own leadership.
-#[derive(Debug, Clone, Default)]
-pub struct ActorMemory {
-    /// (raft term, when this instance first saw its member leading in that term).
-    leading_since: Option<(u64, f64)>,
+/// Why an instance acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Its member is the raft leader (in this term).
+    BesideLeader,
+    /// It is the first registered candidate (the leader has no live candidate, or `elected`).
+    FirstRegistered,
+    /// It is the only instance (`always`), or nobody could register.
+    Alone,
 }
 
-/// The term an actor was granted: every mutating step must see the same term and leader.
+/// What an instance remembers about its own role.
+#[derive(Debug, Clone, Default)]
+pub struct ActorMemory {
+    /// (what made it the actor, when it first saw that).
+    since: Option<((Basis, u64), f64)>,
+}
+
+/// The grant an actor holds: every mutating step must see the same again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fence {
     pub leader: u64,
     pub term: u64,
+    pub basis: Basis,
+    /// This instance's lease when it acts as a registered candidate.
+    pub lease: Option<i64>,
 }
 
 /// An instance that acts, and how far.
@@ -37,18 +70,86 @@ pub struct Actor {
     pub settling: Option<String>,
 }
 
+/// Who acts in `obs`: Ok(basis) when this instance (registered as `me`), Err(why not).
+fn choose(obs: &Observation, act_when: ActWhen, me: Option<i64>) -> Result<Basis, String> {
+    let leader = obs.leader.ok_or("the cluster has no leader")?;
+    if act_when == ActWhen::Always {
+        return Ok(Basis::Alone);
+    }
+    let name = |c: &Candidate| format!("{} (lease {:x})", c.instance, c.lease);
+    let registered = obs.candidates.as_deref().unwrap_or(&[]);
+    let first = registered.first();
+    if act_when == ActWhen::Leader {
+        // Candidates are sorted by registration: the first beside the leader wins a tie.
+        if let Some(beside) = registered.iter().find(|c| c.member == leader) {
+            return if Some(beside.lease) == me {
+                Ok(Basis::BesideLeader)
+            } else {
+                Err(format!(
+                    "standing by: {} beside the raft leader {} acts",
+                    name(beside),
+                    obs.member_name(leader)
+                ))
+            };
+        }
+        if let Some(first) = first {
+            return if Some(first.lease) == me {
+                Ok(Basis::FirstRegistered)
+            } else {
+                Err(format!(
+                    "standing by: the raft leader {} has no live etcd-upkeep beside it, so the first registered, {}, acts",
+                    obs.member_name(leader),
+                    name(first)
+                ))
+            };
+        }
+        // Nobody registered (all started during NOSPACE, or the list is unreadable).
+        let local = obs
+            .local_member
+            .ok_or("the member behind the first endpoint did not answer")?;
+        return if local == leader {
+            Ok(Basis::BesideLeader)
+        } else {
+            Err(format!(
+                "standing by: the local member {} is not the raft leader ({} is; its instance acts)",
+                obs.member_name(local),
+                obs.member_name(leader)
+            ))
+        };
+    }
+    // Elected.
+    match first {
+        Some(first) if Some(first.lease) == me => Ok(Basis::FirstRegistered),
+        Some(first) => Err(format!(
+            "standing by: {} was registered first and acts",
+            name(first)
+        )),
+        None if obs.candidates.is_some() => Ok(Basis::Alone),
+        None => Err("the actor candidates could not be read; not acting".into()),
+    }
+}
+
 /// Whether this instance acts now. `Err` says why not (for /status and the log).
 pub fn actor_verdict(
     obs: &Observation,
     act_when: ActWhen,
+    me: Option<i64>,
     memory: &mut ActorMemory,
     now: f64,
     settle_seconds: f64,
 ) -> Result<Actor, String> {
-    let leader = obs.leader.ok_or("the cluster has no leader")?;
+    let basis = match choose(obs, act_when, me) {
+        Ok(basis) => basis,
+        Err(why) => {
+            memory.since = None;
+            return Err(why);
+        }
+    };
     let fence = Fence {
-        leader,
+        leader: obs.leader.unwrap_or(0),
         term: obs.raft_term,
+        basis,
+        lease: me.filter(|_| basis == Basis::FirstRegistered || basis == Basis::BesideLeader),
     };
     if act_when == ActWhen::Always {
         return Ok(Actor {
@@ -56,28 +157,31 @@ pub fn actor_verdict(
             settling: None,
         });
     }
-    let local = obs
-        .local_member
-        .ok_or("the member behind the first endpoint did not answer")?;
-    if local != leader {
-        memory.leading_since = None;
-        return Err(format!(
-            "standing by: the local member {} is not the raft leader ({} is; its instance acts)",
-            obs.member_name(local),
-            obs.member_name(leader)
-        ));
-    }
-    let since = match memory.leading_since {
-        Some((term, since)) if term == obs.raft_term => since,
+    // The grant changes with the term beside the leader, with the basis otherwise.
+    let grant = (
+        basis,
+        if basis == Basis::BesideLeader {
+            obs.raft_term
+        } else {
+            0
+        },
+    );
+    let since = match memory.since {
+        Some((g, since)) if g == grant => since,
         _ => {
-            memory.leading_since = Some((obs.raft_term, now));
+            memory.since = Some((grant, now));
             now
         }
     };
     let settling = (now - since < settle_seconds).then(|| {
         format!(
-            "the local member became leader in term {} {:.0}s ago; settling for {:.0}s before defragmenting or healing (compaction goes on)",
-            obs.raft_term,
+            "{} {:.0}s ago; settling for {:.0}s before defragmenting or healing (compaction goes on)",
+            match basis {
+                Basis::BesideLeader =>
+                    format!("the local member became leader in term {}", obs.raft_term),
+                Basis::FirstRegistered => "this instance became the first registered actor".into(),
+                Basis::Alone => "this instance acts alone (no candidate registered)".into(),
+            },
             now - since,
             settle_seconds
         )
@@ -85,18 +189,23 @@ pub fn actor_verdict(
     Ok(Actor { fence, settling })
 }
 
-/// Re-check before a mutating step: the same member still leads in the same term.
+/// Re-check before a mutating step: this instance is still chosen on the same basis, and beside
+/// the leader, the same member still leads in the same term.
 pub fn fence_holds(fence: Fence, act_when: ActWhen, obs: &Observation) -> Result<(), String> {
     if act_when == ActWhen::Always {
         return Ok(());
     }
-    if obs.leader.is_none()
-        || obs.local_member != obs.leader
-        || obs.leader != Some(fence.leader)
-        || obs.raft_term != fence.term
+    let broke = |why: String| Err(format!("{why}; stopping and leaving the rest to the actor"));
+    match choose(obs, act_when, fence.lease) {
+        Ok(basis) if basis == fence.basis => {}
+        Ok(_) => return broke("the reason this instance acts changed".into()),
+        Err(why) => return broke(why),
+    }
+    if fence.basis == Basis::BesideLeader
+        && (obs.leader != Some(fence.leader) || obs.raft_term != fence.term)
     {
-        return Err(format!(
-            "leadership changed (term {} → {}); stopping and leaving the rest to the new leader's instance",
+        return broke(format!(
+            "leadership changed (term {} → {})",
             fence.term, obs.raft_term
         ));
     }
@@ -108,50 +217,133 @@ mod tests {
     use super::*;
     use crate::decide::fixtures::*;
 
-    #[test]
-    fn only_the_leaders_instance_acts_after_settling() {
+    fn candidate(lease: i64, member: u64, order: i64) -> Candidate {
+        Candidate {
+            lease,
+            create_revision: order,
+            member,
+            instance: format!("pod-{lease}"),
+        }
+    }
+
+    /// Members 1..=3, member 1 leads; candidates (lease, member).
+    fn with_candidates(list: &[(i64, u64)]) -> Observation {
         let mut obs = cluster(&[(1, 1); 3], 100);
+        obs.candidates = Some(
+            list.iter()
+                .enumerate()
+                .map(|(i, &(lease, member))| candidate(lease, member, 10 + i as i64))
+                .collect(),
+        );
+        obs
+    }
+
+    fn acts(obs: &Observation, act_when: ActWhen, me: Option<i64>) -> Result<Basis, String> {
+        choose(obs, act_when, me)
+    }
+
+    #[test]
+    fn beside_the_leader_wins_then_the_first_registered() {
+        let obs = with_candidates(&[(20, 2), (10, 1), (30, 3)]);
+        assert_eq!(
+            acts(&obs, ActWhen::Leader, Some(10)),
+            Ok(Basis::BesideLeader)
+        );
+        for other in [20, 30] {
+            let why = acts(&obs, ActWhen::Leader, Some(other)).unwrap_err();
+            assert!(why.contains("beside the raft leader"), "{why}");
+        }
+        // The leader's sidecar is gone (its lease expired): the first registered takes over.
+        let obs = with_candidates(&[(20, 2), (30, 3)]);
+        assert_eq!(
+            acts(&obs, ActWhen::Leader, Some(20)),
+            Ok(Basis::FirstRegistered)
+        );
+        let why = acts(&obs, ActWhen::Leader, Some(30)).unwrap_err();
+        assert!(why.contains("no live etcd-upkeep beside it"), "{why}");
+    }
+
+    #[test]
+    fn identical_instances_elect_the_first_registered_only() {
+        // Deployed etcd: no local member (0), same endpoints everywhere.
+        let obs = with_candidates(&[(7, 0), (5, 0), (9, 0)]);
+        let actors: Vec<i64> = [7, 5, 9]
+            .into_iter()
+            .filter(|me| acts(&obs, ActWhen::Elected, Some(*me)).is_ok())
+            .collect();
+        assert_eq!(actors, vec![7], "exactly one: the first registered");
+        // An instance that could not register never displaces a registered one.
+        assert!(acts(&obs, ActWhen::Elected, None).is_err());
+        assert!(acts(&obs, ActWhen::Leader, None).is_err());
+    }
+
+    #[test]
+    fn nobody_registered_falls_back_to_one_per_term_beside_the_leader() {
+        let mut obs = with_candidates(&[]);
+        assert_eq!(acts(&obs, ActWhen::Leader, None), Ok(Basis::BesideLeader));
+        obs.local_member = Some(2);
+        assert!(
+            acts(&obs, ActWhen::Leader, None)
+                .unwrap_err()
+                .contains("not the raft leader")
+        );
+        obs.candidates = None; // unreadable
+        assert!(acts(&obs, ActWhen::Elected, None).is_err());
+        assert_eq!(acts(&obs, ActWhen::Always, None), Ok(Basis::Alone));
+    }
+
+    #[test]
+    fn a_new_actor_compacts_at_once_but_settles_before_stopping_a_member() {
+        let mut obs = with_candidates(&[(10, 1), (20, 2)]);
         let mut memory = ActorMemory::default();
         let settling = |memory: &mut ActorMemory, obs: &Observation, now: f64| {
-            actor_verdict(obs, ActWhen::Leader, memory, now, 10.0)
+            actor_verdict(obs, ActWhen::Leader, Some(10), memory, now, 10.0)
                 .unwrap()
                 .settling
         };
-        // A new leader's instance compacts at once but stops no member before settling.
         assert!(
             settling(&mut memory, &obs, 100.0)
                 .unwrap()
                 .contains("compaction goes on")
         );
         assert!(settling(&mut memory, &obs, 105.0).is_some());
-        let actor = actor_verdict(&obs, ActWhen::Leader, &mut memory, 110.0, 10.0).unwrap();
-        assert_eq!(actor.fence, Fence { leader: 1, term: 7 });
+        let actor =
+            actor_verdict(&obs, ActWhen::Leader, Some(10), &mut memory, 110.0, 10.0).unwrap();
+        assert_eq!(actor.fence.term, 7);
+        assert_eq!(actor.fence.basis, Basis::BesideLeader);
         assert_eq!(actor.settling, None);
-
         // A new term restarts the settle period.
         obs.raft_term = 8;
         assert!(settling(&mut memory, &obs, 111.0).is_some());
-
-        obs.local_member = Some(2);
-        let err = actor_verdict(&obs, ActWhen::Leader, &mut memory, 200.0, 10.0).unwrap_err();
-        assert!(err.contains("standing by"), "{err}");
-        assert!(actor_verdict(&obs, ActWhen::Always, &mut memory, 200.0, 10.0).is_ok());
     }
 
     #[test]
-    fn the_fence_breaks_on_any_leadership_change() {
-        let fence = Fence { leader: 1, term: 7 };
-        let obs = cluster(&[(1, 1); 3], 100);
+    fn the_fence_breaks_when_the_choice_or_the_term_changes() {
+        let obs = with_candidates(&[(10, 1), (20, 2)]);
+        let mut memory = ActorMemory::default();
+        let fence = actor_verdict(&obs, ActWhen::Leader, Some(10), &mut memory, 0.0, 0.0)
+            .unwrap()
+            .fence;
         assert!(fence_holds(fence, ActWhen::Leader, &obs).is_ok());
         let mut newer = obs.clone();
         newer.raft_term = 8;
         assert!(fence_holds(fence, ActWhen::Leader, &newer).is_err());
         let mut moved = obs.clone();
-        moved.leader = Some(2);
+        moved.leader = Some(2); // now the candidate beside m1 (lease 20) is chosen
         assert!(fence_holds(fence, ActWhen::Leader, &moved).is_err());
         assert!(fence_holds(fence, ActWhen::Always, &moved).is_ok());
-        let mut elsewhere = obs;
-        elsewhere.local_member = Some(3);
-        assert!(fence_holds(fence, ActWhen::Leader, &elsewhere).is_err());
+
+        // A takeover actor (first registered) keeps acting while leadership moves between
+        // members without a live candidate, and stops once the leader's own sidecar is back.
+        let obs = with_candidates(&[(20, 2), (30, 3)]);
+        let fence = actor_verdict(&obs, ActWhen::Leader, Some(20), &mut memory, 0.0, 0.0)
+            .unwrap()
+            .fence;
+        assert_eq!(fence.basis, Basis::FirstRegistered);
+        let mut moved = obs.clone();
+        moved.raft_term = 9;
+        assert!(fence_holds(fence, ActWhen::Leader, &moved).is_ok());
+        let back = with_candidates(&[(20, 2), (30, 3), (40, 1)]);
+        assert!(fence_holds(fence, ActWhen::Leader, &back).is_err());
     }
 }

@@ -74,6 +74,7 @@ pub mod fixtures {
             raft_term: 7,
             local_member: Some(1),
             revision: 500,
+            candidates: Some(vec![]),
             warnings: vec![],
         }
     }

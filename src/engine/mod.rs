@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use crate::act::Act;
 use crate::cli::{ActWhen, GlobalArgs, MaintenanceArgs};
 use crate::daemon::Snapshot;
-use crate::decide::actor::{ActorMemory, Fence, actor_verdict};
+use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
 use crate::decide::compaction::{CompactionPolicy, CompactionState};
 use crate::decide::defrag_rule::DefragRule;
 use crate::decide::gate::alarm_blockers;
@@ -201,6 +201,8 @@ pub struct Engine {
     live_scan_at: f64,
     /// The forecast warning was logged for the current approach to the quota.
     forecast_warned: bool,
+    /// This instance's actor candidacy (its lease while registered).
+    identity: Option<watch::Receiver<Option<i64>>>,
 }
 
 impl Engine {
@@ -230,8 +232,20 @@ impl Engine {
             space_said: None,
             live_scan_at: f64::NEG_INFINITY,
             forecast_warned: false,
+            identity: None,
             cfg,
         }
+    }
+
+    /// Where the candidacy task publishes this instance's lease.
+    pub fn with_identity(mut self, me: watch::Receiver<Option<i64>>) -> Engine {
+        self.identity = Some(me);
+        self
+    }
+
+    /// This instance's lease while it is a registered candidate.
+    pub(super) fn me(&self) -> Option<i64> {
+        self.identity.as_ref().and_then(|me| *me.borrow())
     }
 
     /// Where the churn watch counts superseded and created bytes (the history rate).
@@ -389,9 +403,11 @@ impl Engine {
         obs: &Observation,
         now: f64,
     ) -> Option<crate::decide::actor::Actor> {
+        let me = self.me();
         let verdict = actor_verdict(
             obs,
             self.cfg.act_when,
+            me,
             &mut self.actor,
             now,
             self.cfg.settle.as_secs_f64(),
@@ -401,7 +417,15 @@ impl Engine {
                 true,
                 match &actor.settling {
                     Some(why) => why.clone(),
-                    None => format!("the local member leads in term {}", actor.fence.term),
+                    None => match actor.fence.basis {
+                        Basis::BesideLeader => {
+                            format!("the local member leads in term {}", actor.fence.term)
+                        }
+                        Basis::FirstRegistered => {
+                            "the first registered candidate (no live candidate beside the leader, or --act-when=elected)".into()
+                        }
+                        Basis::Alone => "the only instance".into(),
+                    },
                 },
             ),
             Err(why) => (false, why.clone()),
@@ -411,8 +435,7 @@ impl Engine {
         if is_actor && !state.maintenance.actor {
             tracing::info!(
                 term = obs.raft_term,
-                "this instance is the actor (its member leads in term {})",
-                obs.raft_term
+                "this instance is the actor ({reason})"
             );
         } else if !is_actor && state.maintenance.actor_reason != reason {
             tracing::info!("{reason}");

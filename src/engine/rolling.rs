@@ -12,8 +12,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::cli::ActWhen;
-use crate::decide::actor::{Fence, fence_holds};
+use crate::decide::actor::{Basis, Fence, fence_holds};
 use crate::decide::disk::disk_verdict;
 use crate::decide::gate::gate;
 use crate::decide::plan::{DefragStep, Plan, PlanCause, leader_transfer_target};
@@ -102,7 +101,7 @@ impl Engine {
                         if !self.cfg.dry_run {
                             let moved = std::time::Instant::now();
                             self.wait_for_leader(ctx, target).await;
-                            if self.cfg.act_when == ActWhen::Always {
+                            if fence.basis != Basis::BesideLeader {
                                 continue; // the old leader is a follower now; re-plan it.
                             }
                             // Lame duck: the new leader's instance settles for two polls before

@@ -7,6 +7,7 @@
 //! endpoint and goes through a client pinned to that endpoint alone (never a balanced pool that
 //! could route a defrag to the wrong member).
 
+mod candidates;
 mod error;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use etcd_client::{
     Identity, TlsOptions,
 };
 
+pub use candidates::{CANDIDATES_PREFIX, CandidateKey, KeepAlive};
 pub use error::{EtcdError, FailureKind};
 
 use crate::certs::TlsMaterial;

@@ -81,6 +81,8 @@ pub struct Observation {
     pub local_member: Option<u64>,
     /// The newest store revision seen.
     pub revision: i64,
+    /// The etcd-upkeep instances registered to act, first registered first (None: unreadable).
+    pub candidates: Option<Vec<Candidate>>,
     /// Problems that did not prevent the observation (a member down, the metrics URL failing).
     pub warnings: Vec<String>,
 }
@@ -98,6 +100,48 @@ impl Observation {
         self.member(id)
             .map(|m| m.name.clone())
             .unwrap_or_else(|| format!("{id:x}"))
+    }
+}
+
+/// A registered etcd-upkeep instance (see `act::candidacy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// Its lease: the instance's identity while it lives.
+    pub lease: i64,
+    /// Registration order.
+    pub create_revision: i64,
+    /// The member behind its first endpoint (0: none, as with a service endpoint).
+    pub member: u64,
+    /// Host name and process, for people.
+    pub instance: String,
+}
+
+/// What a candidate writes about itself (the value of its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CandidateInfo {
+    /// Hex member ID, "0" when it has no local member.
+    pub member: String,
+    pub instance: String,
+}
+
+impl Candidate {
+    /// Parses the registered keys, oldest registration first; malformed values are skipped.
+    pub fn parse_all(keys: &[crate::etcd::CandidateKey]) -> Vec<Candidate> {
+        let mut candidates: Vec<Candidate> = keys
+            .iter()
+            .filter(|k| k.lease != 0)
+            .filter_map(|k| {
+                let info: CandidateInfo = serde_json::from_slice(&k.value).ok()?;
+                Some(Candidate {
+                    lease: k.lease,
+                    create_revision: k.create_revision,
+                    member: u64::from_str_radix(&info.member, 16).ok()?,
+                    instance: info.instance,
+                })
+            })
+            .collect();
+        candidates.sort_by_key(|c| (c.create_revision, c.lease));
+        candidates
     }
 }
 
@@ -151,6 +195,7 @@ pub async fn observe(
     candidates.retain(|e| seen.insert(e.clone()));
     let mut members: Option<Vec<MemberInfo>> = None;
     let mut alarms: Option<Vec<Alarm>> = None;
+    let mut registered: Option<Vec<Candidate>> = None;
     for endpoint in &candidates {
         match etcd.member_list(endpoint).await {
             Ok(list) => {
@@ -158,6 +203,10 @@ pub async fn observe(
                 match etcd.alarms(endpoint).await {
                     Ok(list) => alarms = Some(list),
                     Err(e) => failures.push(e.to_string()),
+                }
+                match etcd.candidates(endpoint).await {
+                    Ok(keys) => registered = Some(Candidate::parse_all(&keys)),
+                    Err(e) => warnings.push(format!("the actor candidates could not be read: {e}")),
                 }
                 break;
             }
@@ -268,6 +317,7 @@ pub async fn observe(
         raft_term,
         local_member,
         revision,
+        candidates: registered,
         warnings,
     })
 }

@@ -96,6 +96,7 @@ pub struct Metrics {
     pub history_bytes_per_second: FloatGauge,
     pub live_data_bytes: Gauge,
     pub live_data_over_target: Gauge,
+    pub registered: Gauge,
 }
 
 /// Reasons a heal can be blocked; all are always exported (0 or 1) so alerts can match them.
@@ -146,6 +147,7 @@ impl Metrics {
             history_bytes_per_second: FloatGauge::default(),
             live_data_bytes: Gauge::default(),
             live_data_over_target: Gauge::default(),
+            registered: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("etcd_upkeep");
         r.register_with_unit(
@@ -324,6 +326,11 @@ impl Metrics {
             "live_data_over_target",
             "1 while live data alone is over the space target (compaction cannot help)",
             m.live_data_over_target.clone(),
+        );
+        r.register(
+            "registered",
+            "1 while this instance's actor candidacy (a lease-bound key in etcd) is alive",
+            m.registered.clone(),
         );
         m.seconds_until_quota.set(f64::INFINITY);
         for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt] {

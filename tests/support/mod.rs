@@ -7,6 +7,10 @@
 //! else `etcd` on PATH.
 #![allow(dead_code)]
 
+pub mod nospace;
+#[allow(unused_imports)]
+pub use nospace::*;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -556,6 +560,14 @@ pub async fn fill_until_nospace(
         match client.put(key, value.clone(), None).await {
             Ok(_) => {}
             Err(e) if e.to_string().contains("database space exceeded") => return i,
+            // A daemon may move leadership or defragment a member meanwhile: transient.
+            Err(e)
+                if ["leader changed", "timed out", "no leader", "unavailable", "Unavailable"]
+                    .iter()
+                    .any(|t| e.to_string().contains(t)) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             Err(e) => panic!("unexpected put error: {e}"),
         }
     }

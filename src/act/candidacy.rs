@@ -1,0 +1,146 @@
+//! This instance's candidacy for the actor role: a lease-bound key in etcd, kept alive for as
+//! long as the daemon runs, withdrawn on shutdown.
+//!
+//! Why a task of its own: the lease must be renewed every few seconds whatever the engine is
+//! doing (a defragmentation can block it for minutes), and the registration must be retried
+//! until etcd accepts it (not during NOSPACE: LeaseGrant and Put are refused then; renewals are
+//! not). The choice itself is `decide::actor`, made from the candidates every observation reads.
+//! It writes one key outside `/registry/`, never touches any other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::daemon::Snapshot;
+use crate::etcd::KeepAlive;
+use crate::observe::CandidateInfo;
+use crate::report::state::Shared;
+use crate::shutdown::Shutdown;
+
+/// A candidate silent for this long drops out (its key expires with the lease).
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+
+/// Registers, renews and withdraws; publishes this instance's lease (None while unregistered).
+/// `local_member`: whether the first endpoint is this instance's own member (a sidecar), as
+/// opposed to a service that reaches any member.
+pub async fn run(
+    local_member: bool,
+    mut latest: watch::Receiver<Option<Snapshot>>,
+    me: watch::Sender<Option<i64>>,
+    shared: Arc<Shared>,
+    mut shutdown: Shutdown,
+) {
+    let instance = instance_name();
+    let mut failures = 0u32;
+    loop {
+        let snapshot = loop {
+            if let Some(s) = latest.borrow_and_update().clone() {
+                break s;
+            }
+            tokio::select! {
+                changed = latest.changed() => if changed.is_err() { return },
+                _ = shutdown.requested() => return,
+            }
+        };
+        let obs = &snapshot.observation;
+        let endpoints: Vec<String> = obs
+            .local_member
+            .and_then(|id| obs.member(id))
+            .into_iter()
+            .chain(obs.members.iter().filter(|m| m.status.is_some()))
+            .map(|m| m.endpoint.clone())
+            .collect();
+        let info = CandidateInfo {
+            // A service endpoint reaches any member: no local member then.
+            member: format!(
+                "{:x}",
+                if local_member {
+                    obs.local_member.unwrap_or(0)
+                } else {
+                    0
+                }
+            ),
+            instance: instance.clone(),
+        };
+        let value = serde_json::to_vec(&info).expect("serialisable");
+        let mut registered = None;
+        let mut last_error = String::new();
+        for endpoint in endpoints.iter().take(3) {
+            match snapshot
+                .etcd
+                .register_candidate(endpoint, LEASE_TTL, value.clone())
+                .await
+            {
+                Ok((lease, keep)) => {
+                    registered = Some((endpoint.clone(), lease, keep));
+                    break;
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        let Some((endpoint, lease, mut keep)) = registered else {
+            failures += 1;
+            if failures == 1 || failures.is_multiple_of(20) {
+                tracing::warn!(
+                    "cannot register as an actor candidate yet ({last_error}); retrying (during NOSPACE etcd refuses new leases: the registered candidates act)"
+                );
+            }
+            if shutdown.sleep(RENEW_EVERY).await {
+                return;
+            }
+            continue;
+        };
+        failures = 0;
+        tracing::info!(lease = format!("{lease:x}"), instance = %instance, "registered as an actor candidate");
+        let _ = me.send(Some(lease));
+        shared.metrics.registered.set(1);
+        let ended = keep_alive(&mut keep, &mut shutdown).await;
+        let _ = me.send(None);
+        shared.metrics.registered.set(0);
+        match ended {
+            KeepEnded::Shutdown => {
+                // Withdraw at once: the next candidate need not wait for the TTL.
+                let _ = snapshot.etcd.revoke_candidate(&endpoint, lease).await;
+                tracing::info!("actor candidacy withdrawn");
+                return;
+            }
+            KeepEnded::Lost(why) => {
+                tracing::warn!("actor candidacy lost ({why}); registering again");
+            }
+        }
+    }
+}
+
+enum KeepEnded {
+    Shutdown,
+    Lost(String),
+}
+
+async fn keep_alive(keep: &mut KeepAlive, shutdown: &mut Shutdown) -> KeepEnded {
+    loop {
+        if shutdown.sleep(RENEW_EVERY).await {
+            return KeepEnded::Shutdown;
+        }
+        match keep.renew(RENEW_EVERY).await {
+            Ok(ttl) if ttl > 0 => {}
+            Ok(_) => return KeepEnded::Lost("the lease expired".into()),
+            Err(e) => return KeepEnded::Lost(e.to_string()),
+        }
+    }
+}
+
+/// The pod (host) name and the process, for people reading /status.
+fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!("{host}/{}", std::process::id())
+}
