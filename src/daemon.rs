@@ -18,6 +18,7 @@ use crate::observe::{self, Observation, ObserveSettings};
 use crate::report::http;
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
+use crate::supervisor::Supervisor;
 
 /// The latest observation together with the connections it was taken through.
 #[derive(Clone)]
@@ -51,7 +52,7 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
         ))
         .into());
     }
-    let shared = Shared::new(args.poll_interval);
+    let shared = Shared::new(args.poll_interval, global.command_timeout);
     let shutdown = Shutdown::on_signals();
 
     let listener = tokio::net::TcpListener::bind(args.listen_address)
@@ -65,49 +66,89 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
     );
 
     let (publish, latest) = watch::channel::<Option<Snapshot>>(None);
-    let observer = tokio::spawn(observation_loop(
-        settings.clone(),
-        connector,
-        args.poll_interval,
-        shared.clone(),
-        publish,
-        shutdown.clone(),
-    ));
-    let churn = (!args.no_churn_watch).then(|| {
-        tokio::spawn(crate::diagnose::watcher::run(
+    let (me_tx, me) = watch::channel::<Option<i64>>(None);
+    let engine = engine.with_identity(me);
+    let fault = TestFault::from_env();
+    let mut loops = Supervisor::new(shared.clone(), shutdown.clone());
+    loops.spawn(
+        "observation",
+        observation_loop(
+            settings.clone(),
+            connector,
+            args.poll_interval,
+            shared.clone(),
+            publish,
+            shutdown.clone(),
+        ),
+    );
+    if !args.no_churn_watch {
+        let watch = crate::diagnose::watcher::run(
             args.churn_prefix.clone(),
             args.churn_threshold,
             totals,
             latest.clone(),
             shared.clone(),
             shutdown.clone(),
-        ))
-    });
-    let (me_tx, me) = watch::channel::<Option<i64>>(None);
-    let candidacy = tokio::spawn(crate::act::candidacy::run(
-        args.maintenance.act_when == ActWhen::Leader,
-        latest.clone(),
-        me_tx,
-        shared.clone(),
-        shutdown.clone(),
-    ));
-    let engine = engine.with_identity(me);
-    let maintainer = tokio::spawn(engine.run(settings, latest, shared.clone(), shutdown.clone()));
+        );
+        loops.spawn("churn watch", fault.inject("churn", watch));
+    }
+    loops.spawn(
+        "candidacy",
+        crate::act::candidacy::run(
+            args.maintenance.act_when == ActWhen::Leader,
+            latest.clone(),
+            me_tx,
+            shared.clone(),
+            shutdown.clone(),
+        ),
+    );
+    let maintain = engine.run(settings, latest, shared.clone(), shutdown.clone());
+    loops.spawn("engine", fault.inject("engine", maintain));
     let mut server_shutdown = shutdown.clone();
     let server = axum::serve(listener, http::router(shared.clone()))
         .with_graceful_shutdown(async move { server_shutdown.requested().await });
+    loops.spawn("http", async move {
+        if let Err(e) = server.await {
+            tracing::error!("the HTTP server failed: {e}");
+        }
+    });
 
-    let served = server.await;
-    // The server only returns on shutdown (or a fatal accept error); wait for the loops to
-    // finish their current step.
-    let _ = observer.await;
-    let _ = maintainer.await;
-    let _ = candidacy.await;
-    if let Some(churn) = churn {
-        let _ = churn.await;
-    }
+    let outcome = loops.wait().await;
     tracing::info!("etcd-upkeep stopped");
-    served.map_err(|e| e.into())
+    outcome.map_err(|e| e.into())
+}
+
+/// A fault only tests set (`ETCD_UPKEEP_TEST_FAULT=engine:3s` or `churn:3s`): that loop ends
+/// after the delay, to prove the supervisor notices. Never set in production.
+struct TestFault(Option<(String, Duration)>);
+
+impl TestFault {
+    fn from_env() -> TestFault {
+        TestFault(std::env::var("ETCD_UPKEEP_TEST_FAULT").ok().and_then(|v| {
+            let (name, after) = v.split_once(':')?;
+            Some((name.to_string(), crate::units::parse_duration(after).ok()?))
+        }))
+    }
+
+    fn inject(
+        &self,
+        name: &str,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        match &self.0 {
+            Some((faulty, after)) if faulty == name => {
+                let after = *after;
+                tracing::warn!("test fault: the {name} loop ends after {after:?}");
+                Box::pin(async move {
+                    tokio::select! {
+                        _ = task => {},
+                        _ = tokio::time::sleep(after) => {},
+                    }
+                })
+            }
+            _ => Box::pin(task),
+        }
+    }
 }
 
 async fn observation_loop(

@@ -20,4 +20,5 @@ pub mod observe;
 pub mod oneshot;
 pub mod report;
 pub mod shutdown;
+pub mod supervisor;
 pub mod units;

@@ -40,7 +40,7 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
     maintenance.act_when = ActWhen::Always;
     let poll = Duration::from_secs(1);
     let mut engine = Engine::from_args(&maintenance, global, poll).map_err(ConfigError)?;
-    let shared = Shared::new(poll);
+    let shared = Shared::new(poll, global.command_timeout);
     let shutdown = Shutdown::on_signals();
     let ctx = Ctx {
         etcd: &etcd,

@@ -5,10 +5,13 @@
 //! step abandoned mid-RPC would leave the operator guessing. So loops finish the current step,
 //! then stop (the pattern of mini-redis' `Shutdown`).
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct Shutdown {
+    sender: Arc<watch::Sender<bool>>,
     receiver: watch::Receiver<bool>,
 }
 
@@ -16,6 +19,8 @@ impl Shutdown {
     /// Starts listening for SIGTERM and SIGINT.
     pub fn on_signals() -> Shutdown {
         let (sender, receiver) = watch::channel(false);
+        let sender = Arc::new(sender);
+        let signalled = sender.clone();
         tokio::spawn(async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -24,9 +29,14 @@ impl Shutdown {
                 _ = term.recv() => tracing::info!("SIGTERM received; finishing the current step"),
                 _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; finishing the current step"),
             }
-            let _ = sender.send(true);
+            let _ = signalled.send(true);
         });
-        Shutdown { receiver }
+        Shutdown { sender, receiver }
+    }
+
+    /// Asks every loop to stop (a supervised loop ended: the daemon stops and says why).
+    pub fn request(&self) {
+        let _ = self.sender.send(true);
     }
 
     pub fn is_requested(&self) -> bool {

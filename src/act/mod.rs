@@ -136,7 +136,10 @@ impl Act<'_> {
         tracing::info!(action = "defragment", member = %step.name, db_size = step.db_size, db_size_in_use = step.db_size_in_use, cause,
             "defragmenting {} ({before}; {})", step.name, if step.is_leader { "leader" } else { "follower" });
         let clock = Instant::now();
+        self.shared.write().maintenance.in_flight =
+            Some(format!("defragmentation of {}", step.name));
         let result = self.etcd.defragment(&step.endpoint).await;
+        self.shared.write().maintenance.in_flight = None;
         let took = clock.elapsed();
         let member = MemberLabel {
             member: step.name.clone(),

@@ -117,6 +117,7 @@ impl Engine {
         }
 
         for _ in 0..ROUNDS_PER_TICK {
+            ctx.beat();
             let now_obs = match ctx.observe().await {
                 Ok(o) => o,
                 Err(e) => return HealOutcome::Pending(format!("cannot observe the cluster: {e}")),

@@ -160,6 +160,11 @@ impl Ctx<'_> {
             .map_err(|e| e.to_string())
     }
 
+    /// The engine is alive (liveness): called between steps of long passes too.
+    pub fn beat(&self) {
+        self.shared.write().engine_beat = std::time::Instant::now();
+    }
+
     fn act(&self, dry_run: bool) -> Act<'_> {
         Act {
             etcd: self.etcd,
@@ -289,9 +294,12 @@ impl Engine {
             "maintenance engine ready"
         );
         loop {
+            shared.write().engine_beat = std::time::Instant::now();
             tokio::select! {
                 changed = latest.changed() => if changed.is_err() { return },
                 _ = shutdown.requested() => return,
+                // Idle while etcd is unreachable (no new observation): still alive.
+                _ = tokio::time::sleep(self.cfg.poll) => continue,
             }
             let Some(snapshot) = latest.borrow_and_update().clone() else {
                 continue;

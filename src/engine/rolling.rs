@@ -60,6 +60,7 @@ impl Engine {
             if shutdown.is_requested() {
                 return RollOutcome::Stopped("shutting down".into());
             }
+            ctx.beat();
             // Fresh look before every member.
             let obs = match ctx.observe().await {
                 Ok(obs) => obs,

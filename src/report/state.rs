@@ -31,6 +31,8 @@ pub struct MaintenanceReport {
     /// The last compaction revision this instance made.
     pub compacted_revision: Option<i64>,
     pub dry_run: bool,
+    /// A step that stops a member, while it runs on the server (e.g. "defragmentation of m1").
+    pub in_flight: Option<String>,
 }
 
 pub struct DaemonState {
@@ -46,6 +48,10 @@ pub struct DaemonState {
     pub churn_last_ten_minutes: Vec<ChurnEntry>,
     pub forecast: Forecast,
     pub space: SpaceReport,
+    /// The loop that ended unexpectedly (the daemon is stopping).
+    pub failed_loop: Option<String>,
+    /// Last time the engine went round (idle or acting): its liveness.
+    pub engine_beat: Instant,
 }
 
 /// The controller as /status shows it.
@@ -74,17 +80,20 @@ pub struct Shared {
     pub registry: Registry,
     pub metrics: Metrics,
     pub poll_interval: Duration,
+    /// The longest one maintenance RPC may take (`--command-timeout`).
+    pub command_timeout: Duration,
     pub state: RwLock<DaemonState>,
 }
 
 impl Shared {
-    pub fn new(poll_interval: Duration) -> Arc<Shared> {
+    pub fn new(poll_interval: Duration, command_timeout: Duration) -> Arc<Shared> {
         let mut registry = Registry::default();
         let metrics = Metrics::new(&mut registry);
         Arc::new(Shared {
             registry,
             metrics,
             poll_interval,
+            command_timeout,
             state: RwLock::new(DaemonState {
                 observation: None,
                 last_success: None,
@@ -96,6 +105,8 @@ impl Shared {
                 churn_last_ten_minutes: Vec::new(),
                 forecast: Forecast::default(),
                 space: SpaceReport::default(),
+                failed_loop: None,
+                engine_beat: Instant::now(),
             }),
         })
     }
@@ -116,8 +127,27 @@ impl Shared {
         is_ready(self.read().last_success, Instant::now(), self.poll_interval)
     }
 
-    pub fn is_live(&self) -> bool {
-        is_live(self.read().heartbeat, Instant::now(), self.poll_interval)
+    /// Every loop alive: none ended, the observation loop went round, and the engine did —
+    /// allowing the engine one maintenance RPC more (`--command-timeout`: a defragmentation
+    /// holds it that long at most). Err names the loop.
+    pub fn liveness(&self) -> Result<(), String> {
+        let state = self.read();
+        let now = Instant::now();
+        if let Some(failed) = &state.failed_loop {
+            return Err(failed.clone());
+        }
+        if !is_live(state.heartbeat, now, self.poll_interval) {
+            return Err("the observation loop stalled".into());
+        }
+        let engine_quiet = now.saturating_duration_since(state.engine_beat);
+        if !is_live(
+            state.engine_beat + engine_quiet.min(self.command_timeout),
+            now,
+            self.poll_interval,
+        ) {
+            return Err("the maintenance engine stalled".into());
+        }
+        Ok(())
     }
 }
 

@@ -442,6 +442,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[String], log_dir: &Path) -> Daemon {
+        Daemon::start_with_env(args, log_dir, &[])
+    }
+
+    /// The same with extra environment variables (e.g. a test fault).
+    pub fn start_with_env(args: &[String], log_dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
         let log_path = log_dir.join(format!("upkeep-{port}.log"));
@@ -454,6 +459,7 @@ impl Daemon {
         argv.extend_from_slice(args);
         let child = Command::new(upkeep_bin())
             .args(&argv)
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -562,9 +568,15 @@ pub async fn fill_until_nospace(
             Err(e) if e.to_string().contains("database space exceeded") => return i,
             // A daemon may move leadership or defragment a member meanwhile: transient.
             Err(e)
-                if ["leader changed", "timed out", "no leader", "unavailable", "Unavailable"]
-                    .iter()
-                    .any(|t| e.to_string().contains(t)) =>
+                if [
+                    "leader changed",
+                    "timed out",
+                    "no leader",
+                    "unavailable",
+                    "Unavailable",
+                ]
+                .iter()
+                .any(|t| e.to_string().contains(t)) =>
             {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
