@@ -587,3 +587,75 @@ fn a_heal_finishes_even_when_the_new_leader_has_no_etcd_upkeep_beside_it() {
         assert!(*size as f64 <= 0.9 * (32 * MIB) as f64, "{name} at {size}");
     }
 }
+
+/// The mutations a one-shot `heal` logged (JSON), in order: `compact`, `defragment <member>`,
+/// `move-leader <from> <to>`, `disarm <member>` — from the "[dry-run] would …" lines or from
+/// the lines of the real steps.
+fn heal_steps(stderr: &str, dry_run: bool) -> Vec<String> {
+    let mut steps = Vec::new();
+    for line in stderr.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(action), Some(message)) = (v["action"].as_str(), v["message"].as_str()) else {
+            continue;
+        };
+        let real_step = [
+            "compacted to",
+            "defragmenting ",
+            "moved leadership",
+            "disarmed NOSPACE",
+        ]
+        .iter()
+        .any(|p| message.starts_with(p));
+        if message.starts_with("[dry-run] would") != dry_run || (!dry_run && !real_step) {
+            continue;
+        }
+        let field = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        steps.push(match action {
+            "move-leader" => format!("move-leader {} {}", field("from"), field("to")),
+            "compact" => "compact".to_string(),
+            other => format!("{other} {}", field("member")),
+        });
+    }
+    steps
+}
+
+#[test]
+fn the_heal_dry_run_plans_exactly_what_the_real_heal_does() {
+    let cluster = Cluster::start(3, 32 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    force_nospace(&cluster, &endpoint, 5);
+    let mut base = s(&[
+        "heal",
+        "--endpoints",
+        &endpoint,
+        "--quota-backend-bytes",
+        "32Mi",
+        "--log-format",
+        "json",
+    ]);
+    base.extend(cluster.pki.flags());
+    let mut dry = base.clone();
+    dry.push("--dry-run".into());
+    let planned = upkeep(&dry);
+    let planned = heal_steps(&String::from_utf8_lossy(&planned.stderr), true);
+    let real = upkeep(&base);
+    let stderr = String::from_utf8_lossy(&real.stderr);
+    assert!(real.status.success(), "{stderr}");
+    let performed = heal_steps(&stderr, false);
+    assert!(
+        performed
+            .iter()
+            .filter(|s| s.starts_with("defragment"))
+            .count()
+            == 3
+            && performed.iter().any(|s| s.starts_with("move-leader"))
+            && performed.iter().any(|s| s.starts_with("disarm")),
+        "the real heal: {performed:?}\n{stderr}"
+    );
+    assert_eq!(
+        planned, performed,
+        "the dry run shows what the real heal does"
+    );
+}

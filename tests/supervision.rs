@@ -66,7 +66,10 @@ fn healthz_names_the_loop_before_the_process_exits() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let after: Vec<&(u16, String)> = seen.iter().skip_while(|(c, _)| *c == 200).collect();
-    assert!(!after.is_empty(), "the failure was served before the exit: {seen:?}");
+    assert!(
+        !after.is_empty(),
+        "the failure was served before the exit: {seen:?}"
+    );
     assert!(
         after
             .iter()

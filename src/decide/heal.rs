@@ -128,6 +128,29 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     HealVerdict::Defragment { members }
 }
 
+/// `--dry-run`: the cluster as the real heal would find it after compacting to the current
+/// revision and defragmenting `done` — each of those members holding only the live data
+/// (`live_bytes`, counted by a keyspace scan). The real heal's next decisions are then made by
+/// the same functions on this projection.
+pub fn project_defragmented(
+    obs: &Observation,
+    done: &HashSet<u64>,
+    live_bytes: u64,
+) -> Observation {
+    let mut projected = obs.clone();
+    for member in projected
+        .members
+        .iter_mut()
+        .filter(|m| done.contains(&m.id))
+    {
+        if let Some(status) = member.status.as_mut() {
+            status.db_size = live_bytes.min(status.db_size);
+            status.db_size_in_use = status.db_size;
+        }
+    }
+    projected
+}
+
 /// A quota giving 25 % headroom over the live data at `threshold` of it, rounded up to 64 MiB.
 pub fn suggest_quota(in_use: u64, threshold: f64) -> u64 {
     const STEP: u64 = 64 << 20;
@@ -199,6 +222,26 @@ mod tests {
         let text = blocked.to_string();
         assert!(text.contains("--quota-backend-bytes"), "{text}");
         assert!(text.contains("34.0 MiB in use"), "{text}");
+    }
+
+    #[test]
+    fn the_dry_run_projection_leads_to_the_same_disarm_as_the_real_heal() {
+        let obs = nospace(&[(34 * MIB, 33 * MIB), (33 * MIB, 31 * MIB)], 32 * MIB);
+        let done = HashSet::from([1, 2]);
+        let projected = project_defragmented(&obs, &done, MIB);
+        assert_eq!(projected.members[0].status.as_ref().unwrap().db_size, MIB);
+        assert_eq!(
+            heal_verdict(&projected, 0.9, &done),
+            HealVerdict::Disarm {
+                alarmed_members: vec![2]
+            }
+        );
+        // Live data really over the line: the projection blocks too, with the same numbers.
+        let projected = project_defragmented(&obs, &done, 31 * MIB);
+        assert!(matches!(
+            heal_verdict(&projected, 0.9, &done),
+            HealVerdict::Blocked(_)
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   leadership first.
 //! - [`heal`]: during NOSPACE — defragment more, disarm, or stop because live data fills the quota.
 //! - [`disk`]: is there room on disk for the copy a defragmentation writes?
+//! - [`integrity`]: what a set of KV hashes proves (verified, unverifiable, mismatch).
 //! - [`space`]: how much history to keep so the db stays under its space target, and when the
 //!   file itself must shrink.
 //! - [`revisions`]: when each revision was current (the clock the space controller compacts by).
@@ -20,6 +21,7 @@ pub mod defrag_rule;
 pub mod disk;
 pub mod gate;
 pub mod heal;
+pub mod integrity;
 pub mod plan;
 pub mod revisions;
 pub mod space;

@@ -120,7 +120,8 @@ pub fn rule_matches(
 
 /// The follower to hand leadership to before the leader is defragmented: voting, answered,
 /// caught up with the leader (applied index within `max_lag`), and not about to be defragmented
-/// (`pending`). Prefers one defragmented in this pass, then the smallest db.
+/// (`pending`). Prefers one defragmented in this pass (any of them: freshly defragmented, their
+/// sizes are their data, alike), else the smallest db; the member ID breaks ties.
 pub fn leader_transfer_target(
     obs: &Observation,
     pending: &HashSet<u64>,
@@ -134,7 +135,10 @@ pub fn leader_transfer_target(
         .filter(|m| Some(m.id) != obs.leader && !m.is_learner && !pending.contains(&m.id))
         .filter_map(|m| m.status.as_ref().map(|s| (m.id, s)))
         .filter(|(_, s)| s.raft_applied_index + max_lag >= leader_applied)
-        .min_by_key(|(id, s)| (!defragmented.contains(id), s.db_size, *id))
+        .min_by_key(|(id, s)| {
+            let done = defragmented.contains(id);
+            (!done, if done { 0 } else { s.db_size }, *id)
+        })
         .map(|(id, _)| id)
 }
 

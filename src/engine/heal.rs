@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::decide::actor::{Fence, fence_holds};
-use crate::decide::heal::{HealVerdict, heal_verdict};
+use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented};
 use crate::decide::plan::{PlanCause, order};
 use crate::etcd::AlarmKind;
 use crate::observe::{Observation, unix_now};
@@ -83,17 +83,18 @@ impl Engine {
         ctx.shared.write().maintenance.nospace_since = Some(since_unix);
 
         if self.cfg.dry_run {
-            // Describe the plan once per episode, not every poll.
+            // The real path, with every mutation printed instead of sent, once per episode.
             let episode = self.nospace.as_mut().expect("episode set above");
             if episode.described {
                 return HealOutcome::Pending("dry run: plan already shown".into());
             }
             episode.described = true;
-            return self.describe_heal(ctx, obs).await;
+            self.dry_live = Some(self.count_live_bytes(ctx, obs).await);
         }
 
         // Blocked on live data: only deletions (which move the revision) or a new quota can
         // change that; until then, re-judge from the observation alone and touch nothing.
+        let episode = self.nospace.as_ref().expect("episode set above");
         let blocked_still = episode.blocked_at == Some((obs.revision, obs.quota.bytes));
         if !blocked_still && obs.revision > episode.compacted_at {
             // Emergency compaction to the current revision: the only way deletions and
@@ -127,8 +128,10 @@ impl Engine {
                 .as_ref()
                 .map(|e| e.defragmented.clone())
                 .unwrap_or_default();
+            let now_obs = self.projected(now_obs, &defragmented);
             match heal_verdict(&now_obs, self.cfg.disarm_threshold, &defragmented) {
                 HealVerdict::NoAlarm => {
+                    self.set_blocked(ctx, "unhealthy", Vec::new());
                     self.set_heal_blocked(ctx, None, None);
                     return HealOutcome::NoAlarm;
                 }
@@ -137,7 +140,12 @@ impl Engine {
                     self.set_blocked(ctx, "unhealthy", vec![format!("heal waiting: {why}")]);
                     return HealOutcome::Pending(why);
                 }
+                HealVerdict::Blocked(details) if self.cfg.dry_run => {
+                    tracing::info!("[dry-run] would stop here without disarming: {details}");
+                    return HealOutcome::Pending("dry run: nothing changed".into());
+                }
                 HealVerdict::Blocked(details) => {
+                    self.set_blocked(ctx, "unhealthy", Vec::new());
                     let message = details.to_string();
                     let episode = self.nospace.as_mut().expect("episode set above");
                     episode.blocked_at = Some((now_obs.revision, now_obs.quota.bytes));
@@ -158,6 +166,9 @@ impl Engine {
                     return HealOutcome::Blocked(message);
                 }
                 HealVerdict::Defragment { members } => {
+                    // Every member answered: the heal's "unhealthy" (a silent member) is over;
+                    // the gate before each member owns it from here.
+                    self.set_blocked(ctx, "unhealthy", Vec::new());
                     self.set_heal_blocked(ctx, None, None);
                     let plan = order(&now_obs, PlanCause::Heal, &members);
                     let mut done = defragmented;
@@ -215,12 +226,15 @@ impl Engine {
         for member_id in alarmed {
             let name = obs.member_name(*member_id);
             if let Err(e) = ctx
-                .act(false)
+                .act(self.cfg.dry_run)
                 .disarm_nospace(&endpoint, *member_id, &name, &detail)
                 .await
             {
                 return HealOutcome::Failed(format!("disarm failed: {e}"));
             }
+        }
+        if self.cfg.dry_run {
+            return HealOutcome::Pending("dry run: nothing changed".into());
         }
         // Verify: the alarm list no longer shows NOSPACE.
         match ctx.etcd.alarms(&endpoint).await {
@@ -252,64 +266,51 @@ impl Engine {
         }
     }
 
-    /// `--dry-run`: every step a heal would take, with the numbers, changing nothing.
-    async fn describe_heal(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> HealOutcome {
-        let act = ctx.act(true);
-        let endpoint = obs
-            .members
-            .iter()
-            .find(|m| m.status.is_some())
-            .map(|m| m.endpoint.clone())
-            .unwrap_or_default();
-        let _ = act
-            .compact(
-                &endpoint,
-                obs.revision,
-                "NOSPACE emergency: history before the current revision would be given up",
-            )
-            .await;
-        let all: Vec<u64> = obs.members.iter().map(|m| m.id).collect();
-        let plan = order(obs, PlanCause::Heal, &all);
-        for step in &plan.steps {
-            if step.is_leader && self.cfg.move_leader && plan.steps.len() > 1 {
-                let target = &plan.steps[0];
-                let _ = act
-                    .move_leader(&step.endpoint, &step.name, target.member_id, &target.name)
-                    .await;
-            }
-            let _ = act.defragment(step, "heal").await;
-        }
-        let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
-        let worst_in_use = obs
+    /// `--dry-run`: the live data a real heal would leave behind (the keyspace's key + value
+    /// bytes, counted by a serializable scan); the largest member's bytes in use when the scan
+    /// fails (the projection then stops before a disarm it cannot promise).
+    async fn count_live_bytes(&self, ctx: &Ctx<'_>, obs: &Observation) -> u64 {
+        let in_use = obs
             .members
             .iter()
             .filter_map(|m| m.status.as_ref().map(|s| s.db_size_in_use))
             .max()
             .unwrap_or(0);
-        let detail = format!(
-            "only if every member ends at most {} ({:.0}% of {}); the largest in use now is {} (before compaction)",
-            format_bytes(line),
-            self.cfg.disarm_threshold * 100.0,
-            format_bytes(obs.quota.bytes),
-            format_bytes(worst_in_use)
-        );
-        for alarm in obs.alarms.iter().filter(|a| a.kind == AlarmKind::NoSpace) {
-            let _ = act
-                .disarm_nospace(
-                    &endpoint,
-                    alarm.member_id,
-                    &obs.member_name(alarm.member_id),
-                    &detail,
-                )
-                .await;
+        let Some(endpoint) = obs.members.iter().find(|m| m.status.is_some()) else {
+            return in_use;
+        };
+        match crate::diagnose::analyze::scan(ctx.etcd, &endpoint.endpoint, "", 10_000).await {
+            Ok(breakdown) => {
+                let live: u64 = breakdown.resources().iter().map(|r| r.bytes).sum();
+                tracing::info!(
+                    "[dry-run] live data counted: {} (what a defragmented member would hold after the compaction)",
+                    format_bytes(live)
+                );
+                live
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "[dry-run] cannot count live data ({e}); projecting {} in use",
+                    format_bytes(in_use)
+                );
+                in_use
+            }
         }
-        HealOutcome::Pending("dry run: nothing changed".into())
+    }
+
+    /// In a dry run, the observation as the real heal would see it after its steps so far.
+    pub(super) fn projected(&self, obs: Observation, done: &HashSet<u64>) -> Observation {
+        match self.dry_live {
+            Some(live) if self.cfg.dry_run => project_defragmented(&obs, done, live),
+            _ => obs,
+        }
     }
 
     /// NOSPACE is gone (healed by us, or disarmed by someone else): close the episode.
     pub(super) fn end_nospace_episode(&mut self, ctx: &Ctx<'_>) {
         if self.nospace.take().is_some() {
             tracing::info!("NOSPACE is no longer raised");
+            self.set_blocked(ctx, "unhealthy", Vec::new());
             self.set_heal_blocked(ctx, None, None);
             ctx.shared.write().maintenance.nospace_since = None;
         }

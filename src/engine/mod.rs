@@ -14,6 +14,7 @@
 mod heal;
 mod rolling;
 mod space;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -188,8 +189,10 @@ pub struct Engine {
     /// Why maintenance is refused, by reason. Each reason is set and cleared by the check that
     /// owns it (alarms, the health gate, the disk check), so the metric does not flap.
     blocked: BTreeMap<&'static str, Vec<String>>,
-    /// A failed integrity check (KV hashes differ after a defrag): sticky until a restart.
-    integrity_failure: Option<String>,
+    /// Whether the members' data agrees (derived from the cluster for every actor grant).
+    consistency: verify::Consistency,
+    /// The grant this instance last acted under (a new one re-checks the members' agreement).
+    last_fence: Option<Fence>,
     /// When this instance last disarmed NOSPACE: observations older than that are stale.
     disarmed_at: f64,
     growth: GrowthSamples,
@@ -202,6 +205,8 @@ pub struct Engine {
     history_rate: HistoryRate,
     /// What the controller last said (limit, seconds kept, live over target), to log changes only.
     space_said: Option<space::Said>,
+    /// `--dry-run` of a heal: the live data the projection assumes after compaction.
+    dry_live: Option<u64>,
     /// When live data was last counted by resource (Unix seconds).
     live_scan_at: f64,
     /// The forecast warning was logged for the current approach to the quota.
@@ -221,7 +226,8 @@ impl Engine {
             window,
             busy: None,
             blocked: BTreeMap::new(),
-            integrity_failure: None,
+            consistency: verify::Consistency::Unknown,
+            last_fence: None,
             disarmed_at: 0.0,
             growth: GrowthSamples::default(),
             nospace_seen: None,
@@ -236,6 +242,7 @@ impl Engine {
             history_rate: HistoryRate::default(),
             space_said: None,
             live_scan_at: f64::NEG_INFINITY,
+            dry_live: None,
             forecast_warned: false,
             identity: None,
             cfg,
@@ -364,10 +371,15 @@ impl Engine {
         }
 
         let Some(actor) = self.actor(ctx, obs, now) else {
+            self.last_fence = None;
             return;
         };
         let fence = actor.fence;
-        if !self.may_touch(ctx, obs).await {
+        if self.last_fence != Some(fence) {
+            self.forget_agreement(); // a new grant compares the members before its first step
+            self.last_fence = Some(fence);
+        }
+        if !self.may_touch(ctx, obs).await || !self.members_agree(ctx, obs, now).await {
             return;
         }
 
@@ -453,8 +465,9 @@ impl Engine {
         verdict.ok()
     }
 
-    /// CORRUPT or unknown alarms, a failed integrity check, or a member still busy with a
-    /// defragmentation that timed out on our side: touch nothing, not even to heal.
+    /// CORRUPT or unknown alarms, or a member still busy with a defragmentation that timed out
+    /// on our side: touch nothing, not even to heal. (Members whose data differs: see
+    /// `members_agree`.)
     async fn may_touch(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> bool {
         let blockers = alarm_blockers(obs);
         for reason in ["corrupt_alarm", "unknown_alarm"] {
@@ -466,10 +479,6 @@ impl Engine {
             self.set_blocked(ctx, reason, messages);
         }
         if !blockers.is_empty() {
-            return false;
-        }
-        if let Some(failure) = &self.integrity_failure {
-            tracing::debug!("maintenance stopped after a failed integrity check: {failure}");
             return false;
         }
         if let Some((name, endpoint)) = self.busy.clone() {

@@ -15,20 +15,35 @@ use std::time::{Duration, Instant};
 use crate::decide::actor::{Basis, Fence, fence_holds};
 use crate::decide::disk::disk_verdict;
 use crate::decide::gate::gate;
+use crate::decide::integrity::Integrity;
 use crate::decide::plan::{DefragStep, Plan, PlanCause, leader_transfer_target};
-use crate::etcd::{FailureKind, KvHash};
+use crate::etcd::FailureKind;
 use crate::observe::probe::{free_disk_bytes, probe_health, wait_until_answering};
 use crate::observe::{Observation, unix_now};
 
+use super::verify::peer_of;
 use super::{Ctx, Engine};
 
-/// Why a member's integrity check did not pass.
-#[derive(Debug, Clone, PartialEq)]
-enum VerifyFailure {
-    /// Different KV hashes over the same range: data differs. Stops all maintenance.
-    Mismatch(String),
-    /// The comparison could not be made; nothing is known to be wrong.
-    Unverifiable(String),
+/// Why a member's step stopped the pass, and whether the member was defragmented by then.
+pub(super) struct Stop {
+    why: String,
+    defragmented: bool,
+}
+
+impl Stop {
+    fn before(why: String) -> Stop {
+        Stop {
+            why,
+            defragmented: false,
+        }
+    }
+
+    fn after(why: String) -> Stop {
+        Stop {
+            why,
+            defragmented: true,
+        }
+    }
 }
 
 /// How a pass ended.
@@ -61,9 +76,9 @@ impl Engine {
                 return RollOutcome::Stopped("shutting down".into());
             }
             ctx.beat();
-            // Fresh look before every member.
+            // Fresh look before every member (in a dry run, as the real pass would see it).
             let obs = match ctx.observe().await {
-                Ok(obs) => obs,
+                Ok(obs) => self.projected(obs, done),
                 Err(e) => return RollOutcome::Stopped(format!("cannot observe the cluster: {e}")),
             };
             if let Err(why) = fence_holds(fence, self.cfg.act_when, &obs) {
@@ -106,18 +121,36 @@ impl Engine {
                                 continue; // the old leader is a follower now; re-plan it.
                             }
                             // Lame duck: the new leader's instance settles for two polls before
-                            // acting, and its health gate fails while our member defragments, so
-                            // we finish our own member now — the pass completes even when the new
-                            // leader has no live etcd-upkeep beside it. Too late: leave it.
-                            if moved.elapsed() < self.cfg.settle / 2
+                            // it stops a member, and its health gate fails while our member
+                            // defragments, so we finish our own member now — the pass completes
+                            // even when the new leader has no live etcd-upkeep beside it.
+                            // Why this cannot overlap the new actor's first defragmentation: its
+                            // settle period starts when it first sees itself lead (after `moved`)
+                            // and lasts `settle`; our defrag RPC is sent before `moved + settle/2`
+                            // — the deadline is checked again after the fresh look, right before
+                            // sending — so it is running when the new actor's gate probes our
+                            // member, and that gate stays closed until it ends. Too late: leave it.
+                            let window = self.cfg.settle / 2;
+                            if moved.elapsed() < window
                                 && let Ok(now) = ctx.observe().await
+                                && moved.elapsed() < window
                                 && let Some(follower) = current_step(&now, step.member_id)
                             {
-                                if let Err(why) = self
-                                    .defrag_and_verify(ctx, &now, &follower, plan.cause)
-                                    .await
-                                {
-                                    return RollOutcome::Stopped(why);
+                                let deadline = moved + window;
+                                let result = self
+                                    .defrag_and_verify(
+                                        ctx,
+                                        &now,
+                                        &follower,
+                                        plan.cause,
+                                        Some(deadline),
+                                    )
+                                    .await;
+                                if let Err(stop) = result {
+                                    if stop.defragmented {
+                                        done.insert(step.member_id);
+                                    }
+                                    return RollOutcome::Stopped(stop.why);
                                 }
                                 pending.remove(&step.member_id);
                                 done.insert(step.member_id);
@@ -159,8 +192,14 @@ impl Engine {
                 continue;
             }
 
-            if let Err(why) = self.defrag_and_verify(ctx, &obs, &step, plan.cause).await {
-                return RollOutcome::Stopped(why);
+            if let Err(stop) = self
+                .defrag_and_verify(ctx, &obs, &step, plan.cause, None)
+                .await
+            {
+                if stop.defragmented {
+                    done.insert(step.member_id);
+                }
+                return RollOutcome::Stopped(stop.why);
             }
             pending.remove(&step.member_id);
             done.insert(step.member_id);
@@ -170,15 +209,16 @@ impl Engine {
 
     /// Defragments one member and proves nothing was lost: KV hash at a fixed revision before,
     /// the defrag (a client-side timeout makes the member busy until it answers), then the
-    /// member answering, caught up, and hashing the same as before and as a peer. `Err` is the
-    /// reason the pass must stop.
+    /// member answering, caught up, and hashing the same as before and as a peer. `send_by`: the
+    /// defrag RPC is not sent after it. `Err` is the reason the pass must stop.
     async fn defrag_and_verify(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
         step: &DefragStep,
         cause: PlanCause,
-    ) -> Result<(), String> {
+        send_by: Option<Instant>,
+    ) -> Result<(), Stop> {
         let mut shutdown = ctx.shutdown.clone();
         let peer = peer_of(obs, step.member_id);
         // The member's own KV hash at its own revision, to compare after the defrag.
@@ -191,8 +231,14 @@ impl Engine {
             .etcd
             .hash_kv(&step.endpoint, revision)
             .await
-            .ok()
-            .map(|h| (revision, h));
+            .map(|h| (revision, h))
+            .map_err(|e| e.to_string());
+        if send_by.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(Stop::before(format!(
+                "the window to defragment {} before the new actor settles has passed; leaving it to the new actor",
+                step.name
+            )));
+        }
         match ctx.act(false).defragment(step, cause.as_str()).await {
             Ok(_) => {}
             Err(e) if e.kind == FailureKind::Timeout => {
@@ -207,33 +253,36 @@ impl Engine {
                 )
                 .await;
                 if !answered {
-                    return Err(format!("{} busy; stopping", step.name));
+                    return Err(Stop::before(format!("{} busy; stopping", step.name)));
                 }
                 self.busy = None;
             }
-            Err(e) => return Err(format!("defragmenting {} failed: {e}", step.name)),
+            Err(e) => {
+                return Err(Stop::before(format!(
+                    "defragmenting {} failed: {e}",
+                    step.name
+                )));
+            }
         }
         self.last_defrag.insert(step.member_id, unix_now());
-        match self.verify_member(ctx, step, peer, before).await {
-            Ok(()) => Ok(()),
-            Err(VerifyFailure::Mismatch(why)) => {
+        let outcome = self.verify_member(ctx, step, peer, before).await;
+        self.record_integrity(ctx, &step.name, &outcome);
+        match outcome {
+            Integrity::Verified(_) => Ok(()),
+            Integrity::Mismatch(why) => {
                 let message = format!(
-                    "integrity check after defragmenting {} failed: {why}; all maintenance stopped",
+                    "integrity check after defragmenting {} failed: {why}; all maintenance stopped while the members disagree",
                     step.name
                 );
-                self.integrity_failure = Some(message.clone());
-                self.set_blocked(ctx, "hash_mismatch", vec![message.clone()]);
-                Err(message)
+                self.cluster_disagrees(ctx, message.clone());
+                Err(Stop::after(message))
             }
-            // Not proven either way (an RPC failed, a peer lags): stop this pass, look again later.
-            Err(VerifyFailure::Unverifiable(why)) => {
-                let message = format!(
-                    "could not verify {} after its defragmentation: {why}; stopping this pass",
-                    step.name
-                );
-                tracing::warn!("{message}");
-                Err(message)
-            }
+            // Not proven either way (an RPC failed, a peer lags): the member was defragmented,
+            // but the pass stops; the next one starts from a fresh look.
+            Integrity::Unverifiable(why) => Err(Stop::after(format!(
+                "could not verify {} after its defragmentation: {why}; stopping this pass",
+                step.name
+            ))),
         }
     }
 
@@ -300,134 +349,6 @@ impl Engine {
             }
         }
     }
-
-    /// After a defrag: the member answers and has caught up; its KV hash at its pre-defrag
-    /// revision is unchanged; and at its current revision it equals the most caught-up peer's.
-    /// Only different hashes over the same compacted range are a `Mismatch`; a failed or
-    /// impossible comparison (a revision compacted meanwhile, a peer lagging) is `Unverifiable`.
-    async fn verify_member(
-        &self,
-        ctx: &Ctx<'_>,
-        step: &DefragStep,
-        peer: Option<(u64, String)>,
-        before: Option<(i64, KvHash)>,
-    ) -> Result<(), VerifyFailure> {
-        use VerifyFailure::{Mismatch, Unverifiable};
-        let mut shutdown = ctx.shutdown.clone();
-        if !wait_until_answering(
-            ctx.etcd,
-            &step.endpoint,
-            self.cfg.health_timeout,
-            ctx.etcd.command_timeout(),
-            &mut shutdown,
-        )
-        .await
-        {
-            return Err(Unverifiable(format!("{} did not answer again", step.name)));
-        }
-        // Caught up: its applied index reaches the leader's raft index as it was just now.
-        let target_index = match ctx.observe().await {
-            Ok(obs) => obs
-                .leader
-                .and_then(|l| obs.member(l))
-                .and_then(|m| m.status.as_ref())
-                .map(|s| s.raft_index),
-            Err(_) => None,
-        };
-        let caught_up = self
-            .wait_for(&mut shutdown, || async {
-                match (target_index, ctx.etcd.status(&step.endpoint).await) {
-                    (Some(target), Ok(s)) => s.raft_applied_index >= target,
-                    (None, Ok(_)) => true,
-                    _ => false,
-                }
-            })
-            .await;
-        if !caught_up {
-            return Err(Unverifiable(format!(
-                "{} did not catch up with the leader within 60s",
-                step.name
-            )));
-        }
-        // 1. Unchanged by the defrag.
-        if let Some((revision, before)) = before {
-            match ctx.etcd.hash_kv(&step.endpoint, revision).await {
-                Ok(after)
-                    if after.compact_revision == before.compact_revision
-                        && after.hash != before.hash =>
-                {
-                    return Err(Mismatch(format!(
-                        "{}'s KV hash at revision {revision} changed across the defragmentation ({:x} → {:x})",
-                        step.name, before.hash, after.hash
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) if e.kind == FailureKind::Compacted => {
-                    tracing::info!(member = %step.name, "revision {revision} was compacted meanwhile; relying on the peer comparison");
-                }
-                Err(e) => return Err(Unverifiable(e.to_string())),
-            }
-        }
-        // 2. Equal to a peer at the member's current revision, once the peer has reached it.
-        let Some((peer_id, peer_endpoint)) = peer else {
-            tracing::info!(member = %step.name, "integrity verified: KV hash unchanged by the defragmentation (no peer to compare)");
-            return Ok(());
-        };
-        let revision = ctx
-            .etcd
-            .status(&step.endpoint)
-            .await
-            .map_err(|e| Unverifiable(e.to_string()))?
-            .revision;
-        let peer_ready = self
-            .wait_for(&mut shutdown, || async {
-                ctx.etcd
-                    .status(&peer_endpoint)
-                    .await
-                    .is_ok_and(|s| s.revision >= revision)
-            })
-            .await;
-        if !peer_ready {
-            return Err(Unverifiable(format!(
-                "peer {peer_id:x} did not reach revision {revision} within 60s"
-            )));
-        }
-        let ours = ctx
-            .etcd
-            .hash_kv(&step.endpoint, revision)
-            .await
-            .map_err(|e| Unverifiable(e.to_string()))?;
-        let theirs = ctx
-            .etcd
-            .hash_kv(&peer_endpoint, revision)
-            .await
-            .map_err(|e| Unverifiable(e.to_string()))?;
-        if ours.compact_revision == theirs.compact_revision && ours.hash != theirs.hash {
-            return Err(Mismatch(format!(
-                "{}'s KV hash at revision {revision} ({:x}) differs from peer {peer_id:x}'s ({:x})",
-                step.name, ours.hash, theirs.hash
-            )));
-        }
-        tracing::info!(member = %step.name, revision, hash = ours.hash, "integrity verified: KV hash unchanged by the defragmentation and equal to a peer's at revision {revision}");
-        Ok(())
-    }
-
-    /// Polls `check` every 200 ms for up to 60 s; false on timeout or shutdown.
-    async fn wait_for<F, Fut>(&self, shutdown: &mut crate::shutdown::Shutdown, mut check: F) -> bool
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if check().await {
-                return true;
-            }
-            if Instant::now() >= deadline || shutdown.sleep(Duration::from_millis(200)).await {
-                return false;
-            }
-        }
-    }
 }
 
 fn voting_count(obs: &Observation) -> usize {
@@ -440,32 +361,4 @@ fn current_step(obs: &Observation, member_id: u64) -> Option<DefragStep> {
         .steps
         .into_iter()
         .next()
-}
-
-/// The voting member, other than `member_id`, that is furthest ahead, to compare hashes with.
-fn peer_of(obs: &Observation, member_id: u64) -> Option<(u64, String)> {
-    obs.members
-        .iter()
-        .filter(|m| m.id != member_id && !m.is_learner)
-        .filter_map(|m| m.status.as_ref().map(|s| (m, s.revision)))
-        .max_by_key(|(m, revision)| (*revision, m.id))
-        .map(|(m, _)| (m.id, m.endpoint.clone()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::peer_of;
-    use crate::decide::fixtures::cluster;
-
-    #[test]
-    fn the_peer_is_the_most_caught_up_other_member() {
-        let mut obs = cluster(&[(1, 1); 3], 100);
-        // m2 was frozen: its revision lags far behind (the case that once looked like corruption).
-        obs.members[2].status.as_mut().unwrap().revision = 3;
-        obs.members[1].status.as_mut().unwrap().revision = 900;
-        assert_eq!(peer_of(&obs, 1).map(|p| p.0), Some(2));
-        obs.members[1].status = None;
-        assert_eq!(peer_of(&obs, 1).map(|p| p.0), Some(3));
-        assert_eq!(peer_of(&cluster(&[(1, 1)], 100), 1), None);
-    }
 }

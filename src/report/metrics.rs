@@ -48,6 +48,11 @@ pub struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChurnLabel {
     pub resource: String,
     pub key: String,
@@ -97,6 +102,7 @@ pub struct Metrics {
     pub live_data_bytes: Gauge,
     pub live_data_over_target: Gauge,
     pub registered: Gauge,
+    pub integrity_checks: Family<OutcomeLabel, Counter>,
 }
 
 /// Reasons a heal can be blocked; all are always exported (0 or 1) so alerts can match them.
@@ -148,6 +154,7 @@ impl Metrics {
             live_data_bytes: Gauge::default(),
             live_data_over_target: Gauge::default(),
             registered: Gauge::default(),
+            integrity_checks: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("etcd_upkeep");
         r.register_with_unit(
@@ -332,6 +339,16 @@ impl Metrics {
             "1 while this instance's actor candidacy (a lease-bound key in etcd) is alive",
             m.registered.clone(),
         );
+        r.register(
+            "integrity_checks",
+            "KV-hash integrity checks by outcome (verified: compared and equal; unverifiable: a comparison could not be made; mismatch)",
+            m.integrity_checks.clone(),
+        );
+        for outcome in ["verified", "unverifiable", "mismatch"] {
+            let _ = m.integrity_checks.get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            });
+        }
         m.seconds_until_quota.set(f64::INFINITY);
         for alarm in [AlarmKind::NoSpace, AlarmKind::Corrupt] {
             m.alarm_active
