@@ -242,3 +242,78 @@ fn sidecars_beside_the_followers_heal_when_the_leader_has_none() {
         assert!(*size as f64 <= 0.9 * (32 * MIB) as f64, "{name} at {size}");
     }
 }
+
+#[test]
+fn members_whose_data_differs_block_maintenance_in_every_new_instance() {
+    let mut cluster = Cluster::start(3, 64 * MIB);
+    let marker = b"upkeep-test-marker-AAAAAAAAAAAAAAAA";
+    runtime().block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        c.put("/registry/configmaps/ns/marked", marker.to_vec(), None)
+            .await
+            .unwrap();
+        for i in 0..20 {
+            c.put(format!("/registry/configmaps/ns/after-{i}"), "x", None)
+                .await
+                .unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1)); // every member's backend commits the marker
+    // A real divergence: m2's db file says something else for the same key and revision.
+    let victim = (cluster.leader_index() + 1) % 3;
+    cluster.kill(victim);
+    let db = cluster.members[victim].data_dir.join("member/snap/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let mut changed = 0;
+    for i in 0..bytes.len().saturating_sub(marker.len()) {
+        if &bytes[i..i + marker.len()] == marker {
+            bytes[i + marker.len() - 4..i + marker.len()].copy_from_slice(b"BBBB");
+            changed += 1;
+        }
+    }
+    assert!(changed > 0, "the marker is in m{victim}'s db file");
+    std::fs::write(&db, bytes).unwrap();
+    cluster.restart(victim);
+    cluster.wait_writable(Duration::from_secs(30));
+
+    let args = daemon_args(
+        &cluster,
+        &cluster.endpoints()[0],
+        &[
+            "--act-when",
+            "always",
+            "--poll-interval",
+            "1s",
+            "--quota-backend-bytes",
+            "64Mi",
+        ],
+    );
+    let blocked = "etcd_upkeep_maintenance_blocked{reason=\"hash_mismatch\"}";
+    for run in 0..2 {
+        // A fresh instance (the second one after a restart) derives the mismatch from the cluster.
+        let daemon = Daemon::start(&args, cluster.dir.path());
+        daemon.wait_for(Duration::from_secs(30), "maintenance blocked", |d| {
+            d.metric(blocked) == Some(1.0)
+        });
+        let log = daemon.log();
+        assert!(
+            log.contains("the members' data differs"),
+            "run {run}: {log}"
+        );
+        assert!(
+            log.contains("integrity MISMATCH for cluster"),
+            "run {run}: {log}"
+        );
+        assert!(
+            daemon.metric("etcd_upkeep_integrity_checks_total{outcome=\"mismatch\"}") >= Some(1.0)
+        );
+        // Nothing is touched meanwhile, not even a compaction.
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(
+            daemon.metric("etcd_upkeep_compaction_total{result=\"ok\"}"),
+            Some(0.0),
+            "run {run}: {}",
+            daemon.log()
+        );
+    }
+}

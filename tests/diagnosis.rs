@@ -298,3 +298,62 @@ fn a_growth_forecast_is_published_and_the_space_controller_blames_the_sync_loop(
     });
     assert_eq!(alarms, 0, "prevented: NOSPACE never raised");
 }
+
+#[test]
+fn thousands_of_keys_written_a_few_times_raise_no_false_alarm_and_the_hot_key_is_still_named() {
+    let cluster = Cluster::start(1, 256 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let args = daemon_args(
+        &cluster,
+        &endpoint,
+        &["--poll-interval", "500ms", "--quota-backend-bytes", "256Mi"],
+    );
+    let daemon = Daemon::start(&args, cluster.dir.path());
+    std::thread::sleep(Duration::from_secs(1));
+    // 3 000 objects written 3 times each at ≈ 300 writes/s (a busy but healthy control plane),
+    // and one object rewritten 5 times a second (300/min: a loop).
+    let most_loops = std::cell::Cell::new(0.0f64);
+    runtime().block_on(async {
+        let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
+        let mut tick = tokio::time::interval(Duration::from_micros(3_333));
+        for i in 0..9000u32 {
+            tick.tick().await;
+            let key = format!("/registry/configmaps/ns-{}/cm-{}", i % 30, i % 3000);
+            c.put(key, vec![b'v'; 300], None).await.unwrap();
+            if i % 60 == 0 {
+                c.put(LOOP_KEY, vec![b'w'; 1000], None).await.unwrap();
+                if let Some(n) = daemon.metric("etcd_upkeep_sync_loops") {
+                    most_loops.set(most_loops.get().max(n));
+                }
+            }
+        }
+    });
+    daemon.wait_for(Duration::from_secs(10), "the hot key named", |d| {
+        d.log().contains("sync loop suspected")
+    });
+    let log = daemon.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("sync loop suspected"))
+        .collect();
+    assert!(
+        warnings.iter().all(|l| l.contains(LOOP_KEY)),
+        "only the hot key is reported: {warnings:#?}"
+    );
+    assert!(
+        most_loops.get() <= 1.0,
+        "etcd_upkeep_sync_loops never counted a healthy key"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("sync loop:") && l.contains("/registry/configmaps/")),
+        "no healthy key is blamed for history: {log}"
+    );
+    let status = daemon.status_json();
+    let top = &status["diagnosis"]["churn_last_minute"][0];
+    assert_eq!(top["key"], LOOP_KEY, "{status}");
+    assert!(
+        top["writes"].as_u64() <= top["writes_max"].as_u64(),
+        "{top}"
+    );
+}

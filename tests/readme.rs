@@ -64,3 +64,31 @@ fn every_metric_named_in_docs_rules_and_dashboard_is_exported() {
         }
     }
 }
+
+#[test]
+fn the_snippet_never_gates_the_vcluster_pod_on_readiness() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let snippet = std::fs::read_to_string(format!("{root}/helm-values-snippet.yaml")).unwrap();
+    let probes: Vec<&str> = snippet
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter(|l| l.trim_start().starts_with("readinessProbe:"))
+        .collect();
+    assert!(
+        probes.is_empty(),
+        "a sidecar readiness probe gates the vCluster pod: {probes:?}"
+    );
+    let documents = snippet
+        .split("\n---\n")
+        .filter(|d| d.contains("sidecarContainers"))
+        .count();
+    let liveness = snippet.matches("livenessProbe:").count();
+    assert!(
+        documents == 2 && liveness == 2,
+        "both sidecars keep the /healthz liveness probe"
+    );
+    assert!(
+        snippet.contains("--act-when=elected") && snippet.contains("replicas: 3"),
+        "the deployed document runs three identical instances that elect one actor"
+    );
+}

@@ -21,11 +21,15 @@ const BUCKETS: usize = 60; // 10 minutes
 pub struct ChurnEntry {
     pub key: String,
     pub resource: String,
-    /// Writes in the window.
+    /// Writes in the window, guaranteed: the sketches' counts less their error bounds.
     pub writes: u64,
+    /// At most this many writes (each bucket's over-estimate, and its smallest count where the
+    /// key was not tracked).
+    pub writes_max: u64,
+    /// From the guaranteed count: a key is never reported above what it was surely written.
     pub writes_per_minute: f64,
     pub bytes_per_minute: f64,
-    /// True when the rate is over the sync-loop threshold.
+    /// True when the guaranteed rate is over the sync-loop threshold.
     pub sync_loop: bool,
     /// The vCluster setting that likely syncs it (for sync loops).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,17 +78,27 @@ impl ChurnDetector {
     /// The `n` heaviest keys over the last `window_seconds` (≤ 600) at `now`.
     pub fn top(&self, now: f64, window_seconds: f64, n: usize) -> Vec<ChurnEntry> {
         let since = now - window_seconds;
-        let mut merged: HashMap<&str, (u64, u64)> = HashMap::new();
-        for (start, sketch) in &self.buckets {
-            if (*start as f64 + BUCKET_SECONDS as f64) <= since || *start as f64 > now {
-                continue;
-            }
+        let in_window: Vec<&SpaceSaving> = self
+            .buckets
+            .iter()
+            .filter(|(start, _)| {
+                (*start as f64 + BUCKET_SECONDS as f64) > since && *start as f64 <= now
+            })
+            .map(|(_, sketch)| sketch)
+            .collect();
+        // Per key: (guaranteed writes, upper bound over the buckets that track it, bytes,
+        // buckets that track it).
+        let mut merged: HashMap<&str, (u64, u64, u64, usize)> = HashMap::new();
+        for sketch in &in_window {
             for counter in sketch.counters() {
                 let entry = merged.entry(counter.key.as_str()).or_default();
-                entry.0 += counter.count;
-                entry.1 += counter.bytes;
+                entry.0 += counter.count - counter.error;
+                entry.1 += counter.count;
+                entry.2 += counter.bytes;
+                entry.3 += 1;
             }
         }
+        let untracked_max: u64 = in_window.iter().map(|s| s.min_count()).sum();
         // Rates over the part of the window we have actually watched.
         let watched = self
             .started
@@ -92,15 +106,24 @@ impl ChurnDetector {
             .unwrap_or(window_seconds);
         let mut entries: Vec<ChurnEntry> = merged
             .into_iter()
-            .map(|(key, (writes, bytes))| {
+            .filter(|(_, (writes, ..))| *writes > 0)
+            .map(|(key, (writes, upper, bytes, tracked_in))| {
                 let writes_per_minute = writes as f64 * 60.0 / watched;
                 let resource = classify(key).resource;
                 let sync_loop = writes_per_minute > self.threshold_per_minute;
+                // Where the key was not tracked it was written at most that bucket's minimum;
+                // summed over every bucket as a bound (a key tracked everywhere adds nothing).
+                let untracked = if tracked_in == in_window.len() {
+                    0
+                } else {
+                    untracked_max
+                };
                 ChurnEntry {
                     key: key.to_string(),
                     vcluster_hint: sync_loop.then(|| vcluster_sync_hint(&resource)),
                     resource,
                     writes,
+                    writes_max: upper + untracked,
                     writes_per_minute,
                     bytes_per_minute: bytes as f64 * 60.0 / watched,
                     sync_loop,
@@ -146,6 +169,60 @@ mod tests {
                 .contains("widgets.example.com")
         );
         assert!(!top[1].sync_loop);
+    }
+
+    #[test]
+    fn many_keys_written_a_few_times_are_never_reported_as_loops() {
+        // The reported bug: 5 000 keys written 3 times each (plus one hot key) made the sketch's
+        // inherited over-estimates look like 72–104 writes a minute.
+        let mut d = ChurnDetector::new(256, 60.0);
+        let hot = "/registry/example.com/widgets/default/hot";
+        let mut t = 1000.0;
+        for round in 0..3 {
+            for k in 0..5000 {
+                t += 0.004; // ≈ 250 writes/s in all, 60 s
+                d.record(
+                    &format!("/registry/configmaps/ns-{}/cm-{k}", k % 20),
+                    300,
+                    t,
+                );
+                if k % 25 == 0 {
+                    d.record(hot, 1000, t); // 10 writes/s: a real loop
+                }
+            }
+            let _ = round;
+        }
+        let top = d.top(t, 60.0, 20);
+        let loops: Vec<&ChurnEntry> = top.iter().filter(|e| e.sync_loop).collect();
+        assert_eq!(loops.len(), 1, "only the hot key: {loops:?}");
+        assert_eq!(loops[0].key, hot);
+        for e in &top {
+            assert!(e.writes <= e.writes_max, "{e:?}");
+            if e.key != hot {
+                assert!(
+                    e.writes <= 3,
+                    "a key written 3 times is never counted more: {e:?}"
+                );
+            }
+        }
+        // Uniform load: 800 keys at 22.5 writes/min each (300/s in all) is no loop either.
+        let mut d = ChurnDetector::new(256, 60.0);
+        let mut t = 1000.0;
+        for i in 0..18_000u64 {
+            t += 1.0 / 300.0;
+            d.record(&format!("/registry/leases/ns/l-{}", i % 800), 100, t);
+        }
+        let top = d.top(t, 60.0, 10);
+        assert!(
+            top.iter().all(|e| !e.sync_loop),
+            "{:?}",
+            &top[..3.min(top.len())]
+        );
+        assert!(
+            top.iter().all(|e| e.writes_per_minute <= 23.0),
+            "never above the true rate: {:?}",
+            &top[..3.min(top.len())]
+        );
     }
 
     #[test]

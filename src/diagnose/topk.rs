@@ -81,6 +81,19 @@ impl SpaceSaving {
         self.sift_down(0);
     }
 
+    /// The smallest count a tracked key has once the sketch is full (an untracked key was
+    /// written at most this often); 0 while there is room.
+    pub fn min_count(&self) -> u64 {
+        if self.counters.len() < self.capacity {
+            0
+        } else {
+            self.heap
+                .first()
+                .map(|&i| self.counters[i].count)
+                .unwrap_or(0)
+        }
+    }
+
     /// The counters, in no particular order.
     pub fn counters(&self) -> impl Iterator<Item = &Counter> {
         self.counters.iter()
