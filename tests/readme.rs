@@ -80,7 +80,10 @@ fn the_snippet_never_gates_the_vcluster_pod_on_readiness() {
     );
     let documents = snippet
         .split("\n---\n")
-        .filter(|d| d.contains("sidecarContainers"))
+        .filter(|d| {
+            d.lines()
+                .any(|l| l.trim_start().starts_with("sidecarContainers:"))
+        })
         .count();
     let liveness = snippet.matches("livenessProbe:").count();
     assert!(
