@@ -45,6 +45,32 @@ fn status_table(cluster: &Cluster) {
     print!("{}", String::from_utf8_lossy(&upkeep(&args).stdout));
 }
 
+/// Revision `i` of the looping custom resource, as the apiserver stores it: `spec.size` set by
+/// `vcluster` on even revisions and reset by `widget-operator` on odd ones (each manager's
+/// managedFields time moves when it writes), and a 100 KB `spec.template` that never changes.
+fn widget(i: u64) -> Vec<u8> {
+    let time = |writer: u64| {
+        let last = if i % 2 == writer {
+            i
+        } else {
+            i.saturating_sub(1)
+        };
+        format!("2026-12-01T10:{:02}:{:02}Z", (last / 60) % 60, last % 60)
+    };
+    let entry = |manager: &str, writer: u64| {
+        serde_json::json!({"manager": manager, "operation": "Update", "apiVersion": "example.com/v1",
+            "time": time(writer), "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:size": {}}}})
+    };
+    serde_json::json!({
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "looping-widget", "namespace": "default", "resourceVersion": i.to_string(),
+            "managedFields": [entry("vcluster", 0), entry("widget-operator", 1)]},
+        "spec": {"size": if i % 2 == 0 { 3 } else { 5 }, "template": "t".repeat(100_000)},
+    })
+    .to_string()
+    .into_bytes()
+}
+
 /// One etcd-upkeep per member, the local member first; `extra` flags on each.
 fn sidecars(cluster: &Cluster, extra: &[&str]) -> Vec<Daemon> {
     let daemons: Vec<Daemon> = cluster
@@ -129,9 +155,11 @@ fn prevention(cluster: &Cluster, seconds: u64) -> bool {
             runtime().block_on(async move {
                 let mut c = config.connect().await;
                 let mut tick = tokio::time::interval(Duration::from_millis(40));
+                let mut i = 0;
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
-                    match c.put(LOOP_KEY, vec![b'w'; 100_000], None).await {
+                    i += 1;
+                    match c.put(LOOP_KEY, widget(i), None).await {
                         Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
                         Err(_) => failed.fetch_add(1, Ordering::SeqCst),
                     };
@@ -143,8 +171,8 @@ fn prevention(cluster: &Cluster, seconds: u64) -> bool {
     let (mut named, mut explained, mut peak) = (false, false, 0u64);
     while start.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
-        if !named && let Some(line) = log_line(&daemons, "sync loop suspected: ") {
-            say("etcd-upkeep names the looping object");
+        if !named && let Some(line) = log_line(&daemons, "changing: ") {
+            say("etcd-upkeep names the looping object, the field that flips and the two writers");
             println!(
                 "    {}",
                 line.split("sync loop suspected: ").nth(1).unwrap_or(&line)
@@ -227,9 +255,11 @@ fn main() {
                     .unwrap();
                 }
                 let mut tick = tokio::time::interval(Duration::from_millis(40));
+                let mut i = 0;
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
-                    if let Err(e) = c.put(LOOP_KEY, vec![b'w'; 100_000], None).await
+                    i += 1;
+                    if let Err(e) = c.put(LOOP_KEY, widget(i), None).await
                         && e.to_string().contains("database space exceeded")
                         && !nospace_seen.swap(true, Ordering::SeqCst)
                     {

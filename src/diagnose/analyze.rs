@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::diagnose::fields::{FieldChange, FieldTracker, WriterCount, describe};
 use crate::diagnose::keys::{REGISTRY, classify};
 use crate::diagnose::topk::SpaceSaving;
 use crate::etcd::{Etcd, EtcdError, WatchMessage};
@@ -41,6 +42,10 @@ pub struct ChurnReport {
     pub writes_per_second: f64,
     pub bytes: u64,
     pub bytes_per_second: f64,
+    /// The field paths that changed between its revisions, most changed first.
+    pub changed_fields: Vec<FieldChange>,
+    /// The field managers that wrote them, most writes first.
+    pub writers: Vec<WriterCount>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -212,18 +217,23 @@ pub async fn watch_churn(
     top: usize,
 ) -> Result<Vec<ChurnReport>, EtcdError> {
     let mut sketch = SpaceSaving::new(10_000);
+    let mut fields = FieldTracker::default();
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + duration;
     let mut subscription = etcd.watch_prefix(endpoint, prefix, 0).await?;
     loop {
+        // Decode only keys already written more than once: the candidates for a loop.
         let message = tokio::select! {
-            m = subscription.next() => m?,
+            m = subscription.next_keeping(|k| sketch.count(k).is_some_and(|n| n >= 1)) => m?,
             _ = tokio::time::sleep_until(deadline) => break,
         };
         match message {
             Some(WatchMessage::Events(events)) => {
                 for e in events {
                     sketch.add(&e.key, e.bytes);
+                    if let Some(value) = &e.value {
+                        fields.record(&e.key, value);
+                    }
                 }
             }
             // A compaction can only cancel a lagging watch; start again from now.
@@ -237,13 +247,18 @@ pub async fn watch_churn(
         .top()
         .into_iter()
         .take(top)
-        .map(|c| ChurnReport {
-            resource: classify(&c.key).resource,
-            writes_per_second: c.count as f64 / seconds,
-            bytes_per_second: c.bytes as f64 / seconds,
-            key: c.key,
-            writes: c.count,
-            bytes: c.bytes,
+        .map(|c| {
+            let (changed_fields, writers) = fields.report(&c.key, 5);
+            ChurnReport {
+                resource: classify(&c.key).resource,
+                writes_per_second: c.count as f64 / seconds,
+                bytes_per_second: c.bytes as f64 / seconds,
+                key: c.key,
+                writes: c.count,
+                bytes: c.bytes,
+                changed_fields,
+                writers,
+            }
         })
         .collect())
 }
@@ -301,6 +316,9 @@ impl Analysis {
                     format_bytes(c.bytes_per_second as u64),
                     c.key
                 ));
+                if let Some(text) = describe(&c.changed_fields, &c.writers) {
+                    out.push_str(&format!("{:>32}{text}\n", ""));
+                }
             }
         }
         out

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
+use super::fields::{FieldChange, WriterCount};
 use super::keys::{classify, vcluster_sync_hint};
 use super::topk::SpaceSaving;
 
@@ -34,6 +35,12 @@ pub struct ChurnEntry {
     /// The vCluster setting that likely syncs it (for sync loops).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcluster_hint: Option<String>,
+    /// The field paths that changed between its revisions, most changed first (hot keys only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed_fields: Vec<FieldChange>,
+    /// The field managers that wrote its revisions, most writes first (hot keys only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<WriterCount>,
 }
 
 pub struct ChurnDetector {
@@ -127,6 +134,8 @@ impl ChurnDetector {
                     writes_per_minute,
                     bytes_per_minute: bytes as f64 * 60.0 / watched,
                     sync_loop,
+                    changed_fields: Vec::new(),
+                    writers: Vec::new(),
                 }
             })
             .collect();

@@ -10,6 +10,7 @@
 
 pub mod analyze;
 pub mod churn;
+pub mod fields;
 pub mod forecast;
 pub mod history_rate;
 pub mod keys;

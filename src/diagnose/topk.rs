@@ -94,6 +94,11 @@ impl SpaceSaving {
         }
     }
 
+    /// The (over-estimated) count of a tracked key.
+    pub fn count(&self, key: &str) -> Option<u64> {
+        self.index.get(key).map(|&i| self.counters[i].count)
+    }
+
     /// The counters, in no particular order.
     pub fn counters(&self) -> impl Iterator<Item = &Counter> {
         self.counters.iter()

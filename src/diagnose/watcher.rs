@@ -7,7 +7,7 @@
 //! ends the stream (member restart, slow-watcher cancel, compaction of a lagging watch) the
 //! watch is simply re-created, with back-off while etcd is unreachable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::daemon::{Snapshot, backoff};
 use crate::diagnose::churn::{ChurnDetector, ChurnEntry};
+use crate::diagnose::fields::{FieldTracker, describe};
 use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::WatchMessage;
 use crate::observe::unix_now;
@@ -39,7 +40,7 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) {
     let mut detector = ChurnDetector::new(SKETCH_CAPACITY, threshold_per_minute);
-    let mut warned: HashMap<String, f64> = HashMap::new();
+    let mut report = Report::default();
     let mut failures = 0u32;
     let poll = shared.poll_interval;
     loop {
@@ -84,42 +85,54 @@ pub async fn run(
         totals.started();
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         loop {
-            tokio::select! {
-                message = subscription.next() => match message {
-                    Ok(Some(WatchMessage::Events(events))) => {
-                        let now = unix_now();
-                        shared.metrics.watch_events.inc_by(events.len() as u64);
-                        let (mut superseded, mut created) = (0, 0);
-                        for event in events {
-                            if event.is_create {
-                                created += event.bytes;
-                            } else {
-                                superseded += event.bytes;
-                            }
-                            detector.record(&event.key, event.bytes, now);
-                        }
-                        totals.add(superseded, created);
-                    }
-                    Ok(Some(WatchMessage::Compacted { compact_revision })) => {
-                        tracing::info!(compact_revision, "churn watch fell behind a compaction; restarting from the current revision");
-                        break;
-                    }
-                    Ok(Some(WatchMessage::Canceled(reason))) => {
-                        tracing::info!("churn watch ended by etcd ({reason}); restarting");
-                        break;
-                    }
-                    Ok(None) => {
-                        tracing::info!("churn watch stream closed; restarting");
-                        break;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!("churn watch failed: {e}; restarting");
-                        break;
-                    }
-                },
-                _ = publish.tick() => publish_report(&detector, &shared, &mut warned),
+            // Values are kept only for the keys already ranked hot (their fields are compared).
+            let step = tokio::select! {
+                message = subscription.next_keeping(|k| report.hot.contains(k)) => Some(message),
+                _ = publish.tick() => None,
                 _ = shutdown.requested() => return,
+            };
+            let Some(message) = step else {
+                report.publish(&detector, &shared);
+                continue;
+            };
+            match message {
+                Ok(Some(WatchMessage::Events(events))) => {
+                    let now = unix_now();
+                    shared.metrics.watch_events.inc_by(events.len() as u64);
+                    let (mut superseded, mut created) = (0, 0);
+                    for event in events {
+                        if event.is_create {
+                            created += event.bytes;
+                        } else {
+                            superseded += event.bytes;
+                        }
+                        detector.record(&event.key, event.bytes, now);
+                        if let Some(value) = &event.value {
+                            report.fields.record(&event.key, value);
+                        }
+                    }
+                    totals.add(superseded, created);
+                }
+                Ok(Some(WatchMessage::Compacted { compact_revision })) => {
+                    tracing::info!(
+                        compact_revision,
+                        "churn watch fell behind a compaction; restarting from the current revision"
+                    );
+                    break;
+                }
+                Ok(Some(WatchMessage::Canceled(reason))) => {
+                    tracing::info!("churn watch ended by etcd ({reason}); restarting");
+                    break;
+                }
+                Ok(None) => {
+                    tracing::info!("churn watch stream closed; restarting");
+                    break;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!("churn watch failed: {e}; restarting");
+                    break;
+                }
             }
         }
         if shutdown
@@ -131,41 +144,70 @@ pub async fn run(
     }
 }
 
-fn publish_report(detector: &ChurnDetector, shared: &Shared, warned: &mut HashMap<String, f64>) {
-    let now = unix_now();
-    let last_minute = detector.top(now, 60.0, TOP);
-    let last_ten = detector.top(now, 600.0, TOP);
-    let metrics = &shared.metrics;
-    metrics.churn_writes_per_minute.clear();
-    for entry in &last_minute {
-        metrics
-            .churn_writes_per_minute
-            .get_or_create(&ChurnLabel {
-                resource: entry.resource.clone(),
-                key: entry.key.clone(),
-            })
-            .set(entry.writes_per_minute);
-    }
-    let loops: Vec<&ChurnEntry> = last_minute.iter().filter(|e| e.sync_loop).collect();
-    metrics.sync_loops.set(loops.len() as i64);
-    for entry in &loops {
-        if warned
-            .get(&entry.key)
-            .is_some_and(|at| now - at < REWARN_SECONDS)
-        {
-            continue;
+/// What the churn watch publishes, and what it remembers between publications.
+#[derive(Default)]
+struct Report {
+    /// The keys ranked in the last top list: their values are decoded.
+    hot: HashSet<String>,
+    fields: FieldTracker,
+    /// When each looping key was last warned about, and whether that warning named its fields.
+    warned: HashMap<String, (f64, bool)>,
+}
+
+impl Report {
+    fn publish(&mut self, detector: &ChurnDetector, shared: &Shared) {
+        let now = unix_now();
+        let mut last_minute = detector.top(now, 60.0, TOP);
+        let mut last_ten = detector.top(now, 600.0, TOP);
+        for entry in last_minute.iter_mut().chain(last_ten.iter_mut()) {
+            (entry.changed_fields, entry.writers) = self.fields.report(&entry.key, 5);
         }
-        warned.insert(entry.key.clone(), now);
-        tracing::warn!(
-            key = %entry.key, resource = %entry.resource, writes_per_minute = entry.writes_per_minute,
-            bytes_per_minute = entry.bytes_per_minute,
-            "sync loop suspected: {} ({}) is rewritten {:.0} times a minute ({}/min of new history); likely synced by {}",
-            entry.key, entry.resource, entry.writes_per_minute, format_bytes(entry.bytes_per_minute as u64),
-            entry.vcluster_hint.as_deref().unwrap_or("an unknown controller")
-        );
+        let metrics = &shared.metrics;
+        metrics.churn_writes_per_minute.clear();
+        for entry in &last_minute {
+            metrics
+                .churn_writes_per_minute
+                .get_or_create(&ChurnLabel {
+                    resource: entry.resource.clone(),
+                    key: entry.key.clone(),
+                })
+                .set(entry.writes_per_minute);
+        }
+        let loops: Vec<&ChurnEntry> = last_minute.iter().filter(|e| e.sync_loop).collect();
+        metrics.sync_loops.set(loops.len() as i64);
+        for entry in &loops {
+            // Warn at once; what flips and who writes it is known a publication or two later
+            // (the key's values are decoded once it ranks hot): then warn again, with it.
+            let described = describe(&entry.changed_fields, &entry.writers);
+            if self
+                .warned
+                .get(&entry.key)
+                .is_some_and(|(at, with_fields)| {
+                    now - at < REWARN_SECONDS && (*with_fields || described.is_none())
+                })
+            {
+                continue;
+            }
+            self.warned
+                .insert(entry.key.clone(), (now, described.is_some()));
+            let fields = described.map(|d| format!("; {d}")).unwrap_or_default();
+            tracing::warn!(
+                key = %entry.key, resource = %entry.resource, writes_per_minute = entry.writes_per_minute,
+                bytes_per_minute = entry.bytes_per_minute,
+                changed_fields = ?entry.changed_fields.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+                writers = ?entry.writers.iter().map(|w| w.manager.as_str()).collect::<Vec<_>>(),
+                "sync loop suspected: {} ({}) is rewritten {:.0} times a minute ({}/min of new history){fields}; likely synced by {}",
+                entry.key, entry.resource, entry.writes_per_minute, format_bytes(entry.bytes_per_minute as u64),
+                entry.vcluster_hint.as_deref().unwrap_or("an unknown controller")
+            );
+        }
+        self.warned
+            .retain(|_, (at, _)| now - *at < REWARN_SECONDS * 2.0);
+        self.hot = last_minute.iter().map(|e| e.key.clone()).collect();
+        let hot = &self.hot;
+        self.fields.retain(|k| hot.contains(k));
+        let mut state = shared.write();
+        state.churn_last_minute = last_minute;
+        state.churn_last_ten_minutes = last_ten;
     }
-    warned.retain(|_, at| now - *at < REWARN_SECONDS * 2.0);
-    let mut state = shared.write();
-    state.churn_last_minute = last_minute;
-    state.churn_last_ten_minutes = last_ten;
 }

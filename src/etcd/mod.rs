@@ -427,6 +427,9 @@ pub struct WatchEvent {
     /// The key did not exist before this write (its first version): live data grows, no
     /// version is superseded.
     pub is_create: bool,
+    /// The value, only when the caller asked for this key's (a hot key's field analysis);
+    /// never logged or exported.
+    pub value: Option<Vec<u8>>,
 }
 
 /// What a watch stream delivered.
@@ -448,8 +451,16 @@ pub struct WatchSubscription {
 }
 
 impl WatchSubscription {
-    /// The next message; `Ok(None)` when the stream closed.
+    /// The next message; `Ok(None)` when the stream closed. Values are dropped.
     pub async fn next(&mut self) -> Result<Option<WatchMessage>> {
+        self.next_keeping(|_| false).await
+    }
+
+    /// The same, keeping the values of the keys `keep` picks.
+    pub async fn next_keeping(
+        &mut self,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Option<WatchMessage>> {
         let message = self
             .stream
             .message()
@@ -473,11 +484,14 @@ impl WatchSubscription {
             .iter()
             .filter_map(|e| {
                 let kv = e.kv()?;
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                let is_delete = e.event_type() == etcd_client::EventType::Delete;
                 Some(WatchEvent {
-                    key: String::from_utf8_lossy(kv.key()).into_owned(),
+                    value: (!is_delete && keep(&key)).then(|| kv.value().to_vec()),
                     bytes: (kv.key().len() + kv.value().len()) as u64,
-                    is_delete: e.event_type() == etcd_client::EventType::Delete,
+                    is_delete,
                     is_create: kv.version() == 1,
+                    key,
                 })
             })
             .collect();

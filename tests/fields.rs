@@ -1,0 +1,259 @@
+//! Which fields flip between which field managers, against real etcd — for a JSON custom
+//! resource and for a protobuf-encoded built-in (a ConfigMap encoded by k8s-pb, the generated
+//! Kubernetes types, exactly as the apiserver stores it: `k8s\0` + runtime.Unknown). Never the
+//! values: secret-looking values planted in the objects appear in no output.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_pb::api::core::v1::ConfigMap;
+use k8s_pb::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, Time};
+use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
+use prost::Message;
+use support::{Cluster, Daemon, daemon_args, runtime, s, upkeep};
+
+const MIB: u64 = 1024 * 1024;
+const SECRET: &str = "hunter2-s3cr3t-value";
+const CR_KEY: &str = "/registry/example.com/widgets/default/fought-over";
+const CM_KEY: &str = "/registry/configmaps/default/flipping";
+
+/// The custom resource as the apiserver stores it (JSON) after `writer` set `spec.size`.
+fn widget(revision: u64, times: &[String; 2]) -> Vec<u8> {
+    let size = if revision.is_multiple_of(2) { 3 } else { 5 };
+    let entry = |manager: &str, time: &str| {
+        serde_json::json!({"manager": manager, "operation": "Update", "apiVersion": "example.com/v1",
+            "time": time, "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:size": {}}}})
+    };
+    serde_json::json!({
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "fought-over", "namespace": "default", "uid": "u-1",
+            "resourceVersion": revision.to_string(), "generation": revision,
+            "managedFields": [entry("vcluster", &times[0]), entry("widget-operator", &times[1])]},
+        "spec": {"size": size, "password": SECRET},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The ConfigMap as the apiserver stores it (protobuf) after a label flipped.
+fn configmap(revision: u64, times: &[i64; 2]) -> Vec<u8> {
+    let entry = |manager: &str, seconds: i64| ManagedFieldsEntry {
+        manager: Some(manager.into()),
+        operation: Some("Update".into()),
+        api_version: Some("v1".into()),
+        time: Some(Time {
+            seconds: Some(seconds),
+            nanos: Some(0),
+        }),
+        fields_type: Some("FieldsV1".into()),
+        ..Default::default()
+    };
+    let flip = if revision.is_multiple_of(2) {
+        "blue"
+    } else {
+        "green"
+    };
+    let cm = ConfigMap {
+        metadata: Some(ObjectMeta {
+            name: Some("flipping".into()),
+            namespace: Some("default".into()),
+            resource_version: Some(revision.to_string()),
+            labels: BTreeMap::from([
+                ("app.kubernetes.io/flip".to_string(), flip.to_string()),
+                ("team".to_string(), "payments".to_string()),
+            ]),
+            managed_fields: vec![
+                entry("vcluster", times[0]),
+                entry("kube-controller", times[1]),
+            ],
+            ..Default::default()
+        }),
+        data: BTreeMap::from([("password".to_string(), SECRET.to_string())]),
+        ..Default::default()
+    };
+    let envelope = Unknown {
+        type_meta: Some(TypeMeta {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+        }),
+        raw: Some(cm.encode_to_vec()),
+        content_encoding: Some(String::new()),
+        content_type: Some("application/vnd.kubernetes.protobuf".into()),
+    };
+    let mut value = b"k8s\0".to_vec();
+    value.extend(envelope.encode_to_vec());
+    value
+}
+
+/// Two managers take turns on both objects, 10 revisions a second each, amid background writes.
+fn fight(cluster: &Cluster, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let config = cluster.client_config();
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let mut c = config.connect().await;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut revision = 0u64;
+            let (mut cr_times, mut cm_times) = (["t0".to_string(), "t0".to_string()], [0i64, 0]);
+            while !stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                revision += 1;
+                let turn = (revision % 2) as usize;
+                cr_times[turn] = format!("2026-12-01T10:00:{:02}Z", revision % 60);
+                cm_times[turn] = 1_700_000_000 + revision as i64;
+                c.put(CR_KEY, widget(revision, &cr_times), None)
+                    .await
+                    .unwrap();
+                c.put(CM_KEY, configmap(revision, &cm_times), None)
+                    .await
+                    .unwrap();
+                for b in 0..3 {
+                    let key = format!("/registry/pods/ns/p-{}", (revision * 3 + b) % 300);
+                    c.put(key, format!("{{\"spec\":{{\"n\":{revision}}}}}"), None)
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+    })
+}
+
+fn find<'a>(churn: &'a [serde_json::Value], key: &str) -> &'a serde_json::Value {
+    churn
+        .iter()
+        .find(|c| c["key"] == key)
+        .unwrap_or_else(|| panic!("{key} not ranked: {churn:#?}"))
+}
+
+fn managers(entry: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = entry["writers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["manager"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn analyze_and_the_daemon_name_the_flipping_fields_and_the_writers_never_the_values() {
+    let cluster = Cluster::start(1, 256 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let daemon = Daemon::start(
+        &daemon_args(&cluster, &endpoint, &["--quota-backend-bytes", "256Mi"]),
+        cluster.dir.path(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = fight(&cluster, stop.clone());
+
+    let mut args = s(&[
+        "analyze",
+        "--endpoints",
+        &endpoint,
+        "--watch",
+        "8s",
+        "-o",
+        "json",
+    ]);
+    args.extend(cluster.pki.flags());
+    let out = upkeep(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let churn = json["churn"].as_array().unwrap();
+    assert!(
+        [CR_KEY, CM_KEY].contains(&churn[0]["key"].as_str().unwrap()),
+        "a fought-over object is ranked first: {churn:#?}"
+    );
+    let cr = find(churn, CR_KEY);
+    assert_eq!(cr["changed_fields"][0]["path"], "spec.size", "{cr:#}");
+    assert_eq!(managers(cr), ["vcluster", "widget-operator"], "{cr:#}");
+    let cm = find(churn, CM_KEY);
+    assert_eq!(
+        cm["changed_fields"][0]["path"], "metadata.labels.app.kubernetes.io/flip",
+        "{cm:#}"
+    );
+    assert!(
+        cm["changed_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["path"] != "metadata.labels.team" && f["path"] != "data.password"),
+        "only what changes: {cm:#}"
+    );
+    assert_eq!(managers(cm), ["kube-controller", "vcluster"], "{cm:#}");
+
+    // The table shows it compactly.
+    let table_args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a == "json" {
+                "table".into()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let table = String::from_utf8_lossy(&upkeep(&table_args).stdout).to_string();
+    assert!(
+        table.contains("changing: `spec.size`") && table.contains("writers taking turns"),
+        "{table}"
+    );
+
+    // The daemon: /status and the sync-loop warning say the same.
+    daemon.wait_for(
+        Duration::from_secs(40),
+        "the warning with the fields",
+        |d| d.log().contains("changing: `spec.size`"),
+    );
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let log = daemon.log();
+    assert!(
+        log.contains("writers taking turns: `vcluster` (Update) and `widget-operator` (Update)")
+            || log.contains(
+                "writers taking turns: `widget-operator` (Update) and `vcluster` (Update)"
+            ),
+        "{log}"
+    );
+    assert!(
+        log.contains("patch or ignore that field in vCluster's sync config"),
+        "{log}"
+    );
+    let status = daemon.get("/status").1;
+    assert!(
+        status.contains("\"changed_fields\"") && status.contains("\"writers\""),
+        "{status}"
+    );
+    let metrics = daemon.get("/metrics").1;
+    assert!(
+        !metrics.contains("spec.size") && !metrics.contains("widget-operator"),
+        "no new labels"
+    );
+
+    // Never values: not in analyze's outputs, the daemon's log, /status or /metrics.
+    for (name, text) in [
+        ("json", &stdout),
+        ("table", &table),
+        ("log", &log),
+        ("status", &status),
+        ("metrics", &metrics),
+    ] {
+        assert!(
+            !text.contains(SECRET) && !text.contains("hunter2"),
+            "a value leaked into {name}"
+        );
+        assert!(
+            !text.contains("green") && !text.contains("payments"),
+            "a label value leaked into {name}"
+        );
+    }
+}
