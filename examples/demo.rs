@@ -65,7 +65,7 @@ fn widget(i: u64) -> Vec<u8> {
         "apiVersion": "example.com/v1", "kind": "Widget",
         "metadata": {"name": "looping-widget", "namespace": "default", "resourceVersion": i.to_string(),
             "managedFields": [entry("vcluster", 0), entry("widget-operator", 1)]},
-        "spec": {"size": if i % 2 == 0 { 3 } else { 5 }, "template": "t".repeat(100_000)},
+        "spec": {"size": if i.is_multiple_of(2) { 3 } else { 5 }, "template": "t".repeat(100_000)},
     })
     .to_string()
     .into_bytes()
