@@ -11,7 +11,24 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use crate::cli::{GlobalArgs, Preset};
+/// The vCluster certificate layouts (`--preset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// etcd embedded in the vCluster pod: certificates under /data/pki.
+    Embedded,
+    /// etcd deployed as its own StatefulSet: certificates under /run/config/pki.
+    Deployed,
+}
+
+/// The certificate flags as given (validated into [`CertPaths`] by `resolve`).
+#[derive(Debug, Clone, Default)]
+pub struct CertFlags {
+    pub cacert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub preset: Option<Preset>,
+    pub pki_dir: Option<PathBuf>,
+}
 
 /// Where to read the CA and the client pair from.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +74,7 @@ impl std::error::Error for CertError {}
 impl CertPaths {
     /// Resolves the paths from the flags: explicit `--cacert`/`--cert`/`--key` override the
     /// preset's. Returns `Ok(None)` when no TLS material is configured at all.
-    pub fn from_args(args: &GlobalArgs) -> Result<Option<CertPaths>, CertError> {
+    pub fn resolve(args: &CertFlags) -> Result<Option<CertPaths>, CertError> {
         if args.cert.is_some() != args.key.is_some() {
             return Err(CertError::Config(
                 "--cert and --key must be given together".to_string(),
@@ -194,18 +211,17 @@ pub struct TlsMaterial {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    fn args(extra: &[&str]) -> GlobalArgs {
-        let mut argv = vec!["etcd-upkeep"];
-        argv.extend_from_slice(extra);
-        argv.push("status");
-        crate::cli::Cli::try_parse_from(argv).unwrap().global
+    fn preset(preset: Preset) -> CertFlags {
+        CertFlags {
+            preset: Some(preset),
+            ..CertFlags::default()
+        }
     }
 
     #[test]
     fn embedded_preset_prefers_tls_pair_then_apiserver_client() {
-        let paths = CertPaths::from_args(&args(&["--preset", "embedded"]))
+        let paths = CertPaths::resolve(&preset(Preset::Embedded))
             .unwrap()
             .unwrap();
         assert_eq!(paths.ca, PathBuf::from("/data/pki/etcd/ca.crt"));
@@ -222,14 +238,11 @@ mod tests {
 
     #[test]
     fn deployed_preset_under_pki_dir_and_explicit_override() {
-        let paths = CertPaths::from_args(&args(&[
-            "--preset",
-            "deployed",
-            "--pki-dir",
-            "/x",
-            "--cacert",
-            "/ca.pem",
-        ]))
+        let paths = CertPaths::resolve(&CertFlags {
+            pki_dir: Some("/x".into()),
+            cacert: Some("/ca.pem".into()),
+            ..preset(Preset::Deployed)
+        })
         .unwrap()
         .unwrap();
         assert_eq!(paths.ca, PathBuf::from("/ca.pem"));
@@ -238,8 +251,12 @@ mod tests {
 
     #[test]
     fn half_a_pair_is_an_error() {
-        assert!(CertPaths::from_args(&args(&["--cert", "/c"])).is_err());
-        assert!(CertPaths::from_args(&args(&[])).unwrap().is_none());
+        let half = CertFlags {
+            cert: Some("/c".into()),
+            ..CertFlags::default()
+        };
+        assert!(CertPaths::resolve(&half).is_err());
+        assert!(CertPaths::resolve(&CertFlags::default()).unwrap().is_none());
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub enum Command {
 pub struct GlobalArgs {
     /// etcd client URLs, comma separated (`https://` or explicit `http://`).
     #[arg(
+        help_heading = "Connection and TLS",
         long,
         global = true,
         env = "ETCD_UPKEEP_ENDPOINTS",
@@ -57,33 +58,64 @@ pub struct GlobalArgs {
     pub endpoints: Vec<String>,
 
     /// CA bundle that signed etcd's server certificates.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_CACERT", value_name = "FILE")]
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_CACERT",
+        value_name = "FILE"
+    )]
     pub cacert: Option<PathBuf>,
 
     /// Client certificate presented to etcd.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_CERT", value_name = "FILE")]
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_CERT",
+        value_name = "FILE"
+    )]
     pub cert: Option<PathBuf>,
 
     /// Private key of the client certificate.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_KEY", value_name = "FILE")]
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_KEY",
+        value_name = "FILE"
+    )]
     pub key: Option<PathBuf>,
 
     /// vCluster certificate layout: `embedded` (/data/pki) or `deployed` (/run/config/pki).
-    #[arg(long, global = true, env = "ETCD_UPKEEP_PRESET", value_enum)]
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_PRESET",
+        value_enum
+    )]
     pub preset: Option<Preset>,
 
     /// Root the preset's paths under DIR instead of /data/pki or /run/config/pki.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_PKI_DIR", value_name = "DIR")]
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_PKI_DIR",
+        value_name = "DIR"
+    )]
     pub pki_dir: Option<PathBuf>,
 
     /// Find every member through MemberList from the given endpoints (default).
-    #[arg(long, global = true, env = "ETCD_UPKEEP_DISCOVER", action = ArgAction::Set,
+    #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_DISCOVER", action = ArgAction::Set,
           num_args = 0..=1, default_value_t = true, default_missing_value = "true",
           value_name = "BOOL")]
     pub discover: bool,
 
     /// Talk only to the endpoints given; do not discover other members.
     #[arg(
+        help_heading = "Connection and TLS",
         long,
         global = true,
         env = "ETCD_UPKEEP_NO_DISCOVER",
@@ -92,22 +124,23 @@ pub struct GlobalArgs {
     pub no_discover: bool,
 
     /// Connect timeout, also used for the quick observation RPCs.
-    #[arg(long, global = true, env = "ETCD_UPKEEP_DIAL_TIMEOUT", default_value = "5s",
+    #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_DIAL_TIMEOUT", default_value = "5s",
           value_parser = parse_duration, value_name = "DURATION")]
     pub dial_timeout: Duration,
 
     /// Per-RPC timeout for maintenance RPCs (defragmentation of a large db can be slow).
-    #[arg(long, global = true, env = "ETCD_UPKEEP_COMMAND_TIMEOUT", default_value = "600s",
+    #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_COMMAND_TIMEOUT", default_value = "600s",
           value_parser = parse_duration, value_name = "DURATION")]
     pub command_timeout: Duration,
 
     /// The space quota to assume when etcd does not report it (etcd < 3.6 and no metrics URL).
-    #[arg(long, global = true, env = "ETCD_UPKEEP_QUOTA_BACKEND_BYTES", default_value = "2Gi",
+    #[arg(help_heading = "Quota", long, global = true, env = "ETCD_UPKEEP_QUOTA_BACKEND_BYTES", default_value = "2Gi",
           value_parser = parse_size, value_name = "SIZE")]
     pub quota_backend_bytes: u64,
 
     /// An etcd /metrics URL (plain http) to read etcd_server_quota_backend_bytes from.
     #[arg(
+        help_heading = "Quota",
         long,
         global = true,
         env = "ETCD_UPKEEP_ETCD_METRICS_URL",
@@ -117,6 +150,7 @@ pub struct GlobalArgs {
 
     /// Log format.
     #[arg(
+        help_heading = "Logging",
         long,
         global = true,
         env = "ETCD_UPKEEP_LOG_FORMAT",
@@ -127,6 +161,7 @@ pub struct GlobalArgs {
 
     /// Log level or tracing filter (e.g. `info`, `debug`, `etcd_upkeep=debug`).
     #[arg(
+        help_heading = "Logging",
         long,
         global = true,
         env = "ETCD_UPKEEP_LOG_LEVEL",
@@ -186,25 +221,30 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// Also watch writes for this long and rank keys by writes and bytes written.
-    #[arg(long, env = "ETCD_UPKEEP_WATCH", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "ETCD_UPKEEP_ANALYZE_WATCH", value_parser = parse_duration, value_name = "DURATION")]
     pub watch: Option<Duration>,
 
     /// Only keys under this prefix (default: the whole keyspace).
     #[arg(
         long,
-        env = "ETCD_UPKEEP_PREFIX",
+        env = "ETCD_UPKEEP_ANALYZE_PREFIX",
         default_value = "",
         value_name = "PREFIX"
     )]
     pub prefix: String,
 
     /// How many largest objects and most-written keys to list.
-    #[arg(long, env = "ETCD_UPKEEP_TOP", default_value_t = 10, value_name = "N")]
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_ANALYZE_TOP",
+        default_value_t = 10,
+        value_name = "N"
+    )]
     pub top: usize,
 
     /// At most this many keys per Range request; pages also aim at ~4 MiB (one page is held in
     /// memory at a time).
-    #[arg(long, env = "ETCD_UPKEEP_PAGE_SIZE", default_value_t = 10000,
+    #[arg(long, env = "ETCD_UPKEEP_ANALYZE_PAGE_SIZE", default_value_t = 10000,
           value_parser = clap::value_parser!(i64).range(1..=10000), value_name = "N")]
     pub page_size: i64,
 
@@ -217,6 +257,7 @@ pub struct RunArgs {
     /// HTTP address for /metrics, /healthz, /readyz and /status. 9479 clashes with nothing in a
     /// vCluster pod (2379-2381, 6443, 8443, 10099, 10257, 10259, 14000+).
     #[arg(
+        help_heading = "Daemon",
         long,
         env = "ETCD_UPKEEP_LISTEN_ADDRESS",
         default_value = "0.0.0.0:9479",
@@ -225,12 +266,13 @@ pub struct RunArgs {
     pub listen_address: SocketAddr,
 
     /// How often to observe the cluster.
-    #[arg(long, env = "ETCD_UPKEEP_POLL_INTERVAL", default_value = "5s",
+    #[arg(help_heading = "Daemon", long, env = "ETCD_UPKEEP_POLL_INTERVAL", default_value = "5s",
           value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Duration,
 
     /// Key prefix the churn detector watches.
     #[arg(
+        help_heading = "Diagnosis",
         long,
         env = "ETCD_UPKEEP_CHURN_PREFIX",
         default_value = "/registry/",
@@ -239,12 +281,13 @@ pub struct RunArgs {
     pub churn_prefix: String,
 
     /// Do not run the churn (sync-loop) detector.
-    #[arg(long, env = "ETCD_UPKEEP_NO_CHURN_WATCH")]
+    #[arg(help_heading = "Diagnosis", long, env = "ETCD_UPKEEP_NO_CHURN_WATCH")]
     pub no_churn_watch: bool,
 
     /// Writes per minute to one object above which it is reported as a sync loop. A healthy
     /// controller updates an object a few times a minute at most (lease renewals: 6/min).
     #[arg(
+        help_heading = "Diagnosis",
         long,
         env = "ETCD_UPKEEP_CHURN_THRESHOLD",
         default_value_t = 60.0,
@@ -254,20 +297,20 @@ pub struct RunArgs {
 
     /// Warn when the growth forecast reaches the quota within this horizon. `0s` turns the
     /// warning off (the space controller acts on its own numbers).
-    #[arg(long, env = "ETCD_UPKEEP_FORECAST_HORIZON", default_value = "1h",
+    #[arg(help_heading = "Diagnosis", long, env = "ETCD_UPKEEP_FORECAST_HORIZON", default_value = "1h",
           value_parser = parse_duration, value_name = "DURATION")]
     pub forecast_horizon: Duration,
 
     /// The space controller keeps the bytes in use below this fraction of the quota by keeping
     /// less history (compacting every poll) while a sync loop or any churn would exceed it.
     /// `0` turns prevention off (NOSPACE is still healed).
-    #[arg(long, env = "ETCD_UPKEEP_SPACE_TARGET", default_value = "0.7",
+    #[arg(help_heading = "Prevention", long, env = "ETCD_UPKEEP_SPACE_TARGET", default_value = "0.7",
           value_parser = parse_fraction_or_off, value_name = "FRACTION")]
     pub space_target: f64,
 
     /// The least history the space controller keeps while it fits: watchers that fall further
     /// behind relist. Below it only when even this much would not fit.
-    #[arg(long, env = "ETCD_UPKEEP_HISTORY_FLOOR", default_value = "1m",
+    #[arg(help_heading = "Prevention", long, env = "ETCD_UPKEEP_HISTORY_FLOOR", default_value = "1m",
           value_parser = parse_duration, value_name = "DURATION")]
     pub history_floor: Duration,
 
@@ -278,19 +321,23 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct HealArgs {
     #[command(flatten)]
-    pub maintenance: MaintenanceArgs,
+    pub healing: HealingArgs,
 
     /// How long to keep trying before giving up with exit code 1.
-    #[arg(long, env = "ETCD_UPKEEP_HEAL_TIMEOUT", default_value = "10m",
+    #[arg(help_heading = "NOSPACE healing", long, env = "ETCD_UPKEEP_HEAL_TIMEOUT", default_value = "10m",
           value_parser = parse_duration, value_name = "DURATION")]
     pub heal_timeout: Duration,
 }
 
-/// What the maintenance engine may do, shared by `run` and `heal`.
+/// What the maintenance engine may do in `run` (scheduling, compaction, who acts).
 #[derive(Debug, Args, Clone)]
 pub struct MaintenanceArgs {
+    #[command(flatten)]
+    pub healing: HealingArgs,
+
     /// Compaction: `periodic` keeps a time window of history, `revision` a count of revisions.
     #[arg(
+        help_heading = "Maintenance",
         long,
         env = "ETCD_UPKEEP_COMPACTION_MODE",
         value_enum,
@@ -301,6 +348,7 @@ pub struct MaintenanceArgs {
     /// History to keep: a duration for `periodic` (default 30m), a revision count for `revision`
     /// (default 10000).
     #[arg(
+        help_heading = "Maintenance",
         long,
         env = "ETCD_UPKEEP_COMPACTION_RETENTION",
         value_name = "RETENTION"
@@ -309,54 +357,70 @@ pub struct MaintenanceArgs {
 
     /// CEL expression, per member, deciding when a defragmentation pays. Variables: dbSize,
     /// dbSizeInUse, dbSizeFree, dbQuota, dbQuotaUsage, fragmentation.
-    #[arg(long, env = "ETCD_UPKEEP_DEFRAG_RULE", value_name = "EXPR",
+    #[arg(help_heading = "Maintenance", long, env = "ETCD_UPKEEP_DEFRAG_RULE", value_name = "EXPR",
           default_value = crate::decide::defrag_rule::DEFAULT_RULE)]
     pub defrag_rule: String,
 
     /// Cron (5 fields, UTC) of the moments rule-driven defragmentations may start; unset = any
     /// time. NOSPACE healing and forecast-driven runs ignore it.
-    #[arg(long, env = "ETCD_UPKEEP_DEFRAG_SCHEDULE", value_name = "CRON")]
+    #[arg(
+        help_heading = "Maintenance",
+        long,
+        env = "ETCD_UPKEEP_DEFRAG_SCHEDULE",
+        value_name = "CRON"
+    )]
     pub defrag_schedule: Option<String>,
 
     /// Per-member cool-down between rule-driven defragmentations.
-    #[arg(long, env = "ETCD_UPKEEP_MIN_DEFRAG_INTERVAL", default_value = "1h",
+    #[arg(help_heading = "Maintenance", long, env = "ETCD_UPKEEP_MIN_DEFRAG_INTERVAL", default_value = "1h",
           value_parser = parse_duration, value_name = "DURATION")]
     pub min_defrag_interval: Duration,
 
-    /// Transfer leadership to a defragmented follower before defragmenting the leader.
-    #[arg(long, env = "ETCD_UPKEEP_MOVE_LEADER", action = ArgAction::Set, num_args = 0..=1,
-          default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
-    pub move_leader: bool,
-
-    /// etcd's data dir, when mounted here: defragmentation is refused while free disk is below
-    /// 1.2 × the db size in use (defrag writes a full copy of the db).
-    #[arg(long, env = "ETCD_UPKEEP_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-
     /// Heal the NOSPACE alarm by itself (compact, defrag every member, verified disarm).
-    #[arg(long, env = "ETCD_UPKEEP_AUTO_HEAL", action = ArgAction::Set, num_args = 0..=1,
+    #[arg(help_heading = "NOSPACE healing", long, env = "ETCD_UPKEEP_AUTO_HEAL", action = ArgAction::Set, num_args = 0..=1,
           default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
     pub auto_heal: bool,
-
-    /// Disarm NOSPACE only when every member's db size ≤ this fraction of the quota.
-    #[arg(long, env = "ETCD_UPKEEP_DISARM_THRESHOLD", default_value_t = 0.9,
-          value_parser = parse_fraction, value_name = "FRACTION")]
-    pub disarm_threshold: f64,
-
-    /// Print every step that would be taken, with the numbers behind it; change nothing.
-    #[arg(long, env = "ETCD_UPKEEP_DRY_RUN")]
-    pub dry_run: bool,
 
     /// Which instance acts: `leader` = the one beside the raft leader, else the first registered
     /// (one sidecar per member, embedded etcd); `elected` = the first registered of identical
     /// instances (deployed etcd, HA vCluster); `always` = this is the only instance.
     #[arg(
+        help_heading = "Maintenance",
         long,
         env = "ETCD_UPKEEP_ACT_WHEN",
         value_enum,
         default_value = "leader"
     )]
     pub act_when: ActWhen,
+}
+
+/// What a heal may do: shared by `run` and the one-shot `heal`.
+#[derive(Debug, Args, Clone)]
+pub struct HealingArgs {
+    /// Transfer leadership to a defragmented follower before defragmenting the leader.
+    #[arg(help_heading = "Maintenance", long, env = "ETCD_UPKEEP_MOVE_LEADER", action = ArgAction::Set, num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true", value_name = "BOOL")]
+    pub move_leader: bool,
+
+    /// etcd's data dir, when mounted here: defragmentation is refused while free disk is below
+    /// 1.2 × the db size in use (defrag writes a full copy of the db).
+    #[arg(
+        help_heading = "Maintenance",
+        long,
+        env = "ETCD_UPKEEP_DATA_DIR",
+        value_name = "DIR"
+    )]
+    pub data_dir: Option<PathBuf>,
+
+    /// Disarm NOSPACE only when every member's db size ≤ this fraction of the quota.
+    #[arg(help_heading = "NOSPACE healing", long, env = "ETCD_UPKEEP_DISARM_THRESHOLD", default_value_t = 0.9,
+          allow_negative_numbers = true,
+          value_parser = parse_fraction, value_name = "FRACTION")]
+    pub disarm_threshold: f64,
+
+    /// Print every step that would be taken, with the numbers behind it; change nothing.
+    #[arg(help_heading = "Maintenance", long, env = "ETCD_UPKEEP_DRY_RUN")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,58 +10,54 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::cli::{ActWhen, GlobalArgs, RunArgs};
-use crate::config::{self, ConfigError, Connector};
+use crate::config::RunSettings;
+use crate::connect::Connector;
 use crate::diagnose::history_rate::WriteTotals;
-use crate::etcd::{AlarmKind, Etcd};
-use crate::observe::{self, Observation, ObserveSettings};
+use crate::etcd::AlarmKind;
+use crate::observe::{self, ObserveSettings, Snapshot, backoff};
 use crate::report::http;
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
 
-/// The latest observation together with the connections it was taken through.
-#[derive(Clone)]
-pub struct Snapshot {
-    pub etcd: Arc<Etcd>,
-    pub observation: Arc<Observation>,
+/// The HTTP address could not be bound (in use, not permitted): a runtime fault, not bad input.
+#[derive(Debug)]
+pub struct ListenError(pub String);
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let (settings, connector) = config::connection(global)?;
-    if args.history_floor < Duration::from_secs(1) {
-        return Err(ConfigError(format!(
-            "--history-floor {}: must be at least 1s",
-            humantime::format_duration(args.history_floor)
-        ))
-        .into());
-    }
-    let mut cfg = crate::engine::Config::from_args(&args.maintenance, global, args.poll_interval)
-        .map_err(ConfigError)?
-        .with_space_target(args.space_target, args.history_floor);
-    cfg.forecast_horizon = (!args.forecast_horizon.is_zero()).then_some(args.forecast_horizon);
+impl std::error::Error for ListenError {}
+
+pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>> {
+    let RunSettings {
+        connection,
+        engine: cfg,
+        listen_address,
+        poll_interval,
+        churn,
+    } = settings;
+    let beside_a_member = cfg.act_when == crate::decide::actor::ActWhen::Leader;
     let totals = Arc::new(WriteTotals::default());
     let mut engine = crate::engine::Engine::new(cfg);
-    if !args.no_churn_watch {
+    if churn.is_some() {
         engine = engine.with_write_totals(totals.clone());
     }
-    if args.churn_threshold <= 0.0 {
-        return Err(ConfigError(format!(
-            "--churn-threshold {}: must be above 0",
-            args.churn_threshold
-        ))
-        .into());
-    }
-    let shared = Shared::new(args.poll_interval, global.command_timeout);
+    let shared = Shared::new(poll_interval, connection.command_timeout);
     let shutdown = Shutdown::on_signals();
+    let connector = connection.connector();
+    let observe_settings = connection.observe.clone();
 
-    let listener = tokio::net::TcpListener::bind(args.listen_address)
+    let listener = tokio::net::TcpListener::bind(listen_address)
         .await
-        .map_err(|e| ConfigError(format!("--listen-address {}: {e}", args.listen_address)))?;
+        .map_err(|e| ListenError(format!("--listen-address {listen_address}: {e}")))?;
     tracing::info!(
-        listen = %args.listen_address,
-        endpoints = %settings.endpoints.join(","),
-        poll = %humantime::format_duration(args.poll_interval),
+        listen = %listen_address,
+        endpoints = %observe_settings.endpoints.join(","),
+        poll = %humantime::format_duration(poll_interval),
         "etcd-upkeep started"
     );
 
@@ -73,18 +69,18 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
     loops.spawn(
         "observation",
         observation_loop(
-            settings.clone(),
+            observe_settings.clone(),
             connector,
-            args.poll_interval,
+            poll_interval,
             shared.clone(),
             publish,
             shutdown.clone(),
         ),
     );
-    if !args.no_churn_watch {
+    if let Some((prefix, threshold)) = churn {
         let watch = crate::diagnose::watcher::run(
-            args.churn_prefix.clone(),
-            args.churn_threshold,
+            prefix,
+            threshold,
             totals,
             latest.clone(),
             shared.clone(),
@@ -95,14 +91,14 @@ pub async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Box<dyn std:
     loops.spawn(
         "candidacy",
         crate::act::candidacy::run(
-            args.maintenance.act_when == ActWhen::Leader,
+            beside_a_member,
             latest.clone(),
             me_tx,
             shared.clone(),
             shutdown.clone(),
         ),
     );
-    let maintain = engine.run(settings, latest, shared.clone(), shutdown.clone());
+    let maintain = engine.run(observe_settings, latest, shared.clone(), shutdown.clone());
     loops.spawn("engine", fault.inject("engine", maintain));
     let mut server_shutdown = shutdown.clone();
     let server = axum::serve(listener, http::router(shared.clone()))
@@ -292,27 +288,5 @@ impl AlarmCheck<'_> {
                 }
             }
         }
-    }
-}
-
-/// Poll, 2×, 4×, then at most 8× the poll interval after consecutive failures, capped at 1 min
-/// so a recovered etcd is noticed soon.
-pub fn backoff(poll: Duration, failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(3);
-    (poll * factor).min(Duration::from_secs(60).max(poll))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let poll = Duration::from_secs(5);
-        assert_eq!(backoff(poll, 1), poll);
-        assert_eq!(backoff(poll, 2), poll * 2);
-        assert_eq!(backoff(poll, 4), poll * 8);
-        assert_eq!(backoff(poll, 40), Duration::from_secs(40));
-        assert_eq!(backoff(Duration::from_secs(20), 9), Duration::from_secs(60));
     }
 }

@@ -11,6 +11,7 @@ pub mod act;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod daemon;
 pub mod decide;
 pub mod diagnose;

@@ -3,7 +3,8 @@
 //! Data flow: **observe** (read the cluster into an `Observation`) → **decide** (pure functions)
 //! → **act** (the only code that mutates etcd) → **report** (metrics, status, logs). `main` only
 //! parses the command line, sets up logging and maps outcomes to exit codes:
-//! 0 success, 1 the operation failed (etcd unreachable, heal impossible), 2 bad input.
+//! 0 success, 1 the operation failed (etcd unreachable, heal impossible, a loop of the daemon
+//! ended), 2 bad input, 3 the daemon's HTTP address cannot be bound (in use, not permitted).
 
 use std::process::ExitCode;
 
@@ -11,7 +12,9 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use etcd_upkeep::cli::{Cli, Command, LogFormat};
-use etcd_upkeep::config::ConfigError;
+use etcd_upkeep::config::{
+    AnalyzeSettings, ConfigError, HealSettings, RunSettings, StatusSettings,
+};
 use etcd_upkeep::{daemon, oneshot};
 
 fn main() -> ExitCode {
@@ -35,22 +38,30 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            let code = if e.is::<ConfigError>() { 2 } else { 1 };
+            let code = if e.is::<ConfigError>() {
+                2
+            } else if e.is::<daemon::ListenError>() {
+                3
+            } else {
+                1
+            };
             eprintln!("etcd-upkeep: {e}");
             ExitCode::from(code)
         }
     }
 }
 
+/// Flags become settings (`config`, the only place that reads them), then the command runs.
 async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let g = &cli.global;
     match &cli.command {
-        Command::Run(args) => {
-            daemon::run(&cli.global, args).await?;
+        Command::Run(a) => {
+            daemon::run(RunSettings::from_cli(g, a)?).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status(args) => oneshot::status(&cli.global, args).await,
-        Command::Heal(args) => oneshot::heal(&cli.global, args).await,
-        Command::Analyze(args) => oneshot::analyze(&cli.global, args).await,
+        Command::Status(a) => oneshot::status(StatusSettings::from_cli(g, a)?).await,
+        Command::Heal(a) => oneshot::heal(HealSettings::from_cli(g, a)?).await,
+        Command::Analyze(a) => oneshot::analyze(AnalyzeSettings::from_cli(g, a)?).await,
     }
 }
 

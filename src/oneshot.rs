@@ -4,11 +4,10 @@
 //! an unreachable cluster or an impossible heal exits 1 with the reason on one line.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cli::{ActWhen, AnalyzeArgs, GlobalArgs, HealArgs, OutputFormat, StatusArgs};
-use crate::config::{self, ConfigError};
-use crate::decide::actor::{ActorMemory, actor_verdict};
+use crate::config::{AnalyzeSettings, ConfigError, HealSettings, Output, StatusSettings};
+use crate::decide::actor::{ActWhen, ActorMemory, actor_verdict};
 use crate::decide::gate::alarm_blockers;
 use crate::diagnose::analyze::{self, Analysis};
 use crate::engine::{Ctx, Engine, HealOutcome};
@@ -20,35 +19,42 @@ use crate::shutdown::Shutdown;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-pub async fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<ExitCode> {
-    let (settings, mut connector) = config::connection(global)?;
-    let etcd = connector.etcd().map_err(|e| ConfigError(e.to_string()))?;
-    let observation = observe::observe(&etcd, &settings, None).await?;
+pub async fn status(settings: StatusSettings) -> Result<ExitCode> {
+    let etcd = settings
+        .connection
+        .connector()
+        .etcd()
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let observation = observe::observe(&etcd, &settings.connection.observe, None).await?;
     let view = ClusterView::from_observation(&observation);
-    match args.output.format {
-        OutputFormat::Table => print!("{}", view.to_table()),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+    match settings.output {
+        Output::Table => print!("{}", view.to_table()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
-    let (settings, mut connector) = config::connection(global)?;
-    let etcd = connector.etcd().map_err(|e| ConfigError(e.to_string()))?;
+pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
+    let etcd = settings
+        .connection
+        .connector()
+        .etcd()
+        .map_err(|e| ConfigError(e.to_string()))?;
     // A person runs `heal`: this instance is the one actor (no leader-sidecar gating).
-    let mut maintenance = args.maintenance.clone();
-    maintenance.act_when = ActWhen::Always;
-    let poll = Duration::from_secs(1);
-    let mut engine = Engine::from_args(&maintenance, global, poll).map_err(ConfigError)?;
-    let shared = Shared::new(poll, global.command_timeout);
+    let dry_run = settings.engine.dry_run;
+    let poll = settings.engine.poll;
+    let heal_timeout = settings.timeout;
+    let observe_settings = settings.connection.observe.clone();
+    let mut engine = Engine::new(settings.engine);
+    let shared = Shared::new(poll, settings.connection.command_timeout);
     let shutdown = Shutdown::on_signals();
     let ctx = Ctx {
         etcd: &etcd,
-        settings: &settings,
+        settings: &observe_settings,
         shared: &shared,
         shutdown: shutdown.clone(),
     };
-    let deadline = Instant::now() + args.heal_timeout;
+    let deadline = Instant::now() + heal_timeout;
     let mut acted = false;
     let mut deferred = false;
     loop {
@@ -74,7 +80,7 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
         // Daemons registered as actor candidates heal by themselves: a second actor would only
         // fight them. Wait for them instead, and say so.
         let daemons = obs.candidates.clone().unwrap_or_default();
-        if !daemons.is_empty() && !maintenance.dry_run {
+        if !daemons.is_empty() && !dry_run {
             if !deferred {
                 let names: Vec<&str> = daemons.iter().map(|c| c.instance.as_str()).collect();
                 println!(
@@ -88,7 +94,7 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
             if Instant::now() >= deadline || shutdown.is_requested() {
                 return Err(format!(
                     "NOSPACE still raised after {} while the daemons ({}) were healing; see their logs and /status",
-                    humantime::format_duration(args.heal_timeout),
+                    humantime::format_duration(heal_timeout),
                     daemons.len()
                 )
                 .into());
@@ -115,7 +121,7 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
             }
             HealOutcome::NoAlarm => continue,
             HealOutcome::Blocked(why) => return Err(format!("cannot heal: {why}").into()),
-            HealOutcome::Pending(why) if maintenance.dry_run => {
+            HealOutcome::Pending(why) if dry_run => {
                 println!("{why}");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -123,7 +129,7 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
                 if Instant::now() >= deadline || shutdown.is_requested() {
                     return Err(format!(
                         "gave up after {}: {why}",
-                        humantime::format_duration(args.heal_timeout)
+                        humantime::format_duration(heal_timeout)
                     )
                     .into());
                 }
@@ -134,11 +140,14 @@ pub async fn heal(global: &GlobalArgs, args: &HealArgs) -> Result<ExitCode> {
     }
 }
 
-pub async fn analyze(global: &GlobalArgs, args: &AnalyzeArgs) -> Result<ExitCode> {
-    let (settings, mut connector) = config::connection(global)?;
-    let etcd = connector.etcd().map_err(|e| ConfigError(e.to_string()))?;
+pub async fn analyze(args: AnalyzeSettings) -> Result<ExitCode> {
+    let etcd = args
+        .connection
+        .connector()
+        .etcd()
+        .map_err(|e| ConfigError(e.to_string()))?;
     // One member, serializable reads: the first endpoint given.
-    let endpoint = settings.endpoints[0].clone();
+    let endpoint = args.connection.observe.endpoints[0].clone();
     etcd.status(&endpoint).await?;
     let breakdown = analyze::scan(&etcd, &endpoint, &args.prefix, args.page_size).await?;
     let resources = breakdown.resources();
@@ -165,9 +174,9 @@ pub async fn analyze(global: &GlobalArgs, args: &AnalyzeArgs) -> Result<ExitCode
         churn,
         watched_seconds: args.watch.map(|d| d.as_secs_f64()),
     };
-    match args.output.format {
-        OutputFormat::Table => print!("{}", analysis.to_table(args.top)),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&analysis)?),
+    match args.output {
+        Output::Table => print!("{}", analysis.to_table(args.top)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&analysis)?),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::daemon::Snapshot;
 use crate::etcd::KeepAlive;
 use crate::observe::CandidateInfo;
+use crate::observe::Snapshot;
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 

@@ -30,8 +30,18 @@
 //! linearizable reads). Compaction does not wait: it stops no member, is safe to repeat, and is
 //! fenced like every step — so a handover never pauses prevention.
 
-use crate::cli::ActWhen;
 use crate::observe::{Candidate, Observation};
+
+/// Which instance may act (`--act-when`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActWhen {
+    /// The instance beside the raft leader; the first registered when the leader has none.
+    Leader,
+    /// The first registered of identical instances.
+    Elected,
+    /// Always (the only instance).
+    Always,
+}
 
 /// Why an instance acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

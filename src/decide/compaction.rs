@@ -17,40 +17,6 @@ pub enum CompactionPolicy {
     Off,
 }
 
-impl CompactionPolicy {
-    /// Builds the policy from `--compaction-mode` and `--compaction-retention`.
-    pub fn from_flags(
-        mode: crate::cli::CompactionMode,
-        retention: Option<&str>,
-    ) -> Result<Self, String> {
-        use crate::cli::CompactionMode;
-        match mode {
-            CompactionMode::Off => Ok(CompactionPolicy::Off),
-            CompactionMode::Periodic => {
-                let retention = retention.unwrap_or("30m");
-                let retention = crate::units::parse_duration(retention)
-                    .map_err(|e| format!("--compaction-retention: {e}"))?;
-                if retention < Duration::from_secs(1) {
-                    return Err("--compaction-retention: must be at least 1s".into());
-                }
-                Ok(CompactionPolicy::Periodic { retention })
-            }
-            CompactionMode::Revision => {
-                let text = retention.unwrap_or("10000");
-                let keep: i64 = text.trim().parse().map_err(|_| {
-                    format!("--compaction-retention '{text}': revision mode takes a count of revisions, e.g. 10000")
-                })?;
-                if keep < 1 {
-                    return Err(format!(
-                        "--compaction-retention '{text}': must be at least 1"
-                    ));
-                }
-                Ok(CompactionPolicy::Revision { keep })
-            }
-        }
-    }
-}
-
 /// The compactor's memory: revision samples and the last revision compacted.
 #[derive(Debug, Clone, Default)]
 pub struct CompactionState {
@@ -160,17 +126,5 @@ mod tests {
         state.compacted(4000);
         assert_eq!(state.observe(policy, 602.0, 4500), None); // would go backwards
         assert_eq!(state.observe(policy, 903.0, 9000), Some(8000));
-    }
-
-    #[test]
-    fn flags_are_validated() {
-        use crate::cli::CompactionMode;
-        assert!(CompactionPolicy::from_flags(CompactionMode::Periodic, Some("30m")).is_ok());
-        assert!(CompactionPolicy::from_flags(CompactionMode::Periodic, Some("30")).is_err());
-        assert!(CompactionPolicy::from_flags(CompactionMode::Revision, Some("30m")).is_err());
-        assert_eq!(
-            CompactionPolicy::from_flags(CompactionMode::Revision, None).unwrap(),
-            CompactionPolicy::Revision { keep: 10000 }
-        );
     }
 }

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::daemon::{Snapshot, backoff};
 use crate::diagnose::churn::{ChurnDetector, ChurnEntry};
 use crate::diagnose::fields::{FieldTracker, describe};
 use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::WatchMessage;
 use crate::observe::unix_now;
+use crate::observe::{Snapshot, backoff};
 use crate::report::metrics::ChurnLabel;
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;

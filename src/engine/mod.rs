@@ -25,8 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::act::Act;
-use crate::cli::{ActWhen, GlobalArgs, MaintenanceArgs};
-use crate::daemon::Snapshot;
+use crate::decide::actor::ActWhen;
 use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
 use crate::decide::compaction::{CompactionPolicy, CompactionState};
 use crate::decide::defrag_rule::DefragRule;
@@ -37,6 +36,7 @@ use crate::decide::space::SpacePolicy;
 use crate::diagnose::forecast::GrowthSamples;
 use crate::diagnose::history_rate::{HistoryRate, WriteTotals};
 use crate::etcd::{AlarmKind, Etcd};
+use crate::observe::Snapshot;
 use crate::observe::{self, Observation, ObserveSettings, unix_now};
 use crate::report::metrics::{HEAL_BLOCKED_REASONS, MAINTENANCE_BLOCKED_REASONS, Metrics};
 use crate::report::state::{Forecast, Shared};
@@ -71,43 +71,6 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_args(
-        m: &MaintenanceArgs,
-        g: &GlobalArgs,
-        poll: Duration,
-    ) -> Result<Config, String> {
-        let compaction =
-            CompactionPolicy::from_flags(m.compaction_mode, m.compaction_retention.as_deref())?;
-        let rule = DefragRule::parse(&m.defrag_rule)?;
-        let schedule = m
-            .defrag_schedule
-            .as_deref()
-            .map(cron_with_seconds)
-            .transpose()?;
-        if let Some(dir) = &m.data_dir
-            && !dir.is_dir()
-        {
-            return Err(format!("--data-dir {}: not a directory", dir.display()));
-        }
-        Ok(Config {
-            compaction,
-            rule,
-            schedule,
-            min_defrag_interval: m.min_defrag_interval,
-            move_leader: m.move_leader,
-            data_dir: m.data_dir.clone(),
-            auto_heal: m.auto_heal,
-            disarm_threshold: m.disarm_threshold,
-            dry_run: m.dry_run,
-            act_when: m.act_when,
-            health_timeout: g.dial_timeout,
-            settle: poll * 2,
-            poll,
-            forecast_horizon: None,
-            space: None,
-        })
-    }
-
     /// Turns the space controller on: keep `in_use` under `target` × quota, with at least
     /// `floor` of history while it fits and never less than a few polls.
     pub fn with_space_target(mut self, target: f64, floor: Duration) -> Config {
@@ -128,21 +91,6 @@ impl Config {
         });
         self
     }
-}
-
-/// Turns a Kubernetes-CronJob-style 5-field expression into the 6-field form (seconds first)
-/// that tokio-cron-scheduler parses, and checks it parses.
-fn cron_with_seconds(expr: &str) -> Result<String, String> {
-    let fields = expr.split_whitespace().count();
-    if fields != 5 {
-        return Err(format!(
-            "--defrag-schedule '{expr}': expected 5 fields (minute hour day-of-month month day-of-week, UTC), found {fields}"
-        ));
-    }
-    let six = format!("0 {expr}");
-    tokio_cron_scheduler::Job::new_async(six.as_str(), |_, _| Box::pin(async {}))
-        .map_err(|e| format!("--defrag-schedule '{expr}': {e}"))?;
-    Ok(six)
 }
 
 /// What one tick needs besides the engine's own memory.
@@ -264,14 +212,6 @@ impl Engine {
     pub fn with_write_totals(mut self, totals: Arc<WriteTotals>) -> Engine {
         self.write_totals = Some(totals);
         self
-    }
-
-    pub fn from_args(
-        m: &MaintenanceArgs,
-        g: &GlobalArgs,
-        poll: Duration,
-    ) -> Result<Engine, String> {
-        Ok(Engine::new(Config::from_args(m, g, poll)?))
     }
 
     /// The daemon's engine loop: one tick per new observation until shutdown.
@@ -627,23 +567,5 @@ impl Engine {
             &active,
         );
         ctx.shared.write().maintenance.heal_blocked = message;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cron_with_seconds;
-
-    #[test]
-    fn five_field_cron_gains_a_seconds_field_and_is_validated() {
-        assert_eq!(cron_with_seconds("14 9 * * 1-5").unwrap(), "0 14 9 * * 1-5");
-        assert_eq!(cron_with_seconds("0 */3 * * *").unwrap(), "0 0 */3 * * *");
-        let err = cron_with_seconds("* * *").unwrap_err();
-        assert!(err.contains("expected 5 fields"), "{err}");
-        assert!(cron_with_seconds("61 * * * *").is_err());
-        assert!(
-            cron_with_seconds("0 0 * * * *").is_err(),
-            "six fields are refused: the contract is 5 like a CronJob"
-        );
     }
 }

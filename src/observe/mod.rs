@@ -357,9 +357,39 @@ async fn resolve_quota(
     }
 }
 
+/// The latest observation together with the connections it was taken through (what the
+/// observation loop publishes to the engine, the churn watch and the candidacy).
+#[derive(Clone)]
+pub struct Snapshot {
+    pub etcd: std::sync::Arc<Etcd>,
+    pub observation: std::sync::Arc<Observation>,
+}
+
+/// Poll, 2×, 4×, then at most 8× the poll interval after consecutive failures, capped at 1 min
+/// so a recovered etcd is noticed soon.
+pub fn backoff(poll: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(3);
+    (poll * factor).min(Duration::from_secs(60).max(poll))
+}
+
 pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let poll = Duration::from_secs(5);
+        assert_eq!(backoff(poll, 1), poll);
+        assert_eq!(backoff(poll, 2), poll * 2);
+        assert_eq!(backoff(poll, 4), poll * 8);
+        assert_eq!(backoff(poll, 40), Duration::from_secs(40));
+        assert_eq!(backoff(Duration::from_secs(20), 9), Duration::from_secs(60));
+    }
 }
