@@ -42,9 +42,10 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
     } = settings;
     let beside_a_member = cfg.act_when == crate::decide::actor::ActWhen::Leader;
     let totals = Arc::new(WriteTotals::default());
+    let (top_tx, top) = watch::channel(Arc::new(Vec::new()));
     let mut engine = crate::engine::Engine::new(cfg);
     if churn.is_some() {
-        engine = engine.with_write_totals(totals.clone());
+        engine = engine.with_churn_watch(totals.clone(), top);
     }
     let shared = Shared::new(poll_interval, connection.command_timeout);
     let shutdown = Shutdown::on_signals();
@@ -82,6 +83,7 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
             prefix,
             threshold,
             totals,
+            top_tx,
             latest.clone(),
             shared.clone(),
             shutdown.clone(),

@@ -35,12 +35,18 @@ pub async fn run(
     prefix: String,
     threshold_per_minute: f64,
     totals: Arc<WriteTotals>,
+    top: watch::Sender<Arc<Vec<ChurnEntry>>>,
     mut latest: watch::Receiver<Option<Snapshot>>,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
     let mut detector = ChurnDetector::new(SKETCH_CAPACITY, threshold_per_minute);
-    let mut report = Report::default();
+    let mut report = Report {
+        hot: HashSet::new(),
+        fields: FieldTracker::default(),
+        warned: HashMap::new(),
+        top,
+    };
     let mut failures = 0u32;
     let poll = shared.poll_interval;
     loop {
@@ -145,13 +151,14 @@ pub async fn run(
 }
 
 /// What the churn watch publishes, and what it remembers between publications.
-#[derive(Default)]
 struct Report {
     /// The keys ranked in the last top list: their values are decoded.
     hot: HashSet<String>,
     fields: FieldTracker,
     /// When each looping key was last warned about, and whether that warning named its fields.
     warned: HashMap<String, (f64, bool)>,
+    /// Where the last minute's top list is published for the engine.
+    top: watch::Sender<Arc<Vec<ChurnEntry>>>,
 }
 
 impl Report {
@@ -206,8 +213,13 @@ impl Report {
         self.hot = last_minute.iter().map(|e| e.key.clone()).collect();
         let hot = &self.hot;
         self.fields.retain(|k| hot.contains(k));
-        let mut state = shared.write();
-        state.churn_last_minute = last_minute;
-        state.churn_last_ten_minutes = last_ten;
+        {
+            let mut state = shared.write();
+            state.churn_last_minute = serde_json::to_value(&last_minute).unwrap_or_default();
+            state.churn_last_ten_minutes = serde_json::to_value(&last_ten).unwrap_or_default();
+        }
+        // The engine reads the loops from here (not from the report): it names them when it
+        // shrinks the history they write.
+        let _ = self.top.send(Arc::new(last_minute));
     }
 }

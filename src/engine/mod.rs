@@ -11,87 +11,38 @@
 //! - [`space`]: the space controller — compaction that keeps the db under its space target, and
 //!   a defragmentation when the file itself must shrink.
 
+mod blocked;
+mod config;
+mod forecast;
 mod heal;
 mod rolling;
+mod schedule;
 mod space;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+pub use config::Config;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::act::Act;
-use crate::decide::actor::ActWhen;
 use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
-use crate::decide::compaction::{CompactionPolicy, CompactionState};
-use crate::decide::defrag_rule::DefragRule;
+use crate::decide::compaction::CompactionState;
 use crate::decide::gate::alarm_blockers;
-use crate::decide::plan::{PlanCause, order, rule_matches};
 use crate::decide::revisions::RevisionLog;
-use crate::decide::space::SpacePolicy;
+use crate::diagnose::churn::ChurnEntry;
 use crate::diagnose::forecast::GrowthSamples;
 use crate::diagnose::history_rate::{HistoryRate, WriteTotals};
 use crate::etcd::{AlarmKind, Etcd};
 use crate::observe::Snapshot;
 use crate::observe::{self, Observation, ObserveSettings, unix_now};
-use crate::report::metrics::{HEAL_BLOCKED_REASONS, MAINTENANCE_BLOCKED_REASONS, Metrics};
-use crate::report::state::{Forecast, Shared};
+use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
-use crate::units::format_bytes;
 
 pub use heal::HealOutcome;
-
-/// What the engine may do, validated from the flags.
-#[derive(Debug)]
-pub struct Config {
-    pub compaction: CompactionPolicy,
-    pub rule: DefragRule,
-    /// Six-field cron (seconds first) derived from the 5-field `--defrag-schedule`.
-    pub schedule: Option<String>,
-    pub min_defrag_interval: Duration,
-    pub move_leader: bool,
-    pub data_dir: Option<PathBuf>,
-    pub auto_heal: bool,
-    pub disarm_threshold: f64,
-    pub dry_run: bool,
-    pub act_when: ActWhen,
-    /// Timeout of the health gate's linearizable reads.
-    pub health_timeout: Duration,
-    /// How long a new leader's instance waits before acting.
-    pub settle: Duration,
-    pub poll: Duration,
-    /// Warn when the growth forecast reaches the quota within this (run only).
-    pub forecast_horizon: Option<Duration>,
-    /// The space controller (run only; None: off).
-    pub space: Option<SpacePolicy>,
-}
-
-impl Config {
-    /// Turns the space controller on: keep `in_use` under `target` × quota, with at least
-    /// `floor` of history while it fits and never less than a few polls.
-    pub fn with_space_target(mut self, target: f64, floor: Duration) -> Config {
-        let retention = match self.compaction {
-            CompactionPolicy::Periodic { retention } => retention,
-            // A count of revisions has no duration: the controller's ceiling is etcd's usual 30m.
-            CompactionPolicy::Revision { .. } | CompactionPolicy::Off => {
-                Duration::from_secs(30 * 60)
-            }
-        };
-        let floor = floor.min(retention);
-        let minimum = (self.poll * 2).max(Duration::from_secs(10)).min(floor);
-        self.space = (target > 0.0).then_some(SpacePolicy {
-            target,
-            retention: retention.as_secs_f64(),
-            floor: floor.as_secs_f64(),
-            minimum: minimum.as_secs_f64(),
-        });
-        self
-    }
-}
 
 /// What one tick needs besides the engine's own memory.
 pub struct Ctx<'a> {
@@ -161,6 +112,8 @@ pub struct Engine {
     forecast_warned: bool,
     /// This instance's actor candidacy (its lease while registered).
     identity: Option<watch::Receiver<Option<i64>>>,
+    /// The churn watch's top list of the last minute (to name the sync loop behind history).
+    churn_top: Option<watch::Receiver<Arc<Vec<ChurnEntry>>>>,
 }
 
 impl Engine {
@@ -193,6 +146,7 @@ impl Engine {
             dry_live: None,
             forecast_warned: false,
             identity: None,
+            churn_top: None,
             cfg,
         }
     }
@@ -208,9 +162,14 @@ impl Engine {
         self.identity.as_ref().and_then(|me| *me.borrow())
     }
 
-    /// Where the churn watch counts superseded and created bytes (the history rate).
-    pub fn with_write_totals(mut self, totals: Arc<WriteTotals>) -> Engine {
+    /// What the churn watch publishes: the bytes it counted (the history rate) and its top list.
+    pub fn with_churn_watch(
+        mut self,
+        totals: Arc<WriteTotals>,
+        top: watch::Receiver<Arc<Vec<ChurnEntry>>>,
+    ) -> Engine {
         self.write_totals = Some(totals);
+        self.churn_top = Some(top);
         self
     }
 
@@ -262,27 +221,6 @@ impl Engine {
                 return;
             }
         }
-    }
-
-    async fn start_schedule(&self) -> Result<Option<tokio_cron_scheduler::JobScheduler>, String> {
-        let Some(six) = &self.cfg.schedule else {
-            return Ok(None);
-        };
-        let scheduler = tokio_cron_scheduler::JobScheduler::new()
-            .await
-            .map_err(|e| e.to_string())?;
-        let window = self.window.clone();
-        let job = tokio_cron_scheduler::Job::new_async(six.as_str(), move |_, _| {
-            let window = window.clone();
-            Box::pin(async move {
-                tracing::info!("defrag window opened by --defrag-schedule");
-                window.store(true, Ordering::SeqCst);
-            })
-        })
-        .map_err(|e| e.to_string())?;
-        scheduler.add(job).await.map_err(|e| e.to_string())?;
-        scheduler.start().await.map_err(|e| e.to_string())?;
-        Ok(Some(scheduler))
     }
 
     /// One round: decide from `obs` and act if this instance is the actor. Reads like the
@@ -463,109 +401,5 @@ impl Engine {
             }
             Err(_) => false,
         }
-    }
-
-    /// Rule-driven defragmentation: members the rule picks, outside their cool-down.
-    async fn rule_pass(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) {
-        let now = unix_now();
-        let cooling: HashSet<u64> = self
-            .last_defrag
-            .iter()
-            .filter(|(_, at)| now - **at < self.cfg.min_defrag_interval.as_secs_f64())
-            .map(|(id, _)| *id)
-            .collect();
-        let (matched, notes) = rule_matches(obs, &self.cfg.rule, &cooling);
-        for note in notes {
-            tracing::debug!("{note}");
-        }
-        if self.cfg.schedule.is_some() {
-            // The window admits one pass; it reopens at the next scheduled time.
-            self.window.store(false, Ordering::SeqCst);
-        }
-        if matched.is_empty() {
-            return;
-        }
-        let plan = order(obs, PlanCause::Rule, &matched);
-        tracing::info!(rule = self.cfg.rule.source(), members = ?plan.steps.iter().map(|s| &s.name).collect::<Vec<_>>(), "defrag rule matched");
-        let outcome = self
-            .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
-            .await;
-        tracing::info!(?outcome, "rule-driven defragmentation pass ended");
-    }
-
-    /// Records the largest member's size and publishes the forecast; warns once when the quota
-    /// is forecast within `--forecast-horizon` (the space controller acts on its own numbers).
-    fn forecast(&mut self, ctx: &Ctx<'_>, obs: &Observation, now: f64) {
-        let Some(largest) = obs
-            .members
-            .iter()
-            .filter_map(|m| m.status.as_ref().map(|s| s.db_size))
-            .max()
-        else {
-            return;
-        };
-        self.growth.record(now, largest, obs.revision);
-        let eta = self.growth.seconds_until(obs.quota.bytes);
-        let slope = self.growth.slope();
-        let metrics = &ctx.shared.metrics;
-        metrics
-            .seconds_until_quota
-            .set(eta.unwrap_or(f64::INFINITY));
-        metrics.growth_bytes_per_second.set(slope.unwrap_or(0.0));
-        ctx.shared.write().forecast = Forecast {
-            growth_bytes_per_second: slope,
-            seconds_until_quota: eta,
-        };
-        let within = matches!((eta, self.cfg.forecast_horizon), (Some(eta), Some(h)) if eta < h.as_secs_f64());
-        if within && !self.forecast_warned {
-            tracing::warn!(
-                seconds_until_quota = eta,
-                "the db grows {}/min and reaches the {} quota in ~{} (within --forecast-horizon)",
-                format_bytes((slope.unwrap_or(0.0) * 60.0) as u64),
-                format_bytes(obs.quota.bytes),
-                humantime::format_duration(Duration::from_secs(eta.unwrap_or(0.0) as u64))
-            );
-        }
-        self.forecast_warned = within;
-    }
-
-    /// Sets (non-empty `messages`) or clears (empty) one reason maintenance is refused, and
-    /// publishes all of them to the metric, /status and — on change — the log.
-    pub(super) fn set_blocked(
-        &mut self,
-        ctx: &Ctx<'_>,
-        reason: &'static str,
-        messages: Vec<String>,
-    ) {
-        let previous = self.blocked.get(reason).cloned().unwrap_or_default();
-        if previous == messages {
-            return;
-        }
-        if messages.is_empty() {
-            tracing::info!("maintenance no longer blocked ({reason})");
-            self.blocked.remove(reason);
-        } else {
-            for m in &messages {
-                tracing::error!("maintenance blocked: {m}");
-            }
-            self.blocked.insert(reason, messages);
-        }
-        let active: Vec<&str> = self.blocked.keys().copied().collect();
-        Metrics::set_reasons(
-            &ctx.shared.metrics.maintenance_blocked,
-            &MAINTENANCE_BLOCKED_REASONS,
-            &active,
-        );
-        ctx.shared.write().maintenance.blocked = self.blocked.values().flatten().cloned().collect();
-    }
-
-    fn set_heal_blocked(&self, ctx: &Ctx<'_>, reason: Option<&str>, message: Option<String>) {
-        let active: Vec<&str> = reason.into_iter().collect();
-        Metrics::set_reasons(
-            &ctx.shared.metrics.heal_blocked,
-            &HEAL_BLOCKED_REASONS,
-            &active,
-        );
-        ctx.shared.write().maintenance.heal_blocked = message;
     }
 }

@@ -97,17 +97,14 @@ impl Engine {
             state.space.explanation = Some(explanation.clone());
             state.space.suggested_quota = suggested;
             if !verdict.live_over_target {
-                state.space.largest_resources.clear();
+                state.space.largest_resources = serde_json::Value::Array(Vec::new());
             }
         }
 
-        let sync_loop = ctx
-            .shared
-            .read()
-            .churn_last_minute
-            .iter()
-            .find(|e| e.sync_loop)
-            .cloned();
+        let sync_loop = self
+            .churn_top
+            .as_ref()
+            .and_then(|top| top.borrow().iter().find(|e| e.sync_loop).cloned());
         let said = Said {
             limit: verdict.limit,
             keep_seconds: verdict.keep_seconds,
@@ -201,7 +198,8 @@ impl Engine {
                         })
                         .collect();
                     tracing::warn!("the biggest resources in etcd: {}", named.join(", "));
-                    shared.write().space.largest_resources = resources;
+                    shared.write().space.largest_resources =
+                        serde_json::to_value(&resources).unwrap_or_default();
                 }
                 Err(e) => tracing::warn!("counting live data by resource failed: {e}"),
             }

@@ -10,8 +10,6 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::decide::space::SpaceVerdict;
-use crate::diagnose::analyze::ResourceUsage;
-use crate::diagnose::churn::ChurnEntry;
 use crate::observe::Observation;
 use crate::report::actions::{ActionLog, ActionRecord};
 use crate::report::metrics::Metrics;
@@ -43,9 +41,10 @@ pub struct DaemonState {
     pub heartbeat: Instant,
     pub actions: ActionLog,
     pub maintenance: MaintenanceReport,
-    /// The most written keys over the last minute and the last ten minutes (churn detector).
-    pub churn_last_minute: Vec<ChurnEntry>,
-    pub churn_last_ten_minutes: Vec<ChurnEntry>,
+    /// The most written keys over the last minute and the last ten minutes, as the churn
+    /// detector published them (a view: report is a sink and knows no diagnosis types).
+    pub churn_last_minute: serde_json::Value,
+    pub churn_last_ten_minutes: serde_json::Value,
     pub forecast: Forecast,
     pub space: SpaceReport,
     /// The loop that ended unexpectedly (the daemon is stopping).
@@ -62,7 +61,7 @@ pub struct SpaceReport {
     /// Why the history kept is what it is.
     pub explanation: Option<String>,
     /// When live data alone is over the target: the biggest resources (as `analyze` lists them).
-    pub largest_resources: Vec<ResourceUsage>,
+    pub largest_resources: serde_json::Value,
     /// And the quota that would hold it (bytes).
     pub suggested_quota: Option<u64>,
 }
@@ -101,8 +100,8 @@ impl Shared {
                 heartbeat: Instant::now(),
                 actions: ActionLog::default(),
                 maintenance: MaintenanceReport::default(),
-                churn_last_minute: Vec::new(),
-                churn_last_ten_minutes: Vec::new(),
+                churn_last_minute: serde_json::Value::Array(Vec::new()),
+                churn_last_ten_minutes: serde_json::Value::Array(Vec::new()),
                 forecast: Forecast::default(),
                 space: SpaceReport::default(),
                 failed_loop: None,

@@ -1,0 +1,234 @@
+//! The command-line contract: flag names, defaults and environment variables.
+//!
+//! Why it matters: other tools (Helm values, alert runbooks, CI checks) depend on these exact
+//! names. Every flag can also be set through `ETCD_UPKEEP_<FLAG>` (upper case, `-` → `_`), and the
+//! global flags work before or after the subcommand. Only parsing lives here; what the values
+//! mean is decided in `config` and the modules that consume them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+mod commands;
+
+pub use commands::*;
+
+use crate::units::{parse_duration, parse_size};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "etcd-upkeep",
+    version,
+    about = "Keeps etcd healthy by itself: scheduled compaction, safe rolling defragmentation, \
+             NOSPACE self-healing, diagnosis of what fills etcd, Prometheus metrics."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: observe etcd every poll, maintain it, serve /metrics, /healthz, /readyz
+    /// and /status.
+    Run(RunArgs),
+    /// Print every member's status (sizes, fragmentation, quota usage, raft state) and the alarms.
+    Status(StatusArgs),
+    /// Break the keyspace down by Kubernetes resource (objects, bytes, largest objects); with
+    /// --watch, also rank the keys written most (sync loops).
+    Analyze(AnalyzeArgs),
+    /// One-shot NOSPACE remediation: compact, defragment every member (rolling, leader last),
+    /// disarm NOSPACE only once space is really free. Exit 0 when the cluster ends healthy.
+    Heal(HealArgs),
+}
+
+/// Flags shared by every subcommand: how to reach etcd and how to log.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// etcd client URLs, comma separated (`https://` or explicit `http://`).
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "https://127.0.0.1:2379",
+        value_name = "URL[,URL]"
+    )]
+    pub endpoints: Vec<String>,
+
+    /// CA bundle that signed etcd's server certificates.
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_CACERT",
+        value_name = "FILE"
+    )]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate presented to etcd.
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_CERT",
+        value_name = "FILE"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// Private key of the client certificate.
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_KEY",
+        value_name = "FILE"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// vCluster certificate layout: `embedded` (/data/pki) or `deployed` (/run/config/pki).
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_PRESET",
+        value_enum
+    )]
+    pub preset: Option<Preset>,
+
+    /// Root the preset's paths under DIR instead of /data/pki or /run/config/pki.
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_PKI_DIR",
+        value_name = "DIR"
+    )]
+    pub pki_dir: Option<PathBuf>,
+
+    /// Find every member through MemberList from the given endpoints (default).
+    #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_DISCOVER", action = ArgAction::Set,
+          num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub discover: bool,
+
+    /// Talk only to the endpoints given; do not discover other members.
+    #[arg(
+        help_heading = "Connection and TLS",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_NO_DISCOVER",
+        overrides_with = "discover"
+    )]
+    pub no_discover: bool,
+
+    /// Connect timeout, also used for the quick observation RPCs.
+    #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_DIAL_TIMEOUT", default_value = "5s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub dial_timeout: Duration,
+
+    /// Per-RPC timeout for maintenance RPCs (defragmentation of a large db can be slow).
+    #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_COMMAND_TIMEOUT", default_value = "600s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub command_timeout: Duration,
+
+    /// The space quota to assume when etcd does not report it (etcd < 3.6 and no metrics URL).
+    #[arg(help_heading = "Quota", long, global = true, env = "ETCD_UPKEEP_QUOTA_BACKEND_BYTES", default_value = "2Gi",
+          value_parser = parse_size, value_name = "SIZE")]
+    pub quota_backend_bytes: u64,
+
+    /// An etcd /metrics URL (plain http) to read etcd_server_quota_backend_bytes from.
+    #[arg(
+        help_heading = "Quota",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_ETCD_METRICS_URL",
+        value_name = "URL"
+    )]
+    pub etcd_metrics_url: Option<String>,
+
+    /// Log format.
+    #[arg(
+        help_heading = "Logging",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log level or tracing filter (e.g. `info`, `debug`, `etcd_upkeep=debug`).
+    #[arg(
+        help_heading = "Logging",
+        long,
+        global = true,
+        env = "ETCD_UPKEEP_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub log_level: String,
+}
+
+impl GlobalArgs {
+    /// Whether to discover members: `--no-discover` or `--discover=false` turn it off.
+    pub fn discover(&self) -> bool {
+        self.discover && !self.no_discover
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// etcd embedded in the vCluster pod: certificates under /data/pki.
+    Embedded,
+    /// etcd deployed as its own StatefulSet: certificates under /run/config/pki.
+    Deployed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "etcd-upkeep",
+            "status",
+            "--endpoints",
+            "http://a:1,http://b:2",
+            "--no-discover",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.endpoints, vec!["http://a:1", "http://b:2"]);
+        assert!(!cli.global.discover());
+    }
+
+    #[test]
+    fn discover_is_on_by_default() {
+        let cli = Cli::try_parse_from(["etcd-upkeep", "status"]).unwrap();
+        assert!(cli.global.discover());
+        assert_eq!(cli.global.quota_backend_bytes, 2 << 30);
+    }
+}

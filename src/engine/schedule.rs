@@ -1,0 +1,67 @@
+//! When rule-driven defragmentation may run: the `--defrag-schedule` window and the rule pass.
+//!
+//! Why a window, not a cron job that runs a pass: the pass needs the engine's current view and
+//! its single-flight guarantees, so the cron only opens a window (a flag) and the next tick that
+//! sees it open runs one rule pass — the window then closes until the next scheduled time.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use crate::decide::actor::Fence;
+use crate::decide::plan::{PlanCause, order, rule_matches};
+use crate::observe::{Observation, unix_now};
+
+use super::{Ctx, Engine};
+
+impl Engine {
+    pub(super) async fn start_schedule(
+        &self,
+    ) -> Result<Option<tokio_cron_scheduler::JobScheduler>, String> {
+        let Some(six) = &self.cfg.schedule else {
+            return Ok(None);
+        };
+        let scheduler = tokio_cron_scheduler::JobScheduler::new()
+            .await
+            .map_err(|e| e.to_string())?;
+        let window = self.window.clone();
+        let job = tokio_cron_scheduler::Job::new_async(six.as_str(), move |_, _| {
+            let window = window.clone();
+            Box::pin(async move {
+                tracing::info!("defrag window opened by --defrag-schedule");
+                window.store(true, Ordering::SeqCst);
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        scheduler.add(job).await.map_err(|e| e.to_string())?;
+        scheduler.start().await.map_err(|e| e.to_string())?;
+        Ok(Some(scheduler))
+    }
+
+    /// Rule-driven defragmentation: members the rule picks, outside their cool-down.
+    pub(super) async fn rule_pass(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) {
+        let now = unix_now();
+        let cooling: HashSet<u64> = self
+            .last_defrag
+            .iter()
+            .filter(|(_, at)| now - **at < self.cfg.min_defrag_interval.as_secs_f64())
+            .map(|(id, _)| *id)
+            .collect();
+        let (matched, notes) = rule_matches(obs, &self.cfg.rule, &cooling);
+        for note in notes {
+            tracing::debug!("{note}");
+        }
+        if self.cfg.schedule.is_some() {
+            // The window admits one pass; it reopens at the next scheduled time.
+            self.window.store(false, Ordering::SeqCst);
+        }
+        if matched.is_empty() {
+            return;
+        }
+        let plan = order(obs, PlanCause::Rule, &matched);
+        tracing::info!(rule = self.cfg.rule.source(), members = ?plan.steps.iter().map(|s| &s.name).collect::<Vec<_>>(), "defrag rule matched");
+        let outcome = self
+            .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
+            .await;
+        tracing::info!(?outcome, "rule-driven defragmentation pass ended");
+    }
+}
