@@ -10,6 +10,7 @@
 //!   leadership first.
 //! - [`heal`]: during NOSPACE — defragment more, disarm, or stop because live data fills the quota.
 //! - [`disk`]: is there room on disk for the copy a defragmentation writes?
+//! - [`endpoints`]: which member's endpoint a mutation or a local read goes through.
 //! - [`integrity`]: what a set of KV hashes proves (verified, unverifiable, mismatch).
 //! - [`space`]: how much history to keep so the db stays under its space target, and when the
 //!   file itself must shrink.
@@ -19,6 +20,7 @@ pub mod actor;
 pub mod compaction;
 pub mod defrag_rule;
 pub mod disk;
+pub mod endpoints;
 pub mod gate;
 pub mod heal;
 pub mod integrity;

@@ -60,11 +60,7 @@ pub async fn run(
             }
         };
         let obs = &snapshot.observation;
-        let endpoint = obs
-            .local_member
-            .and_then(|id| obs.member(id))
-            .or_else(|| obs.members.iter().find(|m| m.status.is_some()))
-            .map(|m| m.endpoint.clone());
+        let endpoint = crate::decide::endpoints::local_endpoint(obs);
         let Some(endpoint) = endpoint else {
             if shutdown.sleep(poll).await {
                 return;

@@ -108,7 +108,7 @@ impl Engine {
                 "compacting to the current revision {}: {why}",
                 obs.revision
             );
-            if !self.compact(ctx, obs, fence, obs.revision, why).await {
+            if !self.compact(ctx, obs, obs.revision, why).await {
                 return HealOutcome::Failed("the emergency compaction failed".into());
             }
             let episode = self.nospace.as_mut().expect("episode set above");
@@ -219,10 +219,9 @@ impl Engine {
             format_bytes(obs.quota.bytes),
             sizes.join(", ")
         );
-        let endpoint = obs
-            .member(obs.leader.unwrap_or(0))
-            .map(|m| m.endpoint.clone())
-            .unwrap_or_else(|| obs.members[0].endpoint.clone());
+        let Some(endpoint) = crate::decide::endpoints::mutation_endpoint(obs) else {
+            return HealOutcome::Pending("no member answered".into());
+        };
         for member_id in alarmed {
             let name = obs.member_name(*member_id);
             if let Err(e) = ctx

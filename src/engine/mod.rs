@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use crate::act::Act;
 use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
 use crate::decide::compaction::CompactionState;
+use crate::decide::endpoints::mutation_endpoint;
 use crate::decide::gate::alarm_blockers;
 use crate::decide::revisions::RevisionLog;
 use crate::diagnose::churn::ChurnEntry;
@@ -279,7 +280,7 @@ impl Engine {
         self.end_nospace_episode(ctx);
 
         // Prevention: compaction stops no member, so it runs at once, even while settling.
-        self.compact_for_space(ctx, obs, fence, space.as_ref(), periodic_target, now)
+        self.compact_for_space(ctx, obs, space.as_ref(), periodic_target, now)
             .await;
         if actor.settling.is_some() {
             return;
@@ -375,19 +376,10 @@ impl Engine {
         true
     }
 
-    async fn compact(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        fence: Fence,
-        target: i64,
-        why: &str,
-    ) -> bool {
-        let Some(endpoint) = obs
-            .member(fence.leader)
-            .map(|m| m.endpoint.clone())
-            .or_else(|| obs.members.first().map(|m| m.endpoint.clone()))
-        else {
+    /// Physical compaction to `target`, through the leader (the caller holds the fence for the
+    /// observation `obs`: compaction is safe to repeat and stops no member).
+    async fn compact(&mut self, ctx: &Ctx<'_>, obs: &Observation, target: i64, why: &str) -> bool {
+        let Some(endpoint) = mutation_endpoint(obs) else {
             return false;
         };
         match ctx

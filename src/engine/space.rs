@@ -170,12 +170,7 @@ impl Engine {
         if now - self.live_scan_at < SCAN_EVERY_SECONDS {
             return;
         }
-        let Some(endpoint) = obs
-            .local_member
-            .and_then(|id| obs.member(id))
-            .or_else(|| obs.members.iter().find(|m| m.status.is_some()))
-            .map(|m| m.endpoint.clone())
-        else {
+        let Some(endpoint) = crate::decide::endpoints::local_endpoint(obs) else {
             return;
         };
         self.live_scan_at = now;
@@ -212,7 +207,6 @@ impl Engine {
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
-        fence: Fence,
         space: Option<&SpaceVerdict>,
         periodic_target: Option<i64>,
         now: f64,
@@ -228,13 +222,12 @@ impl Engine {
                     verdict.keep_seconds,
                     verdict.limit.as_str()
                 );
-                self.compact(ctx, obs, fence, target, &why).await;
+                self.compact(ctx, obs, target, &why).await;
             }
             (_, Some(target)) if target > last => {
                 self.compact(
                     ctx,
                     obs,
-                    fence,
                     target,
                     "periodic compaction keeps the configured history",
                 )

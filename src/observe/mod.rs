@@ -5,6 +5,7 @@
 //! etcd and logs can show exactly what a decision saw. One unreachable member never hides the
 //! others: it appears with its error instead of its status.
 
+mod assemble;
 pub mod probe;
 pub mod quota;
 
@@ -157,7 +158,7 @@ impl std::fmt::Display for ObserveError {
 
 impl std::error::Error for ObserveError {}
 
-/// Reads member list, every member's status, the alarms and the quota.
+/// Reads member list, every member's status, the alarms, the actor candidates and the quota.
 ///
 /// `previous` supplies fall-back endpoints: when every configured endpoint is down, the
 /// members found last time are asked for the member list.
@@ -167,159 +168,154 @@ pub async fn observe(
     previous: Option<&Observation>,
 ) -> Result<Observation, ObserveError> {
     let mut warnings = Vec::new();
-
-    // 1. Status through each configured endpoint: tells us who is behind it.
-    let configured = join_all(settings.endpoints.iter().map(|e| etcd.status(e))).await;
-    let mut statuses: Vec<(String, MemberStatus)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
-    let mut local_member = None;
-    for (index, (endpoint, result)) in settings.endpoints.iter().zip(configured).enumerate() {
-        match result {
-            Ok(status) => {
-                if index == 0 {
-                    local_member = Some(status.member_id);
-                }
-                statuses.push((endpoint.clone(), status));
-            }
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
-
-    // 2. Member list from any reachable endpoint: configured ones that answered first.
-    let mut candidates: Vec<String> = statuses.iter().map(|(e, _)| e.clone()).collect();
-    candidates.extend(settings.endpoints.iter().cloned());
+    // 1. Status through each configured endpoint: tells us who is behind it.
+    let (mut answered, local_member) = configured(etcd, settings, &mut failures).await;
+    // 2. Member list, alarms and candidates from any reachable endpoint.
+    let mut fallbacks: Vec<String> = answered.iter().map(|(e, _)| e.clone()).collect();
+    fallbacks.extend(settings.endpoints.iter().cloned());
     if let Some(previous) = previous {
-        candidates.extend(previous.members.iter().map(|m| m.endpoint.clone()));
+        fallbacks.extend(previous.members.iter().map(|m| m.endpoint.clone()));
     }
-    let mut seen = std::collections::HashSet::new();
-    candidates.retain(|e| seen.insert(e.clone()));
-    let mut members: Option<Vec<MemberInfo>> = None;
-    let mut alarms: Option<Vec<Alarm>> = None;
-    let mut registered: Option<Vec<Candidate>> = None;
-    for endpoint in &candidates {
-        match etcd.member_list(endpoint).await {
-            Ok(list) => {
-                members = Some(list);
-                match etcd.alarms(endpoint).await {
-                    Ok(list) => alarms = Some(list),
-                    Err(e) => failures.push(e.to_string()),
-                }
-                match etcd.candidates(endpoint).await {
-                    Ok(keys) => registered = Some(Candidate::parse_all(&keys)),
-                    Err(e) => warnings.push(format!("the actor candidates could not be read: {e}")),
-                }
-                break;
-            }
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
-    let Some(members) = members else {
-        failures.dedup();
-        return Err(ObserveError(format!(
-            "no etcd endpoint answered: {}",
-            failures.join("; ")
-        )));
-    };
-    let Some(alarms) = alarms else {
-        return Err(ObserveError(format!(
-            "the alarm list could not be read: {}",
-            failures.join("; ")
-        )));
-    };
-
+    let cluster = cluster_lists(etcd, &fallbacks, &mut failures, &mut warnings).await?;
     // 3. Status of every discovered member that no configured endpoint covered.
-    let scheme = settings.endpoints[0].split("://").next().unwrap_or("https");
-    let mut missing: Vec<(u64, String)> = Vec::new();
-    if settings.discover {
-        for member in &members {
-            if statuses.iter().any(|(_, s)| s.member_id == member.id) {
-                continue;
-            }
-            let url = member
-                .client_urls
-                .iter()
-                .find(|u| u.starts_with(scheme))
-                .or(member.client_urls.first());
-            if let Some(url) = url {
-                missing.push((member.id, url.clone()));
-            }
-        }
-    }
-    let discovered = join_all(missing.iter().map(|(_, url)| etcd.status(url))).await;
-    let mut member_errors: Vec<(u64, String, String)> = Vec::new();
-    for ((id, url), result) in missing.into_iter().zip(discovered) {
-        match result {
-            Ok(status) => statuses.push((url, status)),
-            Err(e) => member_errors.push((id, url, e.to_string())),
-        }
-    }
-
-    // 4. Assemble, one entry per member, in MemberList order.
-    let mut observed = Vec::new();
-    for member in &members {
-        let name = if member.name.is_empty() {
-            format!("{:x}", member.id)
-        } else {
-            member.name.clone()
-        };
-        let answered = statuses.iter().find(|(_, s)| s.member_id == member.id);
-        let failed = member_errors.iter().find(|(id, _, _)| *id == member.id);
-        let endpoint = answered
-            .map(|(e, _)| e.clone())
-            .or_else(|| failed.map(|(_, url, _)| url.clone()))
-            .or_else(|| member.client_urls.first().cloned())
-            .unwrap_or_default();
-        let error = match (answered, failed) {
-            (Some(_), _) => None,
-            (None, Some((_, _, e))) => Some(e.clone()),
-            (None, None) if !settings.discover => Some("not observed (--no-discover)".into()),
-            (None, None) => Some("no client URL advertised (member not started?)".into()),
-        };
-        if let Some(error) = &error {
-            warnings.push(format!("member {name}: {error}"));
-        }
-        observed.push(MemberObservation {
-            id: member.id,
-            name,
-            endpoint,
-            is_learner: member.is_learner,
-            status: answered.map(|(_, s)| s.clone()),
-            error,
-        });
-    }
-    if observed.iter().all(|m| m.status.is_none()) {
+    let failed = if settings.discover {
+        discovered(etcd, settings, &cluster.members, &mut answered).await
+    } else {
+        Vec::new()
+    };
+    // 4. Put together (pure), then the quota.
+    let members = assemble::members(
+        &cluster.members,
+        &answered,
+        &failed,
+        settings.discover,
+        &mut warnings,
+    );
+    if members.iter().all(|m| m.status.is_none()) {
         return Err(ObserveError(format!(
             "no member answered Status: {}",
             failures.join("; ")
         )));
     }
-
-    let newest = observed
-        .iter()
-        .filter_map(|m| m.status.as_ref())
-        .max_by_key(|s| s.raft_term);
-    let leader = newest.map(|s| s.leader).filter(|&id| id != 0);
-    let raft_term = newest.map(|s| s.raft_term).unwrap_or(0);
-    let revision = observed
-        .iter()
-        .filter_map(|m| m.status.as_ref().map(|s| s.revision))
-        .max()
-        .unwrap_or(0);
-
-    let quota = resolve_quota(&observed, settings, &mut warnings).await;
-
+    let (leader, raft_term, revision) = assemble::leadership(&members);
+    let quota = resolve_quota(&members, settings, &mut warnings).await;
     Ok(Observation {
         taken_at: unix_now(),
-        members: observed,
-        alarms,
+        members,
+        alarms: cluster.alarms,
         quota,
         leader,
         raft_term,
         local_member,
         revision,
-        candidates: registered,
+        candidates: cluster.candidates,
         warnings,
     })
+}
+
+/// Status through each configured endpoint; the first one's member is "local".
+async fn configured(
+    etcd: &Etcd,
+    settings: &ObserveSettings,
+    failures: &mut Vec<String>,
+) -> (Vec<(String, MemberStatus)>, Option<u64>) {
+    let replies = join_all(settings.endpoints.iter().map(|e| etcd.status(e))).await;
+    let mut answered = Vec::new();
+    let mut local_member = None;
+    for (index, (endpoint, result)) in settings.endpoints.iter().zip(replies).enumerate() {
+        match result {
+            Ok(status) => {
+                if index == 0 {
+                    local_member = Some(status.member_id);
+                }
+                answered.push((endpoint.clone(), status));
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    (answered, local_member)
+}
+
+/// What one member tells about the whole cluster.
+struct ClusterLists {
+    members: Vec<MemberInfo>,
+    alarms: Vec<Alarm>,
+    candidates: Option<Vec<Candidate>>,
+}
+
+/// MemberList, AlarmList and the candidates, from the first endpoint that answers.
+async fn cluster_lists(
+    etcd: &Etcd,
+    endpoints: &[String],
+    failures: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<ClusterLists, ObserveError> {
+    let mut seen = std::collections::HashSet::new();
+    for endpoint in endpoints.iter().filter(|e| seen.insert(e.to_string())) {
+        let members = match etcd.member_list(endpoint).await {
+            Ok(list) => list,
+            Err(e) => {
+                failures.push(e.to_string());
+                continue;
+            }
+        };
+        let alarms = etcd.alarms(endpoint).await.map_err(|e| {
+            ObserveError(format!(
+                "the alarm list could not be read: {}; {e}",
+                failures.join("; ")
+            ))
+        })?;
+        let candidates = match etcd.candidates(endpoint).await {
+            Ok(keys) => Some(Candidate::parse_all(&keys)),
+            Err(e) => {
+                warnings.push(format!("the actor candidates could not be read: {e}"));
+                None
+            }
+        };
+        return Ok(ClusterLists {
+            members,
+            alarms,
+            candidates,
+        });
+    }
+    failures.dedup();
+    Err(ObserveError(format!(
+        "no etcd endpoint answered: {}",
+        failures.join("; ")
+    )))
+}
+
+/// Status of the members no configured endpoint covered, through their advertised client URL
+/// (same scheme as the configured endpoints); returns the ones that failed.
+async fn discovered(
+    etcd: &Etcd,
+    settings: &ObserveSettings,
+    members: &[MemberInfo],
+    answered: &mut Vec<(String, MemberStatus)>,
+) -> Vec<(u64, String, String)> {
+    let scheme = settings.endpoints[0].split("://").next().unwrap_or("https");
+    let missing: Vec<(u64, String)> = members
+        .iter()
+        .filter(|m| !answered.iter().any(|(_, s)| s.member_id == m.id))
+        .filter_map(|m| {
+            let url = m
+                .client_urls
+                .iter()
+                .find(|u| u.starts_with(scheme))
+                .or(m.client_urls.first())?;
+            Some((m.id, url.clone()))
+        })
+        .collect();
+    let replies = join_all(missing.iter().map(|(_, url)| etcd.status(url))).await;
+    let mut failed = Vec::new();
+    for ((id, url), result) in missing.into_iter().zip(replies) {
+        match result {
+            Ok(status) => answered.push((url, status)),
+            Err(e) => failed.push((id, url, e.to_string())),
+        }
+    }
+    failed
 }
 
 async fn resolve_quota(
