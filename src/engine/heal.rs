@@ -64,6 +64,41 @@ const MAX_LOG_BACKOFF: Duration = Duration::from_secs(300);
 impl Engine {
     /// One heal attempt. Called while NOSPACE is active and this instance is the actor.
     pub async fn heal(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) -> HealOutcome {
+        self.begin_episode(ctx, obs);
+        if self.cfg.dry_run {
+            // The real path, with every mutation printed instead of sent, once per episode.
+            let episode = self.nospace.as_mut().expect("episode set above");
+            if episode.described {
+                return HealOutcome::Pending("dry run: plan already shown".into());
+            }
+            episode.described = true;
+            self.dry_live = Some(self.count_live_bytes(ctx, obs).await);
+        }
+
+        if let Err(outcome) = self.emergency_compaction(ctx, obs, fence).await {
+            return outcome;
+        }
+        for _ in 0..ROUNDS_PER_TICK {
+            ctx.beat();
+            let now_obs = match ctx.observe().await {
+                Ok(o) => o,
+                Err(e) => return HealOutcome::Pending(format!("cannot observe the cluster: {e}")),
+            };
+            let defragmented = self
+                .nospace
+                .as_ref()
+                .map(|e| e.defragmented.clone())
+                .unwrap_or_default();
+            let now_obs = self.projected(now_obs, &defragmented);
+            if let Some(outcome) = self.heal_round(ctx, &now_obs, fence, defragmented).await {
+                return outcome;
+            }
+        }
+        HealOutcome::Pending("more rounds needed; continuing next poll".into())
+    }
+
+    /// Opens the episode on the first NOSPACE tick (every instance noted when it first saw it).
+    fn begin_episode(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
         let (seen, seen_unix) = self.nospace_seen.unwrap_or((Instant::now(), unix_now()));
         let episode = self.nospace.get_or_insert_with(|| {
             let alarmed: Vec<String> = obs.alarms.iter().filter(|a| a.kind == AlarmKind::NoSpace).map(|a| obs.member_name(a.member_id)).collect();
@@ -81,17 +116,16 @@ impl Engine {
         });
         let since_unix = episode.since_unix;
         ctx.shared.write().maintenance.nospace_since = Some(since_unix);
+    }
 
-        if self.cfg.dry_run {
-            // The real path, with every mutation printed instead of sent, once per episode.
-            let episode = self.nospace.as_mut().expect("episode set above");
-            if episode.described {
-                return HealOutcome::Pending("dry run: plan already shown".into());
-            }
-            episode.described = true;
-            self.dry_live = Some(self.count_live_bytes(ctx, obs).await);
-        }
-
+    /// Compacts to the current revision, once per episode and again after deletions: the only
+    /// way overwritten history turns into free pages. `Err` is the tick's outcome.
+    async fn emergency_compaction(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        fence: Fence,
+    ) -> Result<(), HealOutcome> {
         // Blocked on live data: only deletions (which move the revision) or a new quota can
         // change that; until then, re-judge from the observation alone and touch nothing.
         let episode = self.nospace.as_ref().expect("episode set above");
@@ -100,7 +134,7 @@ impl Engine {
             // Emergency compaction to the current revision: the only way deletions and
             // overwritten history turn into free pages.
             if let Err(why) = fence_holds(fence, self.cfg.act_when, obs) {
-                return HealOutcome::Pending(why);
+                return Err(HealOutcome::Pending(why));
             }
             let why = "NOSPACE emergency: all history before the current revision is given up";
             tracing::warn!(
@@ -109,7 +143,9 @@ impl Engine {
                 obs.revision
             );
             if !self.compact(ctx, obs, obs.revision, why).await {
-                return HealOutcome::Failed("the emergency compaction failed".into());
+                return Err(HealOutcome::Failed(
+                    "the emergency compaction failed".into(),
+                ));
             }
             let episode = self.nospace.as_mut().expect("episode set above");
             episode.compacted_at = obs.revision;
@@ -117,84 +153,89 @@ impl Engine {
             episode.blocked_at = None;
         }
 
-        for _ in 0..ROUNDS_PER_TICK {
-            ctx.beat();
-            let now_obs = match ctx.observe().await {
-                Ok(o) => o,
-                Err(e) => return HealOutcome::Pending(format!("cannot observe the cluster: {e}")),
-            };
-            let defragmented = self
-                .nospace
-                .as_ref()
-                .map(|e| e.defragmented.clone())
-                .unwrap_or_default();
-            let now_obs = self.projected(now_obs, &defragmented);
-            match heal_verdict(&now_obs, self.cfg.disarm_threshold, &defragmented) {
-                HealVerdict::NoAlarm => {
-                    self.set_blocked(ctx, "unhealthy", Vec::new());
-                    self.set_heal_blocked(ctx, None, None);
-                    return HealOutcome::NoAlarm;
+        Ok(())
+    }
+
+    /// One look at the cluster and the step it calls for; None: look again.
+    async fn heal_round(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now_obs: &Observation,
+        fence: Fence,
+        defragmented: HashSet<u64>,
+    ) -> Option<HealOutcome> {
+        let verdict = heal_verdict(now_obs, self.cfg.disarm_threshold, &defragmented);
+        // Every member answered unless the verdict is Wait: the heal's own "unhealthy" (a
+        // silent member) is over; the gate before each member owns it from here.
+        if !matches!(verdict, HealVerdict::Wait { .. }) {
+            self.set_blocked(ctx, "unhealthy", Vec::new());
+        }
+        match verdict {
+            HealVerdict::NoAlarm => {
+                self.set_heal_blocked(ctx, None, None);
+                Some(HealOutcome::NoAlarm)
+            }
+            HealVerdict::Wait { why } => {
+                tracing::info!("heal waiting: {why}");
+                self.set_blocked(ctx, "unhealthy", vec![format!("heal waiting: {why}")]);
+                Some(HealOutcome::Pending(why))
+            }
+            HealVerdict::Blocked(details) if self.cfg.dry_run => {
+                tracing::info!("[dry-run] would stop here without disarming: {details}");
+                Some(HealOutcome::Pending("dry run: nothing changed".into()))
+            }
+            HealVerdict::Blocked(details) => Some(self.report_blocked(ctx, now_obs, &details)),
+            HealVerdict::Defragment { members } => {
+                self.set_heal_blocked(ctx, None, None);
+                let plan = order(now_obs, PlanCause::Heal, &members);
+                let mut done = defragmented;
+                let outcome = self.rolling_defrag(ctx, plan, fence, &mut done).await;
+                if let Some(episode) = self.nospace.as_mut() {
+                    episode.defragmented = done;
                 }
-                HealVerdict::Wait { why } => {
-                    tracing::info!("heal waiting: {why}");
-                    self.set_blocked(ctx, "unhealthy", vec![format!("heal waiting: {why}")]);
-                    return HealOutcome::Pending(why);
-                }
-                HealVerdict::Blocked(details) if self.cfg.dry_run => {
-                    tracing::info!("[dry-run] would stop here without disarming: {details}");
-                    return HealOutcome::Pending("dry run: nothing changed".into());
-                }
-                HealVerdict::Blocked(details) => {
-                    self.set_blocked(ctx, "unhealthy", Vec::new());
-                    let message = details.to_string();
-                    let episode = self.nospace.as_mut().expect("episode set above");
-                    episode.blocked_at = Some((now_obs.revision, now_obs.quota.bytes));
-                    if Instant::now() >= episode.next_blocked_log {
-                        episode.blocked_reports += 1;
-                        let wait = (self.cfg.poll
-                            * 2u32.saturating_pow(episode.blocked_reports.min(10)))
-                        .min(MAX_LOG_BACKOFF);
-                        episode.next_blocked_log = Instant::now() + wait;
-                        tracing::error!(
-                            in_use = details.in_use,
-                            quota = details.quota,
-                            suggested_quota = details.suggested_quota,
-                            "NOSPACE cannot be healed: {message}; healing resumes by itself once objects are deleted or the quota is raised"
-                        );
+                match outcome {
+                    RollOutcome::Completed => None,
+                    // We defragmented our own member before handing over: look again, and
+                    // disarm if that finished the job (see `disarm`).
+                    RollOutcome::HandedOver(why) => {
+                        tracing::info!("{why}");
+                        None
                     }
-                    self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
-                    return HealOutcome::Blocked(message);
-                }
-                HealVerdict::Defragment { members } => {
-                    // Every member answered: the heal's "unhealthy" (a silent member) is over;
-                    // the gate before each member owns it from here.
-                    self.set_blocked(ctx, "unhealthy", Vec::new());
-                    self.set_heal_blocked(ctx, None, None);
-                    let plan = order(&now_obs, PlanCause::Heal, &members);
-                    let mut done = defragmented;
-                    let outcome = self.rolling_defrag(ctx, plan, fence, &mut done).await;
-                    if let Some(episode) = self.nospace.as_mut() {
-                        episode.defragmented = done;
-                    }
-                    match outcome {
-                        RollOutcome::Completed => continue,
-                        // We defragmented our own member before handing over: look again, and
-                        // disarm if that finished the job (see `disarm`).
-                        RollOutcome::HandedOver(why) => {
-                            tracing::info!("{why}");
-                            continue;
-                        }
-                        RollOutcome::Stopped(why) => return HealOutcome::Failed(why),
-                    }
-                }
-                HealVerdict::Disarm { alarmed_members } => {
-                    self.set_blocked(ctx, "unhealthy", Vec::new());
-                    self.set_heal_blocked(ctx, None, None);
-                    return self.disarm(ctx, &now_obs, &alarmed_members).await;
+                    RollOutcome::Stopped(why) => Some(HealOutcome::Failed(why)),
                 }
             }
+            HealVerdict::Disarm { alarmed_members } => {
+                self.set_heal_blocked(ctx, None, None);
+                Some(self.disarm(ctx, now_obs, &alarmed_members).await)
+            }
         }
-        HealOutcome::Pending("more rounds needed; continuing next poll".into())
+    }
+
+    /// Live data fills the quota: nothing is disarmed; say so with the numbers (spacing out
+    /// the error log) and retry only once deletions or a new quota can change the verdict.
+    fn report_blocked(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now_obs: &Observation,
+        details: &crate::decide::heal::LiveDataOverQuota,
+    ) -> HealOutcome {
+        let message = details.to_string();
+        let episode = self.nospace.as_mut().expect("episode set above");
+        episode.blocked_at = Some((now_obs.revision, now_obs.quota.bytes));
+        if Instant::now() >= episode.next_blocked_log {
+            episode.blocked_reports += 1;
+            let wait = (self.cfg.poll * 2u32.saturating_pow(episode.blocked_reports.min(10)))
+                .min(MAX_LOG_BACKOFF);
+            episode.next_blocked_log = Instant::now() + wait;
+            tracing::error!(
+                in_use = details.in_use,
+                quota = details.quota,
+                suggested_quota = details.suggested_quota,
+                "NOSPACE cannot be healed: {message}; healing resumes by itself once objects are deleted or the quota is raised"
+            );
+        }
+        self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+        HealOutcome::Blocked(message)
     }
 
     async fn disarm(&mut self, ctx: &Ctx<'_>, obs: &Observation, alarmed: &[u64]) -> HealOutcome {

@@ -28,6 +28,8 @@ use super::{Ctx, Engine};
 pub(super) struct Stop {
     why: String,
     defragmented: bool,
+    /// The RPC was not sent because its deadline passed (nothing happened).
+    late: bool,
 }
 
 impl Stop {
@@ -35,6 +37,7 @@ impl Stop {
         Stop {
             why,
             defragmented: false,
+            late: false,
         }
     }
 
@@ -42,8 +45,27 @@ impl Stop {
         Stop {
             why,
             defragmented: true,
+            late: false,
         }
     }
+
+    fn late(why: String) -> Stop {
+        Stop {
+            why,
+            defragmented: false,
+            late: true,
+        }
+    }
+}
+
+/// What the leader's turn ended with.
+enum Leader {
+    /// Defragment it here (in place while healing, or the dry run's simulation).
+    DefragmentHere,
+    /// Leadership moved: plan the pass again (the old leader is a follower now).
+    Replan,
+    /// The pass ends here.
+    Ended(RollOutcome),
 }
 
 /// How a pass ended.
@@ -98,84 +120,13 @@ impl Engine {
             }
 
             if step.is_leader && self.cfg.move_leader && voting_count(&obs) > 1 {
-                let others: HashSet<u64> = pending
-                    .iter()
-                    .copied()
-                    .filter(|id| *id != step.member_id)
-                    .collect();
-                match leader_transfer_target(&obs, &others, done, MAX_TRANSFER_LAG) {
-                    Some(target) => {
-                        let target_name = obs.member_name(target);
-                        if let Err(e) = ctx
-                            .act(self.cfg.dry_run)
-                            .move_leader(&step.endpoint, &step.name, target, &target_name)
-                            .await
-                        {
-                            return RollOutcome::Stopped(format!("moving leadership failed: {e}"));
-                        }
-                        // In a dry run nothing moved: fall through to the dry-run defrag below.
-                        if !self.cfg.dry_run {
-                            let moved = std::time::Instant::now();
-                            self.wait_for_leader(ctx, target).await;
-                            if fence.basis != Basis::BesideLeader {
-                                continue; // the old leader is a follower now; re-plan it.
-                            }
-                            // Lame duck: the new leader's instance settles for two polls before
-                            // it stops a member, and its health gate fails while our member
-                            // defragments, so we finish our own member now — the pass completes
-                            // even when the new leader has no live etcd-upkeep beside it.
-                            // Why this cannot overlap the new actor's first defragmentation: its
-                            // settle period starts when it first sees itself lead (after `moved`)
-                            // and lasts `settle`; our defrag RPC is sent before `moved + settle/2`
-                            // — the deadline is checked again after the fresh look, right before
-                            // sending — so it is running when the new actor's gate probes our
-                            // member, and that gate stays closed until it ends. Too late: leave it.
-                            let window = self.cfg.settle / 2;
-                            if moved.elapsed() < window
-                                && let Ok(now) = ctx.observe().await
-                                && moved.elapsed() < window
-                                && let Some(follower) = current_step(&now, step.member_id)
-                            {
-                                let deadline = moved + window;
-                                let result = self
-                                    .defrag_and_verify(
-                                        ctx,
-                                        &now,
-                                        &follower,
-                                        plan.cause,
-                                        Some(deadline),
-                                    )
-                                    .await;
-                                if let Err(stop) = result {
-                                    if stop.defragmented {
-                                        done.insert(step.member_id);
-                                    }
-                                    return RollOutcome::Stopped(stop.why);
-                                }
-                                pending.remove(&step.member_id);
-                                done.insert(step.member_id);
-                            }
-                            return RollOutcome::HandedOver(format!(
-                                "leadership moved to {target_name}; its instance carries on{}",
-                                if done.contains(&step.member_id) {
-                                    format!(" ({} was defragmented before handing over)", step.name)
-                                } else {
-                                    String::new()
-                                }
-                            ));
-                        }
-                    }
-                    None if plan.cause == PlanCause::Rule => {
-                        return RollOutcome::Stopped(format!(
-                            "no healthy, caught-up, defragmented follower to take leadership from {}; \
-                             not defragmenting the leader in place",
-                            step.name
-                        ));
-                    }
-                    None => tracing::warn!(
-                        "no follower can take leadership from {}; healing defragments the leader in place (writes stall meanwhile)",
-                        step.name
-                    ),
+                match self
+                    .hand_over(ctx, &obs, &step, plan.cause, fence, &mut pending, done)
+                    .await
+                {
+                    Leader::DefragmentHere => {}
+                    Leader::Replan => continue,
+                    Leader::Ended(outcome) => return outcome,
                 }
             }
 
@@ -207,6 +158,120 @@ impl Engine {
         RollOutcome::Completed
     }
 
+    /// The leader's turn: hand leadership to a caught-up, defragmented follower first. Beside
+    /// the leader, the old actor then finishes its own member as a lame duck (see
+    /// `lame_duck`); any other actor re-plans it as the follower it now is.
+    #[allow(clippy::too_many_arguments)]
+    async fn hand_over(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        step: &DefragStep,
+        cause: PlanCause,
+        fence: Fence,
+        pending: &mut HashSet<u64>,
+        done: &mut HashSet<u64>,
+    ) -> Leader {
+        let others: HashSet<u64> = pending
+            .iter()
+            .copied()
+            .filter(|id| *id != step.member_id)
+            .collect();
+        let Some(target) = leader_transfer_target(obs, &others, done, MAX_TRANSFER_LAG) else {
+            if cause == PlanCause::Rule {
+                return Leader::Ended(RollOutcome::Stopped(format!(
+                    "no healthy, caught-up, defragmented follower to take leadership from {}; \
+                     not defragmenting the leader in place",
+                    step.name
+                )));
+            }
+            tracing::warn!(
+                "no follower can take leadership from {}; healing defragments the leader in place (writes stall meanwhile)",
+                step.name
+            );
+            return Leader::DefragmentHere;
+        };
+        let target_name = obs.member_name(target);
+        if let Err(e) = ctx
+            .act(self.cfg.dry_run)
+            .move_leader(&step.endpoint, &step.name, target, &target_name)
+            .await
+        {
+            return Leader::Ended(RollOutcome::Stopped(format!(
+                "moving leadership failed: {e}"
+            )));
+        }
+        if self.cfg.dry_run {
+            return Leader::DefragmentHere; // nothing moved: the dry-run defrag follows
+        }
+        let moved = Instant::now();
+        self.wait_for_leader(ctx, target).await;
+        if fence.basis != Basis::BesideLeader {
+            return Leader::Replan; // the old leader is a follower now
+        }
+        match self.lame_duck(ctx, step.member_id, cause, moved).await {
+            Ok(true) => {
+                pending.remove(&step.member_id);
+                done.insert(step.member_id);
+            }
+            Ok(false) => {}
+            Err(stop) => {
+                if stop.defragmented {
+                    done.insert(step.member_id);
+                }
+                return Leader::Ended(RollOutcome::Stopped(stop.why));
+            }
+        }
+        Leader::Ended(RollOutcome::HandedOver(format!(
+            "leadership moved to {target_name}; its instance carries on{}",
+            if done.contains(&step.member_id) {
+                format!(" ({} was defragmented before handing over)", step.name)
+            } else {
+                String::new()
+            }
+        )))
+    }
+
+    /// After handing leadership over, the old actor defragments its own (now follower) member
+    /// at once: the new leader's instance settles for two polls before it stops a member, and
+    /// its health gate fails while our member defragments — so the pass completes even when
+    /// the new leader has no live etcd-upkeep beside it. Why this cannot overlap the new
+    /// actor's first defragmentation: its settle period starts when it first sees itself lead
+    /// (after `moved`) and lasts `settle`; our defrag RPC is sent before `moved + settle/2` —
+    /// the deadline is checked again after the fresh look, right before sending — so it is
+    /// running when the new actor's gate probes our member, and that gate stays closed until it
+    /// ends. Too late: leave it. Ok(true) when it was defragmented and verified.
+    async fn lame_duck(
+        &mut self,
+        ctx: &Ctx<'_>,
+        member_id: u64,
+        cause: PlanCause,
+        moved: Instant,
+    ) -> Result<bool, Stop> {
+        let window = self.cfg.settle / 2;
+        if moved.elapsed() >= window {
+            return Ok(false);
+        }
+        let Ok(now) = ctx.observe().await else {
+            return Ok(false);
+        };
+        let Some(follower) = current_step(&now, member_id).filter(|_| moved.elapsed() < window)
+        else {
+            return Ok(false);
+        };
+        match self
+            .defrag_and_verify(ctx, &now, &follower, cause, Some(moved + window))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(stop) if stop.late => {
+                tracing::info!("{}", stop.why);
+                Ok(false)
+            }
+            Err(stop) => Err(stop),
+        }
+    }
+
     /// Defragments one member and proves nothing was lost: KV hash at a fixed revision before,
     /// the defrag (a client-side timeout makes the member busy until it answers), then the
     /// member answering, caught up, and hashing the same as before and as a peer. `send_by`: the
@@ -234,7 +299,7 @@ impl Engine {
             .map(|h| (revision, h))
             .map_err(|e| e.to_string());
         if send_by.is_some_and(|deadline| Instant::now() >= deadline) {
-            return Err(Stop::before(format!(
+            return Err(Stop::late(format!(
                 "the window to defragment {} before the new actor settles has passed; leaving it to the new actor",
                 step.name
             )));
