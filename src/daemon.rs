@@ -102,14 +102,10 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
     );
     let maintain = engine.run(observe_settings, latest, shared.clone(), shutdown.clone());
     loops.spawn("engine", fault.inject("engine", maintain));
-    let mut server_shutdown = shutdown.clone();
-    let server = axum::serve(listener, http::router(shared.clone()))
-        .with_graceful_shutdown(async move { server_shutdown.requested().await });
-    loops.spawn("http", async move {
-        if let Err(e) = server.await {
-            tracing::error!("the HTTP server failed: {e}");
-        }
-    });
+    loops.spawn(
+        "http",
+        http::serve(listener, shared.clone(), shutdown.clone()),
+    );
 
     let outcome = loops.wait().await;
     tracing::info!("etcd-upkeep stopped");

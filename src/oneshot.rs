@@ -63,16 +63,7 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
             return Err(format!("not healing: {blocker}").into());
         }
         if !obs.has_alarm(AlarmKind::NoSpace) {
-            print!("{}", ClusterView::from_observation(&obs).to_table());
-            println!(
-                "{}",
-                if acted {
-                    "healed: NOSPACE disarmed, writes accepted again"
-                } else {
-                    "no NOSPACE alarm: nothing to heal"
-                }
-            );
-            return Ok(ExitCode::SUCCESS);
+            return Ok(no_alarm(&obs, acted));
         }
         if !acted {
             print!("{}", ClusterView::from_observation(&obs).to_table());
@@ -81,24 +72,8 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
         // fight them. Wait for them instead, and say so.
         let daemons = obs.candidates.clone().unwrap_or_default();
         if !daemons.is_empty() && !dry_run {
-            if !deferred {
-                let names: Vec<&str> = daemons.iter().map(|c| c.instance.as_str()).collect();
-                println!(
-                    "{} etcd-upkeep daemon(s) are running ({}); they heal NOSPACE themselves — waiting for them instead of acting",
-                    daemons.len(),
-                    names.join(", ")
-                );
-                deferred = true;
-            }
             acted = true;
-            if Instant::now() >= deadline || shutdown.is_requested() {
-                return Err(format!(
-                    "NOSPACE still raised after {} while the daemons ({}) were healing; see their logs and /status",
-                    humantime::format_duration(heal_timeout),
-                    daemons.len()
-                )
-                .into());
-            }
+            defer_to(&daemons, &mut deferred, deadline, heal_timeout, &shutdown)?;
             tokio::time::sleep(poll).await;
             continue;
         }
@@ -138,6 +113,48 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// NOSPACE is gone (or never was): the table and one line saying which.
+fn no_alarm(obs: &crate::observe::Observation, acted: bool) -> ExitCode {
+    print!("{}", ClusterView::from_observation(obs).to_table());
+    println!(
+        "{}",
+        if acted {
+            "healed: NOSPACE disarmed, writes accepted again"
+        } else {
+            "no NOSPACE alarm: nothing to heal"
+        }
+    );
+    ExitCode::SUCCESS
+}
+
+/// Says once which daemons heal instead of this command; `Err` when they ran out of time.
+fn defer_to(
+    daemons: &[crate::observe::Candidate],
+    said: &mut bool,
+    deadline: Instant,
+    timeout: std::time::Duration,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    if !*said {
+        let names: Vec<&str> = daemons.iter().map(|c| c.instance.as_str()).collect();
+        println!(
+            "{} etcd-upkeep daemon(s) are running ({}); they heal NOSPACE themselves — waiting for them instead of acting",
+            daemons.len(),
+            names.join(", ")
+        );
+        *said = true;
+    }
+    if Instant::now() >= deadline || shutdown.is_requested() {
+        return Err(format!(
+            "NOSPACE still raised after {} while the daemons ({}) were healing; see their logs and /status",
+            humantime::format_duration(timeout),
+            daemons.len()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 pub async fn analyze(args: AnalyzeSettings) -> Result<ExitCode> {

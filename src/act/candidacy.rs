@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::etcd::KeepAlive;
 use crate::observe::CandidateInfo;
-use crate::observe::Snapshot;
+use crate::observe::{Snapshot, next_snapshot};
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 
@@ -34,63 +34,22 @@ pub async fn run(
 ) {
     let instance = instance_name();
     let mut failures = 0u32;
-    loop {
-        let snapshot = loop {
-            if let Some(s) = latest.borrow_and_update().clone() {
-                break s;
-            }
-            tokio::select! {
-                changed = latest.changed() => if changed.is_err() { return },
-                _ = shutdown.requested() => return,
-            }
-        };
-        let obs = &snapshot.observation;
-        let endpoints: Vec<String> = obs
-            .local_member
-            .and_then(|id| obs.member(id))
-            .into_iter()
-            .chain(obs.members.iter().filter(|m| m.status.is_some()))
-            .map(|m| m.endpoint.clone())
-            .collect();
-        let info = CandidateInfo {
-            // A service endpoint reaches any member: no local member then.
-            member: format!(
-                "{:x}",
-                if local_member {
-                    obs.local_member.unwrap_or(0)
-                } else {
-                    0
+    while let Some(snapshot) = next_snapshot(&mut latest, &mut shutdown).await {
+        let registered = register(&snapshot, local_member, &instance).await;
+        let (endpoint, lease, mut keep) = match registered {
+            Ok(registered) => registered,
+            Err(last_error) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(
+                        "cannot register as an actor candidate yet ({last_error}); retrying (during NOSPACE etcd refuses new leases: the registered candidates act)"
+                    );
                 }
-            ),
-            instance: instance.clone(),
-        };
-        let value = serde_json::to_vec(&info).expect("serialisable");
-        let mut registered = None;
-        let mut last_error = String::new();
-        for endpoint in endpoints.iter().take(3) {
-            match snapshot
-                .etcd
-                .register_candidate(endpoint, LEASE_TTL, value.clone())
-                .await
-            {
-                Ok((lease, keep)) => {
-                    registered = Some((endpoint.clone(), lease, keep));
-                    break;
+                if shutdown.sleep(RENEW_EVERY).await {
+                    return;
                 }
-                Err(e) => last_error = e.to_string(),
+                continue;
             }
-        }
-        let Some((endpoint, lease, mut keep)) = registered else {
-            failures += 1;
-            if failures == 1 || failures.is_multiple_of(20) {
-                tracing::warn!(
-                    "cannot register as an actor candidate yet ({last_error}); retrying (during NOSPACE etcd refuses new leases: the registered candidates act)"
-                );
-            }
-            if shutdown.sleep(RENEW_EVERY).await {
-                return;
-            }
-            continue;
         };
         failures = 0;
         tracing::info!(lease = format!("{lease:x}"), instance = %instance, "registered as an actor candidate");
@@ -111,6 +70,47 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Registers through the local member, else another that answered (at most three tried).
+async fn register(
+    snapshot: &Snapshot,
+    local_member: bool,
+    instance: &str,
+) -> Result<(String, i64, KeepAlive), String> {
+    let obs = &snapshot.observation;
+    let endpoints: Vec<String> = obs
+        .local_member
+        .and_then(|id| obs.member(id))
+        .into_iter()
+        .chain(obs.members.iter().filter(|m| m.status.is_some()))
+        .map(|m| m.endpoint.clone())
+        .collect();
+    let info = CandidateInfo {
+        // A service endpoint reaches any member: no local member then.
+        member: format!(
+            "{:x}",
+            if local_member {
+                obs.local_member.unwrap_or(0)
+            } else {
+                0
+            }
+        ),
+        instance: instance.to_string(),
+    };
+    let value = serde_json::to_vec(&info).expect("serialisable");
+    let mut last_error = String::from("no member answered");
+    for endpoint in endpoints.iter().take(3) {
+        match snapshot
+            .etcd
+            .register_candidate(endpoint, LEASE_TTL, value.clone())
+            .await
+        {
+            Ok((lease, keep)) => return Ok((endpoint.clone(), lease, keep)),
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(last_error)
 }
 
 enum KeepEnded {

@@ -16,9 +16,9 @@ use tokio::sync::watch;
 use crate::diagnose::churn::{ChurnDetector, ChurnEntry};
 use crate::diagnose::fields::{FieldTracker, describe};
 use crate::diagnose::history_rate::WriteTotals;
-use crate::etcd::WatchMessage;
+use crate::etcd::{WatchMessage, WatchSubscription};
 use crate::observe::unix_now;
-use crate::observe::{Snapshot, backoff};
+use crate::observe::{Snapshot, backoff, next_snapshot};
 use crate::report::metrics::ChurnLabel;
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
@@ -40,28 +40,21 @@ pub async fn run(
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
-    let mut detector = ChurnDetector::new(SKETCH_CAPACITY, threshold_per_minute);
-    let mut report = Report {
-        hot: HashSet::new(),
-        fields: FieldTracker::default(),
-        warned: HashMap::new(),
-        top,
+    let mut watch = Watch {
+        detector: ChurnDetector::new(SKETCH_CAPACITY, threshold_per_minute),
+        report: Report {
+            hot: HashSet::new(),
+            fields: FieldTracker::default(),
+            warned: HashMap::new(),
+            top,
+        },
+        totals,
+        shared,
     };
     let mut failures = 0u32;
-    let poll = shared.poll_interval;
-    loop {
-        let snapshot = loop {
-            if let Some(s) = latest.borrow_and_update().clone() {
-                break s;
-            }
-            tokio::select! {
-                changed = latest.changed() => if changed.is_err() { return },
-                _ = shutdown.requested() => return,
-            }
-        };
-        let obs = &snapshot.observation;
-        let endpoint = crate::decide::endpoints::local_endpoint(obs);
-        let Some(endpoint) = endpoint else {
+    let poll = watch.shared.poll_interval;
+    while let Some(snapshot) = next_snapshot(&mut latest, &mut shutdown).await {
+        let Some(endpoint) = crate::decide::endpoints::local_endpoint(&snapshot.observation) else {
             if shutdown.sleep(poll).await {
                 return;
             }
@@ -84,65 +77,97 @@ pub async fn run(
             tracing::info!(prefix = %prefix, endpoint = %endpoint, "churn watch started");
         }
         failures = 0;
-        totals.started();
+        watch.totals.started();
+        match watch.follow(&mut subscription, &mut shutdown).await {
+            Ended::Shutdown => return,
+            Ended::Restart { failed } => failures += u32::from(failed),
+        }
+        let pause = backoff(poll, failures.max(1)).min(Duration::from_secs(2));
+        if shutdown.sleep(pause).await {
+            return;
+        }
+    }
+}
+
+/// How following one watch stream ended.
+enum Ended {
+    Shutdown,
+    /// Start a new watch from the current revision (`failed`: after an error, back off).
+    Restart {
+        failed: bool,
+    },
+}
+
+/// The detector, its report, and where it publishes.
+struct Watch {
+    detector: ChurnDetector,
+    report: Report,
+    totals: Arc<WriteTotals>,
+    shared: Arc<Shared>,
+}
+
+impl Watch {
+    /// Counts every event of the stream and publishes every few seconds, until the stream ends.
+    async fn follow(
+        &mut self,
+        subscription: &mut WatchSubscription,
+        shutdown: &mut Shutdown,
+    ) -> Ended {
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         loop {
             // Values are kept only for the keys already ranked hot (their fields are compared).
+            let hot = &self.report.hot;
             let step = tokio::select! {
-                message = subscription.next_keeping(|k| report.hot.contains(k)) => Some(message),
+                message = subscription.next_keeping(|k| hot.contains(k)) => Some(message),
                 _ = publish.tick() => None,
-                _ = shutdown.requested() => return,
+                _ = shutdown.requested() => return Ended::Shutdown,
             };
             let Some(message) = step else {
-                report.publish(&detector, &shared);
+                self.report.publish(&self.detector, &self.shared);
                 continue;
             };
             match message {
-                Ok(Some(WatchMessage::Events(events))) => {
-                    let now = unix_now();
-                    shared.metrics.watch_events.inc_by(events.len() as u64);
-                    let (mut superseded, mut created) = (0, 0);
-                    for event in events {
-                        if event.is_create {
-                            created += event.bytes;
-                        } else {
-                            superseded += event.bytes;
-                        }
-                        detector.record(&event.key, event.bytes, now);
-                        if let Some(value) = &event.value {
-                            report.fields.record(&event.key, value);
-                        }
-                    }
-                    totals.add(superseded, created);
-                }
+                Ok(Some(WatchMessage::Events(events))) => self.count(events),
                 Ok(Some(WatchMessage::Compacted { compact_revision })) => {
                     tracing::info!(
                         compact_revision,
                         "churn watch fell behind a compaction; restarting from the current revision"
                     );
-                    break;
+                    return Ended::Restart { failed: false };
                 }
                 Ok(Some(WatchMessage::Canceled(reason))) => {
                     tracing::info!("churn watch ended by etcd ({reason}); restarting");
-                    break;
+                    return Ended::Restart { failed: false };
                 }
                 Ok(None) => {
                     tracing::info!("churn watch stream closed; restarting");
-                    break;
+                    return Ended::Restart { failed: false };
                 }
                 Err(e) => {
-                    failures += 1;
                     tracing::warn!("churn watch failed: {e}; restarting");
-                    break;
+                    return Ended::Restart { failed: true };
                 }
             }
         }
-        if shutdown
-            .sleep(backoff(poll, failures.max(1)).min(Duration::from_secs(2)))
-            .await
-        {
-            return;
+    }
+
+    /// One watch response: churn per key, history vs live bytes, hot keys' fields.
+    fn count(&mut self, events: Vec<crate::etcd::WatchEvent>) {
+        let now = unix_now();
+        self.shared.metrics.watch_events.inc_by(events.len() as u64);
+        let (mut superseded, mut created) = (0, 0);
+        for event in events {
+            if event.is_create {
+                created += event.bytes;
+            } else {
+                superseded += event.bytes;
+            }
+            self.detector.record(&event.key, event.bytes, now);
+            if let Some(value) = &event.value {
+                self.report.fields.record(&event.key, value);
+            }
         }
+        self.totals.add(superseded, created);
     }
 }
 

@@ -101,6 +101,20 @@ impl Engine {
             }
         }
 
+        self.say_space(ctx, obs, verdict, &explanation, suggested);
+    }
+
+    /// The log, once per change of the decision: why the history shrank (and the sync loop
+    /// behind it), or that live data is over the target (with the quota to set).
+    fn say_space(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        verdict: &SpaceVerdict,
+        explanation: &str,
+        suggested: Option<u64>,
+    ) {
+        let policy = self.cfg.space.expect("controller on");
         let sync_loop = self
             .churn_top
             .as_ref()

@@ -140,17 +140,13 @@ impl Engine {
         }
     }
 
-    /// After a defrag: the member answers and has caught up; its KV hash at its pre-defrag
-    /// revision is unchanged; and at its current revision it equals the most caught-up peer's.
-    /// Every comparison that applies must be made for `Verified`.
-    pub(super) async fn verify_member(
+    /// The member answers a linearizable read again and its applied index reached the
+    /// leader's raft index as it was just now.
+    async fn answering_and_caught_up(
         &self,
         ctx: &Ctx<'_>,
         step: &DefragStep,
-        peer: Option<(u64, String)>,
-        before: Result<(i64, KvHash), String>,
-    ) -> Integrity {
-        use Integrity::{Mismatch, Unverifiable, Verified};
+    ) -> Result<(), String> {
         let mut shutdown = ctx.shutdown.clone();
         if !wait_until_answering(
             ctx.etcd,
@@ -161,9 +157,8 @@ impl Engine {
         )
         .await
         {
-            return Unverifiable(format!("{} did not answer again", step.name));
+            return Err(format!("{} did not answer again", step.name));
         }
-        // Caught up: its applied index reaches the leader's raft index as it was just now.
         let target_index = match ctx.observe().await {
             Ok(obs) => obs
                 .leader
@@ -180,42 +175,37 @@ impl Engine {
             }
         })
         .await;
-        if !caught_up {
-            return Unverifiable(format!(
+        if caught_up {
+            Ok(())
+        } else {
+            Err(format!(
                 "{} did not catch up with the leader within 60s",
                 step.name
-            ));
+            ))
+        }
+    }
+
+    /// After a defrag: the member answers and has caught up; its KV hash at its pre-defrag
+    /// revision is unchanged; and at its current revision it equals the most caught-up peer's.
+    /// Every comparison that applies must be made for `Verified`.
+    pub(super) async fn verify_member(
+        &self,
+        ctx: &Ctx<'_>,
+        step: &DefragStep,
+        peer: Option<(u64, String)>,
+        before: Result<(i64, KvHash), String>,
+    ) -> Integrity {
+        use Integrity::{Unverifiable, Verified};
+        if let Err(why) = self.answering_and_caught_up(ctx, step).await {
+            return Unverifiable(why);
         }
         // 1. Unchanged by the defrag.
-        let unchanged = match before {
-            Err(why) => {
-                return Unverifiable(format!("no KV hash before the defragmentation: {why}"));
-            }
-            Ok((revision, before)) => match ctx.etcd.hash_kv(&step.endpoint, revision).await {
-                Ok(after) if after.compact_revision != before.compact_revision => {
-                    return Unverifiable(format!(
-                        "revision {revision} was compacted further during the defragmentation"
-                    ));
-                }
-                Ok(after) if after.hash != before.hash => {
-                    return Mismatch(format!(
-                        "{}'s KV hash at revision {revision} changed across the defragmentation ({:x} → {:x})",
-                        step.name, before.hash, after.hash
-                    ));
-                }
-                Ok(after) => format!(
-                    "its KV hash at revision {revision} is unchanged ({:x})",
-                    after.hash
-                ),
-                Err(e) if e.kind == FailureKind::Compacted => {
-                    return Unverifiable(format!(
-                        "revision {revision} was compacted during the defragmentation"
-                    ));
-                }
-                Err(e) => return Unverifiable(e.to_string()),
-            },
+        let unchanged = match unchanged_by_defrag(ctx, step, before).await {
+            Ok(what) => what,
+            Err(outcome) => return outcome,
         };
         // 2. Equal to a peer at the member's current revision, once the peer has reached it.
+        let mut shutdown = ctx.shutdown.clone();
         let Some((peer_id, peer_endpoint)) = peer else {
             return Verified(format!("{unchanged}; no other member to compare with"));
         };
@@ -243,6 +233,35 @@ impl Engine {
             Verified(with_peer) => Verified(format!("{unchanged}; {with_peer}")),
             other => other,
         }
+    }
+}
+
+/// The member's KV hash at its pre-defrag revision, taken again: what was compared, or the
+/// outcome when the comparison fails or cannot be made.
+async fn unchanged_by_defrag(
+    ctx: &Ctx<'_>,
+    step: &DefragStep,
+    before: Result<(i64, KvHash), String>,
+) -> Result<String, Integrity> {
+    use Integrity::{Mismatch, Unverifiable};
+    let (revision, before) = before
+        .map_err(|why| Unverifiable(format!("no KV hash before the defragmentation: {why}")))?;
+    match ctx.etcd.hash_kv(&step.endpoint, revision).await {
+        Ok(after) if after.compact_revision != before.compact_revision => Err(Unverifiable(
+            format!("revision {revision} was compacted further during the defragmentation"),
+        )),
+        Ok(after) if after.hash != before.hash => Err(Mismatch(format!(
+            "{}'s KV hash at revision {revision} changed across the defragmentation ({:x} → {:x})",
+            step.name, before.hash, after.hash
+        ))),
+        Ok(after) => Ok(format!(
+            "its KV hash at revision {revision} is unchanged ({:x})",
+            after.hash
+        )),
+        Err(e) if e.kind == FailureKind::Compacted => Err(Unverifiable(format!(
+            "revision {revision} was compacted during the defragmentation"
+        ))),
+        Err(e) => Err(Unverifiable(e.to_string())),
     }
 }
 

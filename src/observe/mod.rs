@@ -368,6 +368,23 @@ pub fn backoff(poll: Duration, failures: u32) -> Duration {
     (poll * factor).min(Duration::from_secs(60).max(poll))
 }
 
+/// Waits for the latest published snapshot (at once when there is one); None on shutdown or
+/// when the observation loop is gone.
+pub async fn next_snapshot(
+    latest: &mut tokio::sync::watch::Receiver<Option<Snapshot>>,
+    shutdown: &mut crate::shutdown::Shutdown,
+) -> Option<Snapshot> {
+    loop {
+        if let Some(s) = latest.borrow_and_update().clone() {
+            return Some(s);
+        }
+        tokio::select! {
+            changed = latest.changed() => changed.ok()?,
+            _ = shutdown.requested() => return None,
+        }
+    }
+}
+
 pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -5,6 +5,11 @@
 //! daemon can see etcd (an observation succeeded within 3 poll intervals).
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
 
 use axum::Router;
 use axum::extract::State;
@@ -15,6 +20,40 @@ use axum::routing::get;
 use crate::report::metrics::{encode_openmetrics, encode_prometheus};
 use crate::report::state::Shared;
 use crate::report::view::ClusterView;
+use crate::shutdown::Shutdown;
+
+/// How long a client may take to send its request headers (a slowloris holds them open).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may live, idle or not: a scrape takes milliseconds; a connection
+/// kept alive between scrapes is simply opened again.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Serves the router on `listener` until shutdown, every connection bounded in time: headers
+/// within 5 s, the whole connection within 60 s.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: Shutdown) {
+    let app = router(shared);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accepting an HTTP connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.requested() => return,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+        });
+    }
+}
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()

@@ -116,61 +116,8 @@ impl ClusterView {
             "FRAG %",
             "QUOTA %",
         ];
-        let dash = || "-".to_string();
-        let rows: Vec<Vec<String>> = self
-            .members
-            .iter()
-            .map(|m| {
-                vec![
-                    m.name.clone(),
-                    m.id.clone(),
-                    m.endpoint.clone(),
-                    m.version.clone().unwrap_or_else(dash),
-                    if m.is_leader { "true" } else { "false" }.to_string(),
-                    if m.is_learner { "true" } else { "false" }.to_string(),
-                    m.raft_term.map(|v| v.to_string()).unwrap_or_else(dash),
-                    m.raft_index.map(|v| v.to_string()).unwrap_or_else(dash),
-                    m.db_size.map(format_bytes).unwrap_or_else(dash),
-                    m.db_size_in_use.map(format_bytes).unwrap_or_else(dash),
-                    m.fragmentation_percent
-                        .map(|v| format!("{v:.1}"))
-                        .unwrap_or_else(dash),
-                    m.quota_usage_percent
-                        .map(|v| format!("{v:.1}"))
-                        .unwrap_or_else(dash),
-                ]
-            })
-            .collect();
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[String]| {
-            let mut out = String::from("|");
-            for (cell, w) in cells.iter().zip(&widths) {
-                out.push_str(&format!(" {cell:<w$} |"));
-            }
-            out.push('\n');
-            out
-        };
-        let rule = {
-            let mut out = String::from("+");
-            for w in &widths {
-                out.push_str(&"-".repeat(w + 2));
-                out.push('+');
-            }
-            out.push('\n');
-            out
-        };
-        let mut out = rule.clone();
-        out.push_str(&line(&header.map(String::from)));
-        out.push_str(&rule);
-        for row in &rows {
-            out.push_str(&line(row));
-        }
-        out.push_str(&rule);
+        let rows: Vec<Vec<String>> = self.members.iter().map(MemberView::row).collect();
+        let mut out = grid(&header.map(String::from), &rows);
         for m in &self.members {
             if let Some(error) = &m.error {
                 out.push_str(&format!("member {} unreachable: {error}\n", m.name));
@@ -195,4 +142,58 @@ impl ClusterView {
         }
         out
     }
+}
+
+impl MemberView {
+    /// The member's cells, `-` where it did not answer.
+    fn row(&self) -> Vec<String> {
+        let dash = || "-".to_string();
+        let percent = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(dash);
+        vec![
+            self.name.clone(),
+            self.id.clone(),
+            self.endpoint.clone(),
+            self.version.clone().unwrap_or_else(dash),
+            self.is_leader.to_string(),
+            self.is_learner.to_string(),
+            self.raft_term.map(|v| v.to_string()).unwrap_or_else(dash),
+            self.raft_index.map(|v| v.to_string()).unwrap_or_else(dash),
+            self.db_size.map(format_bytes).unwrap_or_else(dash),
+            self.db_size_in_use.map(format_bytes).unwrap_or_else(dash),
+            percent(self.fragmentation_percent),
+            percent(self.quota_usage_percent),
+        ]
+    }
+}
+
+/// A bordered text table, each column as wide as its widest cell.
+fn grid(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut out = String::from("|");
+        for (cell, w) in cells.iter().zip(&widths) {
+            out.push_str(&format!(" {cell:<w$} |"));
+        }
+        out.push('\n');
+        out
+    };
+    let mut rule = String::from("+");
+    for w in &widths {
+        rule.push_str(&"-".repeat(w + 2));
+        rule.push('+');
+    }
+    rule.push('\n');
+    let mut out = rule.clone();
+    out.push_str(&line(header));
+    out.push_str(&rule);
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out.push_str(&rule);
+    out
 }
