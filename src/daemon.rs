@@ -20,17 +20,11 @@ use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
 
-/// The HTTP address could not be bound (in use, not permitted): a runtime fault, not bad input.
-#[derive(Debug)]
-pub struct ListenError(pub String);
-
-impl std::fmt::Display for ListenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ListenError {}
+crate::message_error!(
+    /// The HTTP address could not be bound (in use, not permitted): a runtime fault (exit 3),
+    /// not bad input.
+    ListenError
+);
 
 pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>> {
     let RunSettings {

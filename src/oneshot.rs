@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::config::{AnalyzeSettings, ConfigError, HealSettings, Output, StatusSettings};
+use crate::config::{AnalyzeSettings, HealSettings, Output, StatusSettings};
 use crate::decide::actor::{ActWhen, ActorMemory, actor_verdict};
 use crate::decide::gate::alarm_blockers;
 use crate::diagnose::analyze::{self, Analysis};
@@ -20,11 +20,7 @@ use crate::shutdown::Shutdown;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 pub async fn status(settings: StatusSettings) -> Result<ExitCode> {
-    let etcd = settings
-        .connection
-        .connector()
-        .etcd()
-        .map_err(|e| ConfigError(e.to_string()))?;
+    let etcd = settings.connection.etcd()?;
     let observation = observe::observe(&etcd, &settings.connection.observe, None).await?;
     let view = ClusterView::from_observation(&observation);
     match settings.output {
@@ -35,11 +31,7 @@ pub async fn status(settings: StatusSettings) -> Result<ExitCode> {
 }
 
 pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
-    let etcd = settings
-        .connection
-        .connector()
-        .etcd()
-        .map_err(|e| ConfigError(e.to_string()))?;
+    let etcd = settings.connection.etcd()?;
     // A person runs `heal`: this instance is the one actor (no leader-sidecar gating).
     let dry_run = settings.engine.dry_run;
     let poll = settings.engine.poll;
@@ -158,11 +150,7 @@ fn defer_to(
 }
 
 pub async fn analyze(args: AnalyzeSettings) -> Result<ExitCode> {
-    let etcd = args
-        .connection
-        .connector()
-        .etcd()
-        .map_err(|e| ConfigError(e.to_string()))?;
+    let etcd = args.connection.etcd()?;
     // One member, serializable reads: the first endpoint given.
     let endpoint = args.connection.observe.endpoints[0].clone();
     etcd.status(&endpoint).await?;

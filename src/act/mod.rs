@@ -23,6 +23,18 @@ pub struct Act<'a> {
 }
 
 impl Act<'_> {
+    /// `--dry-run`: lists the step it would have taken (the caller logs it with its numbers).
+    fn listed_dry_run(&self, action: &str, member: Option<&str>, detail: String) {
+        self.record(
+            action,
+            member,
+            "dry-run",
+            detail,
+            unix_now(),
+            Duration::ZERO,
+        );
+    }
+
     fn record(
         &self,
         action: &str,
@@ -50,7 +62,6 @@ impl Act<'_> {
         revision: i64,
         why: &str,
     ) -> Result<CompactOutcome, EtcdError> {
-        let started = unix_now();
         if self.dry_run {
             tracing::info!(
                 action = "compact",
@@ -58,16 +69,10 @@ impl Act<'_> {
                 why,
                 "[dry-run] would compact to revision {revision} ({why})"
             );
-            self.record(
-                "compact",
-                None,
-                "dry-run",
-                format!("to revision {revision}: {why}"),
-                started,
-                Duration::ZERO,
-            );
+            self.listed_dry_run("compact", None, format!("to revision {revision}: {why}"));
             return Ok(CompactOutcome::Compacted);
         }
+        let started = unix_now();
         let clock = Instant::now();
         let result = self.etcd.compact(endpoint, revision).await;
         let took = clock.elapsed();
@@ -114,7 +119,6 @@ impl Act<'_> {
     /// Defragments one member. Returns how long it took. The caller checks health and
     /// integrity around it; a timeout means the defrag may still be running on the server.
     pub async fn defragment(&self, step: &DefragStep, cause: &str) -> Result<Duration, EtcdError> {
-        let started = unix_now();
         let before = format!(
             "db {} (in use {})",
             format_bytes(step.db_size),
@@ -123,18 +127,12 @@ impl Act<'_> {
         if self.dry_run {
             tracing::info!(action = "defragment", member = %step.name, db_size = step.db_size, db_size_in_use = step.db_size_in_use, cause,
                 "[dry-run] would defragment {} ({before}; expected after ≈ {})", step.name, format_bytes(step.db_size_in_use));
-            self.record(
-                "defragment",
-                Some(&step.name),
-                "dry-run",
-                format!("{cause}: {before}"),
-                started,
-                Duration::ZERO,
-            );
+            self.listed_dry_run("defragment", Some(&step.name), format!("{cause}: {before}"));
             return Ok(Duration::ZERO);
         }
         tracing::info!(action = "defragment", member = %step.name, db_size = step.db_size, db_size_in_use = step.db_size_in_use, cause,
             "defragmenting {} ({before}; {})", step.name, if step.is_leader { "leader" } else { "follower" });
+        let started = unix_now();
         let clock = Instant::now();
         self.shared.write().maintenance.in_flight =
             Some(format!("defragmentation of {}", step.name));
@@ -198,7 +196,6 @@ impl Act<'_> {
         target: u64,
         target_name: &str,
     ) -> Result<(), EtcdError> {
-        let started = unix_now();
         let detail = format!("{leader_name} → {target_name}, before defragmenting {leader_name}");
         if self.dry_run {
             tracing::info!(
@@ -207,16 +204,10 @@ impl Act<'_> {
                 to = target_name,
                 "[dry-run] would move leadership {detail}"
             );
-            self.record(
-                "move-leader",
-                Some(leader_name),
-                "dry-run",
-                detail,
-                started,
-                Duration::ZERO,
-            );
+            self.listed_dry_run("move-leader", Some(leader_name), detail);
             return Ok(());
         }
+        let started = unix_now();
         let clock = Instant::now();
         let result = self.etcd.move_leader(leader_endpoint, target).await;
         let took = clock.elapsed();
@@ -251,23 +242,16 @@ impl Act<'_> {
         member_name: &str,
         detail: &str,
     ) -> Result<(), EtcdError> {
-        let started = unix_now();
         if self.dry_run {
             tracing::info!(
                 action = "disarm",
                 member = member_name,
                 "[dry-run] would disarm NOSPACE on {member_name} ({detail})"
             );
-            self.record(
-                "disarm",
-                Some(member_name),
-                "dry-run",
-                detail.to_string(),
-                started,
-                Duration::ZERO,
-            );
+            self.listed_dry_run("disarm", Some(member_name), detail.to_string());
             return Ok(());
         }
+        let started = unix_now();
         let clock = Instant::now();
         let result = self.etcd.disarm_nospace(endpoint, member_id).await;
         let took = clock.elapsed();

@@ -17,17 +17,28 @@ use crate::observe::ObserveSettings;
 
 pub use commands::{AnalyzeSettings, HealSettings, Output, RunSettings, StatusSettings};
 
-/// A configuration error: the message names the flag and the value.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
+/// An error that is one line of text, typed so that `main` can map it to its exit code.
+#[macro_export]
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name(pub String);
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::error::Error for $name {}
+    };
 }
 
-impl std::error::Error for ConfigError {}
+message_error!(
+    /// A configuration error (exit 2): the message names the flag and the value.
+    ConfigError
+);
 
 /// How to reach etcd: what observing needs, the certificate paths and the timeouts.
 #[derive(Debug, Clone)]
@@ -39,6 +50,14 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Connections for a one-shot command: the certificate files must be there now (the
+    /// daemon waits for them instead, through `connector`).
+    pub fn etcd(&self) -> Result<std::sync::Arc<crate::etcd::Etcd>, ConfigError> {
+        self.connector()
+            .etcd()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
     /// The connector that hands out etcd connections for these settings.
     pub fn connector(&self) -> crate::connect::Connector {
         crate::connect::Connector::new(self.certs.clone(), self.dial_timeout, self.command_timeout)
