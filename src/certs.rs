@@ -113,6 +113,7 @@ impl CertPaths {
     /// of the candidates is used.
     pub fn load(&self) -> Result<TlsMaterial, CertError> {
         let ca_pem = read_pem(&self.ca, "CA certificate (--cacert)", "CERTIFICATE")?;
+        let mut cert_path = None;
         let identity = match self.client_pairs.as_slice() {
             [] => None,
             pairs => {
@@ -122,7 +123,13 @@ impl CertPaths {
                     .unwrap_or(&pairs[0]);
                 let cert_pem = read_pem(cert, "client certificate (--cert)", "CERTIFICATE")?;
                 let key_pem = read_pem(key, "client key (--key)", "PRIVATE KEY")?;
+                check_pair(&cert_pem, &key_pem).map_err(|why| CertError::Unusable {
+                    what: "client key (--key)".into(),
+                    path: key.clone(),
+                    why: format!("{why} (--cert {})", cert.display()),
+                })?;
                 tracing::debug!("client certificate: {}", cert.display());
+                cert_path = Some(cert.clone());
                 Some(ClientIdentity { cert_pem, key_pem })
             }
         };
@@ -135,8 +142,32 @@ impl CertPaths {
         Ok(TlsMaterial {
             ca_pem,
             identity,
+            cert_path,
             fingerprint: hasher.finish(),
         })
+    }
+}
+
+/// The key must belong to the certificate: otherwise every call ends as a bare "transport
+/// error" from the TLS stack, naming neither file.
+fn check_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("the key cannot be parsed: {e}"))?;
+    if chain.is_empty() {
+        return Err("the certificate file holds no certificate".into());
+    }
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            Err("does not match the client certificate".into())
+        }
+        Err(e) => Err(format!("cannot be used with the client certificate: {e}")),
     }
 }
 
@@ -205,6 +236,8 @@ pub struct ClientIdentity {
 pub struct TlsMaterial {
     pub ca_pem: Vec<u8>,
     pub identity: Option<ClientIdentity>,
+    /// Where the client certificate came from (for messages).
+    pub cert_path: Option<PathBuf>,
     pub fingerprint: u64,
 }
 

@@ -70,6 +70,29 @@ impl EtcdError {
             message,
         }
     }
+
+    /// A connection closed at once, with nothing said (no status, no TLS alert text), while we
+    /// presented a client certificate: that is how a server's rejection of the certificate
+    /// reaches a TLS 1.3 client. Says so, naming the flag, instead of "transport error".
+    pub fn client_cert_rejected(self, cert: &str) -> Self {
+        let silent = [
+            "connection closed",
+            "operation was canceled",
+            "transport error",
+        ]
+        .iter()
+        .any(|t| self.message.contains(t));
+        if !silent || !matches!(self.kind, FailureKind::Other | FailureKind::Unreachable) {
+            return self;
+        }
+        EtcdError {
+            kind: FailureKind::Tls,
+            message: format!(
+                "etcd closed the connection right after the TLS handshake: if this persists, it does not trust the client certificate (--cert {cert}), which must be signed by the CA in etcd's --trusted-ca-file"
+            ),
+            ..self
+        }
+    }
 }
 
 /// Every message in the error's source chain, outermost first, de-duplicated.

@@ -127,7 +127,12 @@ impl Etcd {
         match tokio::time::timeout(timeout, f(client)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                let err = EtcdError::from_client(op, endpoint, &e);
+                let mut err = EtcdError::from_client(op, endpoint, &e);
+                if let Some(cert) = self.tls.as_ref().and_then(|t| t.cert_path.as_deref())
+                    && endpoint.starts_with("https://")
+                {
+                    err = err.client_cert_rejected(&cert.display().to_string());
+                }
                 if matches!(err.kind, FailureKind::Unreachable | FailureKind::Tls) {
                     self.forget(endpoint);
                 }
