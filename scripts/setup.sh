@@ -9,12 +9,24 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 mkdir -p "$tools"
+# apt's own output goes to a log, not to the narration of the demo or the test run; on a failure
+# its tail is shown.
+log="$tools/setup.log"
+: > "$log"
+quiet() {
+  if ! "$@" >>"$log" 2>&1; then
+    echo "setup: '$*' failed; the end of $log:" >&2
+    tail -n 20 "$log" >&2
+    return 1
+  fi
+}
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_updated=""
 apt_install() {
-  [ -n "$apt_updated" ] || { sudo_if_needed apt-get update -qq >&2; apt_updated=1; }
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+  echo "setup: installing $* (apt; log: ${log#"$root"/})" >&2
+  [ -n "$apt_updated" ] || { quiet sudo_if_needed apt-get update -qq; apt_updated=1; }
+  quiet sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
 # protoc plus the well-known .proto files (google/protobuf/descriptor.proto) etcd's protos import.
@@ -33,8 +45,9 @@ if [ ! -x "$tools/etcd-3.5/usr/bin/etcd" ]; then
   aptopts=(-o Dir::Etc::SourceList="$aptdir/etc/sources.list" -o Dir::Etc::SourceParts=/dev/null
            -o Dir::State::Lists="$aptdir/lists" -o Dir::Cache="$aptdir/cache"
            -o APT::Get::List-Cleanup=0 -o Debug::NoLocking=1)
-  apt-get "${aptopts[@]}" update -qq >&2
-  (cd "$aptdir" && apt-get "${aptopts[@]}" download etcd-server >&2)
+  echo "setup: fetching etcd 3.5 (Debian trixie's etcd-server) into .tools/etcd-3.5" >&2
+  quiet apt-get "${aptopts[@]}" update -qq
+  (cd "$aptdir" && quiet apt-get "${aptopts[@]}" download etcd-server)
   deb="$(ls "$aptdir"/etcd-server_*.deb | head -1)"
   rm -rf "$tools/etcd-3.5" && mkdir -p "$tools/etcd-3.5"
   dpkg -x "$deb" "$tools/etcd-3.5"

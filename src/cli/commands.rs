@@ -91,8 +91,20 @@ pub struct RunArgs {
     )]
     pub churn_prefix: String,
 
-    /// Do not run the churn (sync-loop) detector.
-    #[arg(help_heading = "Diagnosis", long, env = "ETCD_UPKEEP_NO_CHURN_WATCH")]
+    /// Watch writes for sync loops (the churn detector; it also measures the history rate the
+    /// space controller needs).
+    #[arg(help_heading = "Diagnosis", long, env = "ETCD_UPKEEP_CHURN_WATCH", action = ArgAction::Set,
+          num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub churn_watch: bool,
+
+    /// Same as `--churn-watch=false` (kept for existing configurations).
+    #[arg(
+        long,
+        env = "ETCD_UPKEEP_NO_CHURN_WATCH",
+        hide = true,
+        overrides_with = "churn_watch"
+    )]
     pub no_churn_watch: bool,
 
     /// Writes per minute to one object above which it is reported as a sync loop. A healthy

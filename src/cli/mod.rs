@@ -110,18 +110,19 @@ pub struct GlobalArgs {
     )]
     pub pki_dir: Option<PathBuf>,
 
-    /// Find every member through MemberList from the given endpoints (default).
+    /// Find every member through MemberList from the given endpoints; `--discover=false` talks
+    /// only to the endpoints given.
     #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_DISCOVER", action = ArgAction::Set,
           num_args = 0..=1, default_value_t = true, default_missing_value = "true",
           value_name = "BOOL")]
     pub discover: bool,
 
-    /// Talk only to the endpoints given; do not discover other members.
+    /// Same as `--discover=false` (kept for existing configurations).
     #[arg(
-        help_heading = "Connection and TLS",
         long,
         global = true,
         env = "ETCD_UPKEEP_NO_DISCOVER",
+        hide = true,
         overrides_with = "discover"
     )]
     pub no_discover: bool,

@@ -58,7 +58,8 @@ impl RunSettings {
             engine,
             listen_address: a.listen_address,
             poll_interval: poll,
-            churn: (!a.no_churn_watch).then(|| (a.churn_prefix.clone(), a.churn_threshold)),
+            churn: (a.churn_watch && !a.no_churn_watch)
+                .then(|| (a.churn_prefix.clone(), a.churn_threshold)),
         })
     }
 

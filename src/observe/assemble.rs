@@ -34,7 +34,7 @@ pub fn members(
             let error = match (status, failure) {
                 (Some(_), _) => None,
                 (None, Some((_, _, e))) => Some(e.clone()),
-                (None, None) if !discover => Some("not observed (--no-discover)".into()),
+                (None, None) if !discover => Some("not observed (--discover=false)".into()),
                 (None, None) => Some("no client URL advertised (member not started?)".into()),
             };
             if let Some(error) = &error {
