@@ -33,6 +33,7 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
         listen_address,
         poll_interval,
         churn,
+        web,
     } = settings;
     let beside_a_member = cfg.act_when == crate::decide::actor::ActWhen::Leader;
     let totals = Arc::new(WriteTotals::default());
@@ -98,7 +99,7 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
     loops.spawn("engine", fault.inject("engine", maintain));
     loops.spawn(
         "http",
-        http::serve(listener, shared.clone(), shutdown.clone()),
+        http::serve(listener, shared.clone(), web, shutdown.clone()),
     );
 
     let outcome = loops.wait().await;

@@ -33,3 +33,148 @@ fn a_connection_holding_a_partial_request_header_is_closed_within_seconds() {
     // The daemon itself is fine.
     assert_eq!(daemon.get("/healthz").0, 200);
 }
+
+/// GET over TLS (trusting `ca`), with an optional `Authorization` header; (status, body).
+fn https_get(address: &str, ca: &std::path::Path, path: &str, auth: Option<&str>) -> (u16, String) {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    support::runtime().block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        tls.write_all(format!("GET {path} HTTP/1.0\r\nHost: upkeep\r\n{auth}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = tls.read_to_end(&mut response).await;
+        let response = String::from_utf8_lossy(&response).to_string();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    })
+}
+
+#[test]
+fn metrics_over_tls_with_basic_auth_and_a_bad_web_config_names_the_field() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::Pki::generate(&dir.path().join("pki"), "web-ca");
+    let hash = bcrypt::hash("scrape-s3cret", 4).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\nbasic_auth_users:\n  prometheus: {hash}\n"
+        ),
+    )
+    .unwrap();
+    let args = s(&[
+        "--endpoints",
+        "http://127.0.0.1:1",
+        "--web-config-file",
+        &web.display().to_string(),
+    ]);
+    // Daemon::start probes /healthz in plain HTTP: here the server speaks TLS, so start it by hand.
+    let port = support::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.path().join("upkeep.log")).unwrap();
+    let mut argv = s(&["run", "--listen-address", &address]);
+    argv.extend(args);
+    let mut child = std::process::Command::new(support::upkeep_bin())
+        .args(&argv)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let basic = |user: &str, password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    };
+    let (code, body) = https_get(
+        &address,
+        &pki.ca,
+        "/metrics",
+        Some(&basic("prometheus", "scrape-s3cret")),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("etcd_upkeep_ready"), "{body}");
+    let check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut p| {
+            use std::io::Write as _;
+            p.stdin.take().unwrap().write_all(body.as_bytes())?;
+            p.wait_with_output()
+        })
+        .expect("promtool (Debian package prometheus)");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(
+        https_get(
+            &address,
+            &pki.ca,
+            "/metrics",
+            Some(&basic("prometheus", "wrong"))
+        )
+        .0,
+        401
+    );
+    assert_eq!(https_get(&address, &pki.ca, "/status", None).0, 401);
+    assert_eq!(
+        https_get(&address, &pki.ca, "/healthz", None).0,
+        200,
+        "open for the kubelet"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A bad file: exit 2, naming the field.
+    std::fs::write(&web, "basic_auth_users:\n  prometheus: not-a-hash\n").unwrap();
+    let out = support::upkeep(&s(&[
+        "run",
+        "--endpoints",
+        "http://127.0.0.1:1",
+        "--web-config-file",
+        &web.display().to_string(),
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("basic_auth_users.prometheus: not a bcrypt hash"),
+        "{stderr}"
+    );
+}

@@ -76,6 +76,23 @@ pub struct RunArgs {
     )]
     pub listen_address: SocketAddr,
 
+    /// Serve HTTPS and/or require basic auth, configured as for Prometheus' exporters
+    /// (exporter-toolkit's web configuration file: tls_server_config, basic_auth_users).
+    #[arg(
+        help_heading = "Daemon",
+        long,
+        env = "ETCD_UPKEEP_WEB_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub web_config_file: Option<PathBuf>,
+
+    /// With basic auth, `/healthz` still answers without credentials (the kubelet's probe has
+    /// none); `false` protects it too.
+    #[arg(help_heading = "Daemon", long, env = "ETCD_UPKEEP_WEB_HEALTHZ_OPEN", action = ArgAction::Set,
+          num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub web_healthz_open: bool,
+
     /// How often to observe the cluster.
     #[arg(help_heading = "Daemon", long, env = "ETCD_UPKEEP_POLL_INTERVAL", default_value = "5s",
           value_parser = parse_duration, value_name = "DURATION")]

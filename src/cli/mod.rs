@@ -34,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: observe etcd every poll, maintain it, serve /metrics, /healthz, /readyz
     /// and /status.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print every member's status (sizes, fragmentation, quota usage, raft state) and the alarms.
     Status(StatusArgs),
     /// Break the keyspace down by Kubernetes resource (objects, bytes, largest objects); with

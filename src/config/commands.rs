@@ -32,6 +32,8 @@ pub struct RunSettings {
     pub poll_interval: Duration,
     /// The churn (sync-loop) watch: prefix and threshold (writes per minute); None: off.
     pub churn: Option<(String, f64)>,
+    /// TLS and basic auth for the HTTP surface (`--web-config-file`).
+    pub web: Option<crate::report::web::WebConfig>,
 }
 
 impl RunSettings {
@@ -53,7 +55,14 @@ impl RunSettings {
         let mut engine =
             maintenance::for_run(g, &a.maintenance, poll)?.with_space_target(a.space_target, floor);
         engine.forecast_horizon = (!a.forecast_horizon.is_zero()).then_some(a.forecast_horizon);
+        let web = a
+            .web_config_file
+            .as_deref()
+            .map(|path| crate::report::web::load(path, a.web_healthz_open))
+            .transpose()
+            .map_err(ConfigError)?;
         Ok(RunSettings {
+            web,
             connection,
             engine,
             listen_address: a.listen_address,

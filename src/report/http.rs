@@ -20,6 +20,7 @@ use axum::routing::get;
 use crate::report::metrics::{encode_openmetrics, encode_prometheus};
 use crate::report::state::Shared;
 use crate::report::view::ClusterView;
+use crate::report::web::{BasicAuth, WebConfig};
 use crate::shutdown::Shutdown;
 
 /// How long a client may take to send its request headers (a slowloris holds them open).
@@ -29,9 +30,19 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Serves the router on `listener` until shutdown, every connection bounded in time: headers
-/// within 5 s, the whole connection within 60 s.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: Shutdown) {
-    let app = router(shared);
+/// (and the TLS handshake) within 5 s, the whole connection within 60 s. With a web config:
+/// TLS and basic auth (see `web`).
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    web: Option<WebConfig>,
+    mut shutdown: Shutdown,
+) {
+    let auth = web
+        .as_ref()
+        .and_then(|w| w.auth.clone().map(|a| (a, w.open_healthz)));
+    let tls = web.and_then(|w| w.tls).map(tokio_rustls::TlsAcceptor::from);
+    let app = router(shared, auth);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -45,23 +56,65 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: Shu
             _ = shutdown.requested() => return,
         };
         let service = TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            let Some(tls) = tls else {
+                return serve_connection(stream, service).await;
+            };
+            match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(stream, service).await,
+                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
         });
     }
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+async fn serve_connection<I>(io: I, service: TowerToHyperService<Router>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = http.serve_connection(TokioIo::new(io), service);
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+}
+
+/// The routes; with `auth`, every request needs the credentials (`/healthz` too unless the
+/// flag says it stays open for the kubelet's probe).
+pub fn router(shared: Arc<Shared>, auth: Option<(Arc<BasicAuth>, bool)>) -> Router {
+    let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
-        .with_state(shared)
+        .with_state(shared);
+    let Some((auth, open_healthz)) = auth else {
+        return app;
+    };
+    app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let auth = auth.clone();
+            async move {
+                let open = open_healthz && request.uri().path() == "/healthz";
+                let header = request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                if open || auth.allows(header) {
+                    next.run(request).await
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::WWW_AUTHENTICATE, "Basic realm=\"etcd-upkeep\"")],
+                        "unauthorized\n",
+                    )
+                        .into_response()
+                }
+            }
+        },
+    ))
 }
 
 /// OpenMetrics when the scraper asks for it (Prometheus does), the classic text format otherwise.

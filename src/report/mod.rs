@@ -9,3 +9,4 @@ pub mod http;
 pub mod metrics;
 pub mod state;
 pub mod view;
+pub mod web;
