@@ -14,6 +14,7 @@
 mod blocked;
 mod config;
 mod forecast;
+mod gate;
 mod heal;
 mod rolling;
 mod schedule;

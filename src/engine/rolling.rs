@@ -13,12 +13,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::decide::actor::{Basis, Fence, fence_holds};
-use crate::decide::disk::disk_verdict;
-use crate::decide::gate::gate;
 use crate::decide::integrity::Integrity;
 use crate::decide::plan::{DefragStep, Plan, PlanCause, leader_transfer_target};
 use crate::etcd::FailureKind;
-use crate::observe::probe::{free_disk_bytes, probe_health, wait_until_answering};
+use crate::observe::probe::wait_until_answering;
 use crate::observe::{Observation, unix_now};
 
 use super::verify::peer_of;
@@ -358,46 +356,6 @@ impl Engine {
             .iter()
             .map(|s| s.member_id)
             .find(|id| pending.contains(id))
-    }
-
-    async fn gate_before_member(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> Result<(), String> {
-        let probes = probe_health(ctx.etcd, obs, self.cfg.health_timeout).await;
-        let blockers = gate(obs, &probes);
-        // Alarms are the tick's to report; the gate owns "unhealthy".
-        let unhealthy: Vec<String> = blockers
-            .iter()
-            .filter(|b| b.reason() == "unhealthy")
-            .map(|b| b.to_string())
-            .collect();
-        self.set_blocked(ctx, "unhealthy", unhealthy);
-        if blockers.is_empty() {
-            return Ok(());
-        }
-        let messages: Vec<String> = blockers.iter().map(|b| b.to_string()).collect();
-        let why = format!("health gate closed: {}", messages.join("; "));
-        tracing::warn!("{why}");
-        Err(why)
-    }
-
-    fn disk_check(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        step: &DefragStep,
-    ) -> Result<(), String> {
-        let Some(dir) = &self.cfg.data_dir else {
-            return Ok(());
-        };
-        if obs.local_member != Some(step.member_id) {
-            return Ok(()); // The mounted data dir is the local member's; others' disks are not visible.
-        }
-        let verdict = free_disk_bytes(dir).and_then(|free| disk_verdict(free, step.db_size_in_use));
-        self.set_blocked(
-            ctx,
-            "disk_space",
-            verdict.clone().err().into_iter().collect(),
-        );
-        verdict
     }
 
     async fn wait_for_leader(&self, ctx: &Ctx<'_>, target: u64) {
