@@ -62,17 +62,7 @@ fn https_get(address: &str, ca: &std::path::Path, path: &str, auth: Option<&str>
             .unwrap();
         let mut response = Vec::new();
         let _ = tls.read_to_end(&mut response).await;
-        let response = String::from_utf8_lossy(&response).to_string();
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
+        support::parse_http(&String::from_utf8_lossy(&response))
     })
 }
 

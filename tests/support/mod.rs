@@ -540,6 +540,11 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
     let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
+    parse_http(&response)
+}
+
+/// (status, body) of an HTTP/1 response; status 0 when there was none.
+pub fn parse_http(response: &str) -> (u16, String) {
     let status = response
         .split_whitespace()
         .nth(1)
