@@ -187,6 +187,32 @@ impl SpaceVerdict {
     }
 }
 
+/// Where to compact to, and for which reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactTo {
+    /// The space controller keeps less than the configured history.
+    Space(i64),
+    /// Periodic compaction keeps the configured history.
+    Periodic(i64),
+}
+
+/// Chooses between the controller's target (`space`: the revision current `keep` seconds ago,
+/// only while it keeps less than the retention) and the periodic one: the newer wins, and
+/// nothing at or below the last compacted revision (never backwards, never twice).
+pub fn compaction_target(
+    space: Option<i64>,
+    periodic: Option<i64>,
+    last: i64,
+) -> Option<CompactTo> {
+    match (space, periodic) {
+        (Some(target), periodic) if target > last && Some(target) > periodic => {
+            Some(CompactTo::Space(target))
+        }
+        (_, Some(target)) if target > last => Some(CompactTo::Periodic(target)),
+        _ => None,
+    }
+}
+
 /// A member whose file must shrink: near the quota (half-way between the target and the quota)
 /// with a real share of it free. Anything less is left to bbolt's page reuse.
 pub fn must_shrink(db_size: u64, db_size_in_use: u64, quota: u64, target: f64) -> bool {
@@ -332,6 +358,33 @@ mod tests {
         // No churn watch at all: the same.
         let v = space_verdict(&policy(), &inputs(190 * MIB, Some(60.0), None));
         assert!(v.live_over_target);
+    }
+
+    #[test]
+    fn the_newer_target_wins_and_nothing_goes_backwards() {
+        assert_eq!(
+            compaction_target(Some(500), Some(300), 100),
+            Some(CompactTo::Space(500))
+        );
+        assert_eq!(
+            compaction_target(Some(200), Some(300), 100),
+            Some(CompactTo::Periodic(300))
+        );
+        assert_eq!(
+            compaction_target(Some(500), None, 100),
+            Some(CompactTo::Space(500))
+        );
+        assert_eq!(
+            compaction_target(None, Some(300), 100),
+            Some(CompactTo::Periodic(300))
+        );
+        assert_eq!(
+            compaction_target(Some(90), Some(80), 100),
+            None,
+            "never backwards"
+        );
+        assert_eq!(compaction_target(Some(100), None, 100), None, "never twice");
+        assert_eq!(compaction_target(None, None, 0), None);
     }
 
     #[test]

@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use crate::decide::actor::Fence;
 use crate::decide::plan::{PlanCause, order, reclaimable};
-use crate::decide::space::{Limit, SpaceInputs, SpaceVerdict, must_shrink, space_verdict};
+use crate::decide::space::{
+    CompactTo, Limit, SpaceInputs, SpaceVerdict, compaction_target, must_shrink, space_verdict,
+};
 use crate::diagnose::analyze::scan;
 use crate::observe::{Observation, unix_now};
 use crate::report::state::Shared;
@@ -225,12 +227,16 @@ impl Engine {
         periodic_target: Option<i64>,
         now: f64,
     ) {
-        let pressured = space
-            .filter(|v| v.limit != Limit::Retention)
-            .and_then(|v| Some((self.revisions.revision_at(now, v.keep_seconds)?, v)));
+        let pressured = space.filter(|v| v.limit != Limit::Retention).and_then(|v| {
+            let revision = self.revisions.revision_at(now, v.keep_seconds)?;
+            Some((revision, v))
+        });
         let last = self.compaction.last_compacted;
-        match (pressured, periodic_target) {
-            (Some((target, verdict)), periodic) if target > last && Some(target) > periodic => {
+        match compaction_target(pressured.map(|(r, _)| r), periodic_target, last) {
+            Some(CompactTo::Space(target)) => {
+                let verdict = pressured
+                    .map(|(_, v)| v)
+                    .expect("space target has a verdict");
                 let why = format!(
                     "space controller: the last {:.0}s of history kept ({})",
                     verdict.keep_seconds,
@@ -238,16 +244,11 @@ impl Engine {
                 );
                 self.compact(ctx, obs, target, &why).await;
             }
-            (_, Some(target)) if target > last => {
-                self.compact(
-                    ctx,
-                    obs,
-                    target,
-                    "periodic compaction keeps the configured history",
-                )
-                .await;
+            Some(CompactTo::Periodic(target)) => {
+                let why = "periodic compaction keeps the configured history";
+                self.compact(ctx, obs, target, why).await;
             }
-            _ => {}
+            None => {}
         }
     }
 
