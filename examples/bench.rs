@@ -423,13 +423,7 @@ fn stall() {
                 .unwrap();
             }
         }
-        let rev = c.get("x", None).await.unwrap().header().unwrap().revision();
-        c.compact(
-            rev,
-            Some(etcd_client::CompactionOptions::new().with_physical()),
-        )
-        .await
-        .unwrap();
+        support::compact_to_current(&mut c).await;
         // A few writes so followers refresh their in-use figures.
         for i in 0..20 {
             c.put(format!("bench/refresh-{i}"), "x", None)

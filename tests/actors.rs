@@ -106,13 +106,7 @@ fn identical_instances_elect_one_actor_and_defragment_each_member_once() {
                 .unwrap();
             }
         }
-        let rev = c.get("x", None).await.unwrap().header().unwrap().revision();
-        c.compact(
-            rev,
-            Some(etcd_client::CompactionOptions::new().with_physical()),
-        )
-        .await
-        .unwrap();
+        support::compact_to_current(&mut c).await;
     });
     let stop = Arc::new(AtomicBool::new(false));
     let writers = pinned_writers(&cluster, stop.clone());

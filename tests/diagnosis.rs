@@ -205,13 +205,7 @@ fn a_sync_loop_is_ranked_first_and_named_by_the_daemon_through_a_compaction() {
     // A compaction mid-watch does not stop the detector.
     runtime().block_on(async {
         let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
-        let rev = c.get("x", None).await.unwrap().header().unwrap().revision();
-        c.compact(
-            rev,
-            Some(etcd_client::CompactionOptions::new().with_physical()),
-        )
-        .await
-        .unwrap();
+        support::compact_to_current(&mut c).await;
     });
     let events = |d: &Daemon| d.metric("etcd_upkeep_watch_events_total").unwrap_or(0.0);
     let after_compaction = events(&daemon);
@@ -284,18 +278,7 @@ fn a_growth_forecast_is_published_and_the_space_controller_blames_the_sync_loop(
         log.contains("space controller: keeping") && log.contains(LOOP_KEY),
         "{log}"
     );
-    let alarms = runtime().block_on(async {
-        let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
-        c.alarm(
-            etcd_client::AlarmAction::Get,
-            etcd_client::AlarmType::None,
-            None,
-        )
-        .await
-        .unwrap()
-        .alarms()
-        .len()
-    });
+    let alarms = support::alarms(&cluster).len();
     assert_eq!(alarms, 0, "prevented: NOSPACE never raised");
 }
 

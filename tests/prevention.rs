@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Cluster, Daemon, daemon_args, runtime};
+use support::{Cluster, Daemon, alarms, daemon_args, runtime};
 
 const MIB: u64 = 1 << 20;
 const LOOP_KEY: &str = "/registry/example.com/widgets/default/looping-widget";
@@ -52,21 +52,6 @@ fn sync_loop(
                 }
             }
         })
-    })
-}
-
-fn alarm_count(cluster: &Cluster) -> usize {
-    runtime().block_on(async {
-        let mut c = cluster.client(&cluster.endpoints()).await;
-        c.alarm(
-            etcd_client::AlarmAction::Get,
-            etcd_client::AlarmType::None,
-            None,
-        )
-        .await
-        .unwrap()
-        .alarms()
-        .len()
     })
 }
 
@@ -114,7 +99,7 @@ fn a_sync_loop_is_held_below_the_quota_and_history_grows_back_after_it_stops() {
         "no write failed; daemon log:\n{log}"
     );
     assert!(seen.ok.load(Ordering::SeqCst) > 600, "the loop really ran");
-    assert_eq!(alarm_count(&cluster), 0, "no NOSPACE; daemon log:\n{log}");
+    assert_eq!(alarms(&cluster).len(), 0, "no NOSPACE; daemon log:\n{log}");
     assert!(!log.contains("NOSPACE alarm raised"), "{log}");
     let peak = seen.peak_db.load(Ordering::SeqCst);
     assert!(
@@ -213,5 +198,5 @@ fn live_data_growing_toward_the_quota_is_reported_before_nospace_and_history_is_
         "history is not blamed: {log}"
     );
     assert_eq!(status["space"]["limit"], "retention", "{status}");
-    assert_eq!(alarm_count(&cluster), 0, "reported before NOSPACE");
+    assert_eq!(alarms(&cluster).len(), 0, "reported before NOSPACE");
 }

@@ -591,6 +591,17 @@ pub async fn fill_until_nospace(
     panic!("no NOSPACE after {max_puts} puts");
 }
 
+/// Physical compaction of everything before the current revision.
+pub async fn compact_to_current(c: &mut etcd_client::Client) {
+    let rev = c.get("x", None).await.unwrap().header().unwrap().revision();
+    c.compact(
+        rev,
+        Some(etcd_client::CompactionOptions::new().with_physical()),
+    )
+    .await
+    .unwrap();
+}
+
 /// A current-thread runtime for a test's own etcd clients.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
