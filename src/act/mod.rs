@@ -6,6 +6,7 @@
 
 pub mod candidacy;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::decide::plan::DefragStep;
@@ -22,35 +23,79 @@ pub struct Act<'a> {
     pub dry_run: bool,
 }
 
+/// One mutation, described once for the log, the action list and `--dry-run`.
+struct Step<'s> {
+    action: &'static str,
+    member: Option<&'s str>,
+    /// Leadership moves only: the member taking over (`member` hands over).
+    to: Option<&'s str>,
+    /// What is done, as a phrase: "compact to revision 42 (space)". The dry run logs
+    /// "[dry-run] would {what}", a failure "could not {what}: {error}".
+    what: String,
+    /// The action list's detail.
+    detail: String,
+}
+
+/// A mutation that was really made: its result, when it started and how long it took.
+struct Ran<T> {
+    result: Result<T, EtcdError>,
+    started: f64,
+    took: Duration,
+}
+
 impl Act<'_> {
-    /// `--dry-run`: lists the step it would have taken (the caller logs it with its numbers).
-    fn listed_dry_run(&self, action: &str, member: Option<&str>, detail: String) {
-        self.record(
-            action,
-            member,
-            "dry-run",
-            detail,
-            unix_now(),
-            Duration::ZERO,
-        );
+    /// The one path of every mutation: under `--dry-run` it logs and lists the step and returns
+    /// `None` without calling etcd; otherwise it times the call and logs a failure. The caller
+    /// logs success with its own numbers, counts it, and calls [`Act::record`].
+    async fn perform<T>(
+        &self,
+        step: &Step<'_>,
+        call: impl Future<Output = Result<T, EtcdError>>,
+    ) -> Option<Ran<T>> {
+        let from = step.to.and(step.member);
+        if self.dry_run {
+            tracing::info!(
+                action = step.action,
+                member = step.member,
+                from,
+                to = step.to,
+                "[dry-run] would {}",
+                step.what
+            );
+            self.shared.record_action(ActionRecord {
+                at: unix_now(),
+                action: step.action.to_string(),
+                member: step.member.map(str::to_string),
+                result: "dry-run".to_string(),
+                detail: step.detail.clone(),
+                duration_seconds: 0.0,
+            });
+            return None;
+        }
+        let started = unix_now();
+        let clock = Instant::now();
+        let result = call.await;
+        let took = clock.elapsed();
+        if let Err(e) = &result {
+            tracing::warn!(action = step.action, member = step.member, from, to = step.to, error = %e,
+                duration_s = took.as_secs_f64(), "could not {}: {e}", step.what);
+        }
+        Some(Ran {
+            result,
+            started,
+            took,
+        })
     }
 
-    fn record(
-        &self,
-        action: &str,
-        member: Option<&str>,
-        result: &str,
-        detail: String,
-        started: f64,
-        took: Duration,
-    ) {
+    /// Lists a mutation that was made in /status, with its result label and detail.
+    fn record<T>(&self, step: &Step<'_>, ran: &Ran<T>, result: &str, detail: String) {
         self.shared.record_action(ActionRecord {
-            at: started,
-            action: action.to_string(),
-            member: member.map(str::to_string),
+            at: ran.started,
+            action: step.action.to_string(),
+            member: step.member.map(str::to_string),
             result: result.to_string(),
             detail,
-            duration_seconds: took.as_secs_f64(),
+            duration_seconds: ran.took.as_secs_f64(),
         });
     }
 
@@ -62,21 +107,20 @@ impl Act<'_> {
         revision: i64,
         why: &str,
     ) -> Result<CompactOutcome, EtcdError> {
-        if self.dry_run {
-            tracing::info!(
-                action = "compact",
-                revision,
-                why,
-                "[dry-run] would compact to revision {revision} ({why})"
-            );
-            self.listed_dry_run("compact", None, format!("to revision {revision}: {why}"));
+        let step = Step {
+            action: "compact",
+            member: None,
+            to: None,
+            what: format!("compact to revision {revision} ({why})"),
+            detail: format!("to revision {revision}: {why}"),
+        };
+        let Some(ran) = self
+            .perform(&step, self.etcd.compact(endpoint, revision))
+            .await
+        else {
             return Ok(CompactOutcome::Compacted);
-        }
-        let started = unix_now();
-        let clock = Instant::now();
-        let result = self.etcd.compact(endpoint, revision).await;
-        let took = clock.elapsed();
-        let (label, detail) = match &result {
+        };
+        let (label, detail) = match &ran.result {
             Ok(CompactOutcome::Compacted) => {
                 self.shared.metrics.compacted_revision.set(revision);
                 self.shared.write().maintenance.compacted_revision = Some(revision);
@@ -84,10 +128,10 @@ impl Act<'_> {
                     action = "compact",
                     revision,
                     why,
-                    duration_s = took.as_secs_f64(),
+                    duration_s = ran.took.as_secs_f64(),
                     "compacted to revision {revision} ({why})"
                 );
-                ("ok", format!("to revision {revision}: {why}"))
+                ("ok", step.detail.clone())
             }
             Ok(CompactOutcome::AlreadyCompacted) => {
                 tracing::info!(
@@ -95,25 +139,17 @@ impl Act<'_> {
                     revision,
                     "revision {revision} was already compacted (by the apiserver or etcd); nothing to do"
                 );
-                (
-                    "already_compacted",
-                    format!("revision {revision} already compacted"),
-                )
+                let detail = format!("revision {revision} already compacted");
+                ("already_compacted", detail)
             }
-            Err(e) => {
-                tracing::warn!(action = "compact", revision, error = %e, "compaction failed: {e}");
-                ("failed", e.to_string())
-            }
+            Err(e) => ("failed", e.to_string()),
         };
-        self.shared
-            .metrics
-            .compaction
-            .get_or_create(&ResultLabel {
-                result: label.into(),
-            })
-            .inc();
-        self.record("compact", None, label, detail, started, took);
-        result
+        let result = ResultLabel {
+            result: label.into(),
+        };
+        self.shared.metrics.compaction.get_or_create(&result).inc();
+        self.record(&step, &ran, label, detail);
+        ran.result
     }
 
     /// Defragments one member. Returns how long it took. The caller checks health and
@@ -124,68 +160,69 @@ impl Act<'_> {
             format_bytes(step.db_size),
             format_bytes(step.db_size_in_use)
         );
-        if self.dry_run {
-            tracing::info!(action = "defragment", member = %step.name, db_size = step.db_size, db_size_in_use = step.db_size_in_use, cause,
-                "[dry-run] would defragment {} ({before}; expected after ≈ {})", step.name, format_bytes(step.db_size_in_use));
-            self.listed_dry_run("defragment", Some(&step.name), format!("{cause}: {before}"));
-            return Ok(Duration::ZERO);
-        }
-        tracing::info!(action = "defragment", member = %step.name, db_size = step.db_size, db_size_in_use = step.db_size_in_use, cause,
-            "defragmenting {} ({before}; {})", step.name, if step.is_leader { "leader" } else { "follower" });
-        let started = unix_now();
-        let clock = Instant::now();
-        self.shared.write().maintenance.in_flight =
-            Some(format!("defragmentation of {}", step.name));
-        let result = self.etcd.defragment(&step.endpoint).await;
-        self.shared.write().maintenance.in_flight = None;
-        let took = clock.elapsed();
-        let member = MemberLabel {
-            member: step.name.clone(),
+        let action = Step {
+            action: "defragment",
+            member: Some(&step.name),
+            to: None,
+            what: format!(
+                "defragment {} ({before}; expected after ≈ {})",
+                step.name,
+                format_bytes(step.db_size_in_use)
+            ),
+            detail: format!("{cause}: {before}"),
         };
-        let label = match &result {
+        if !self.dry_run {
+            let role = if step.is_leader { "leader" } else { "follower" };
+            tracing::info!(action = "defragment", member = %step.name, db_size = step.db_size, db_size_in_use = step.db_size_in_use, cause,
+                "defragmenting {} ({before}; {role})", step.name);
+            self.shared.write().maintenance.in_flight =
+                Some(format!("defragmentation of {}", step.name));
+        }
+        let ran = self
+            .perform(&action, self.etcd.defragment(&step.endpoint))
+            .await;
+        let Some(ran) = ran else {
+            return Ok(Duration::ZERO);
+        };
+        self.shared.write().maintenance.in_flight = None;
+        let label = match &ran.result {
             Ok(()) => "ok",
             Err(e) if e.kind == crate::etcd::FailureKind::Timeout => "timeout",
             Err(_) => "failed",
         };
-        self.shared
-            .metrics
-            .defrag
-            .get_or_create(&MemberResultLabel {
-                member: step.name.clone(),
-                result: label.into(),
-            })
-            .inc();
-        if result.is_ok() {
-            self.shared
-                .metrics
-                .defrag_duration
-                .get_or_create(&member)
-                .observe(took.as_secs_f64());
-        }
-        let after = match &result {
-            Ok(()) => match self.etcd.status(&step.endpoint).await {
-                Ok(s) => {
-                    tracing::info!(action = "defragment", member = %step.name, db_size_before = step.db_size, db_size_after = s.db_size,
-                        db_size_in_use_after = s.db_size_in_use, duration_s = took.as_secs_f64(), cause,
-                        "defragmented {} in {:.2}s: {} → {}", step.name, took.as_secs_f64(), format_bytes(step.db_size), format_bytes(s.db_size));
-                    format!("{before} → db {}", format_bytes(s.db_size))
-                }
-                Err(_) => format!("{before} → (status unavailable)"),
-            },
-            Err(e) => {
-                tracing::warn!(action = "defragment", member = %step.name, error = %e, duration_s = took.as_secs_f64(), "defragmentation of {} did not complete: {e}", step.name);
-                format!("{before}: {e}")
-            }
+        let result = MemberResultLabel {
+            member: step.name.clone(),
+            result: label.into(),
         };
-        self.record(
-            "defragment",
-            Some(&step.name),
-            label,
-            format!("{cause}: {after}"),
-            started,
-            took,
-        );
-        result.map(|_| took)
+        self.shared.metrics.defrag.get_or_create(&result).inc();
+        let after = match &ran.result {
+            Ok(()) => format!(
+                "{before} → {}",
+                self.defragmented(step, ran.took, cause).await
+            ),
+            Err(e) => format!("{before}: {e}"),
+        };
+        self.record(&action, &ran, label, format!("{cause}: {after}"));
+        ran.result.map(|_| ran.took)
+    }
+
+    /// After a defragmentation: its duration in the histogram, and the member's new size (read
+    /// back, for the log and the action list).
+    async fn defragmented(&self, step: &DefragStep, took: Duration, cause: &str) -> String {
+        let member = MemberLabel {
+            member: step.name.clone(),
+        };
+        let seconds = took.as_secs_f64();
+        (self.shared.metrics.defrag_duration.get_or_create(&member)).observe(seconds);
+        match self.etcd.status(&step.endpoint).await {
+            Ok(s) => {
+                tracing::info!(action = "defragment", member = %step.name, db_size_before = step.db_size, db_size_after = s.db_size,
+                    db_size_in_use_after = s.db_size_in_use, duration_s = took.as_secs_f64(), cause,
+                    "defragmented {} in {:.2}s: {} → {}", step.name, took.as_secs_f64(), format_bytes(step.db_size), format_bytes(s.db_size));
+                format!("db {}", format_bytes(s.db_size))
+            }
+            Err(_) => "(status unavailable)".to_string(),
+        }
     }
 
     /// Hands leadership from the leader (at `leader_endpoint`) to `target`.
@@ -197,41 +234,29 @@ impl Act<'_> {
         target_name: &str,
     ) -> Result<(), EtcdError> {
         let detail = format!("{leader_name} → {target_name}, before defragmenting {leader_name}");
-        if self.dry_run {
+        let step = Step {
+            action: "move-leader",
+            member: Some(leader_name),
+            to: Some(target_name),
+            what: format!("move leadership {detail}"),
+            detail,
+        };
+        let call = self.etcd.move_leader(leader_endpoint, target);
+        let Some(ran) = self.perform(&step, call).await else {
+            return Ok(());
+        };
+        if ran.result.is_ok() {
             tracing::info!(
                 action = "move-leader",
                 from = leader_name,
                 to = target_name,
-                "[dry-run] would move leadership {detail}"
+                duration_s = ran.took.as_secs_f64(),
+                "moved leadership {}",
+                step.detail
             );
-            self.listed_dry_run("move-leader", Some(leader_name), detail);
-            return Ok(());
         }
-        let started = unix_now();
-        let clock = Instant::now();
-        let result = self.etcd.move_leader(leader_endpoint, target).await;
-        let took = clock.elapsed();
-        match &result {
-            Ok(()) => tracing::info!(
-                action = "move-leader",
-                from = leader_name,
-                to = target_name,
-                duration_s = took.as_secs_f64(),
-                "moved leadership {detail}"
-            ),
-            Err(e) => {
-                tracing::warn!(action = "move-leader", from = leader_name, to = target_name, error = %e, "moving leadership failed: {e}")
-            }
-        }
-        self.record(
-            "move-leader",
-            Some(leader_name),
-            if result.is_ok() { "ok" } else { "failed" },
-            detail,
-            started,
-            took,
-        );
-        result
+        self.record(&step, &ran, ok_or_failed(&ran), step.detail.clone());
+        ran.result
     }
 
     /// Disarms NOSPACE on one member (never another alarm, never "all").
@@ -242,40 +267,30 @@ impl Act<'_> {
         member_name: &str,
         detail: &str,
     ) -> Result<(), EtcdError> {
-        if self.dry_run {
+        let step = Step {
+            action: "disarm",
+            member: Some(member_name),
+            to: None,
+            what: format!("disarm NOSPACE on {member_name} ({detail})"),
+            detail: detail.to_string(),
+        };
+        let call = self.etcd.disarm_nospace(endpoint, member_id);
+        let Some(ran) = self.perform(&step, call).await else {
+            return Ok(());
+        };
+        if ran.result.is_ok() {
+            self.shared.metrics.alarm_disarm.inc();
             tracing::info!(
                 action = "disarm",
                 member = member_name,
-                "[dry-run] would disarm NOSPACE on {member_name} ({detail})"
+                "disarmed NOSPACE on {member_name} ({detail})"
             );
-            self.listed_dry_run("disarm", Some(member_name), detail.to_string());
-            return Ok(());
         }
-        let started = unix_now();
-        let clock = Instant::now();
-        let result = self.etcd.disarm_nospace(endpoint, member_id).await;
-        let took = clock.elapsed();
-        match &result {
-            Ok(()) => {
-                self.shared.metrics.alarm_disarm.inc();
-                tracing::info!(
-                    action = "disarm",
-                    member = member_name,
-                    "disarmed NOSPACE on {member_name} ({detail})"
-                );
-            }
-            Err(e) => {
-                tracing::warn!(action = "disarm", member = member_name, error = %e, "disarming NOSPACE failed: {e}")
-            }
-        }
-        self.record(
-            "disarm",
-            Some(member_name),
-            if result.is_ok() { "ok" } else { "failed" },
-            detail.to_string(),
-            started,
-            took,
-        );
-        result
+        self.record(&step, &ran, ok_or_failed(&ran), step.detail.clone());
+        ran.result
     }
+}
+
+fn ok_or_failed<T>(ran: &Ran<T>) -> &'static str {
+    if ran.result.is_ok() { "ok" } else { "failed" }
 }
