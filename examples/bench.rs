@@ -372,20 +372,47 @@ fn analyze() {
         "loaded {keys} keys in {:.1} s",
         load.elapsed().as_secs_f64()
     );
-    let mut args = s(&[
-        "analyze",
-        "--endpoints",
-        &cluster.endpoints()[0],
-        "-o",
-        "json",
-    ]);
+    let endpoint = cluster.endpoints()[0].clone();
+    let mut args = s(&["analyze", "--endpoints", &endpoint, "-o", "json"]);
     args.extend(cluster.pki.flags());
+    let (wall, peak, out) = timed(&support::upkeep_bin().display().to_string(), &args);
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+    println!(
+        "analyze over {} keys: {wall:.1} s wall, peak RSS {peak:.1} MiB (pages pipelined; bounded: two ~4 MiB pages at a time)",
+        json["total_keys"]
+    );
+    // The baselines users reach for: etcdctl keys only (no sizes), and every value as JSON
+    // summed by resource with jq.
+    let mut etcdctl = s(&["--endpoints", &endpoint]);
+    etcdctl.extend(cluster.pki.flags());
+    let mut keys_only = etcdctl.clone();
+    keys_only.extend(s(&["get", "--prefix", "", "--keys-only"]));
+    let (wall, peak, out) = timed("etcdctl", &keys_only);
+    let lines = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    println!(
+        "baseline etcdctl get --prefix \"\" --keys-only: {wall:.1} s wall, peak RSS {peak:.1} MiB ({lines} keys, no sizes)"
+    );
+    let dump = tempfile::NamedTempFile::new().unwrap();
+    let mut as_json = etcdctl;
+    as_json.extend(s(&["get", "--prefix", "", "-w", "json"]));
+    let (get_wall, get_peak, out) = timed("etcdctl", &as_json);
+    std::fs::write(dump.path(), out).unwrap();
+    let by_resource = r#"[.kvs[] | {r: (.key | @base64d | split("/")[2]), b: ((.key | length) + ((.value // "") | length) * 3 / 4)}] | group_by(.r) | map({(.[0].r): (map(.b) | add)}) | add"#;
+    let (jq_wall, jq_peak, _) = timed(
+        "jq",
+        &s(&["-c", by_resource, &dump.path().display().to_string()]),
+    );
+    println!(
+        "baseline etcdctl -w json then jq by resource: {get_wall:.1} + {jq_wall:.1} s wall, peak RSS {get_peak:.0} + {jq_peak:.0} MiB"
+    );
+}
+
+/// Runs a command under /usr/bin/time: wall seconds, peak RSS in MiB, and its stdout.
+fn timed(program: &str, args: &[String]) -> (f64, f64, Vec<u8>) {
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%M")
-        .arg(support::upkeep_bin())
-        .args(&args)
+        .args(["-f", "%M", program])
+        .args(args)
         .output()
         .expect("/usr/bin/time (Debian package time)");
     let wall = start.elapsed().as_secs_f64();
@@ -394,12 +421,12 @@ fn analyze() {
         .last()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0);
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    println!(
-        "analyze over {} keys: {wall:.1} s wall, peak RSS {:.1} MiB (bounded: one ~4 MiB page at a time; grows with resources, not keys)",
-        json["total_keys"],
-        peak_kib as f64 / 1024.0
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    (wall, peak_kib as f64 / 1024.0, out.stdout)
 }
 
 fn stall() {

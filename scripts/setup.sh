@@ -33,8 +33,11 @@ apt_install() {
 { command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/descriptor.proto ]; } \
   || apt_install protobuf-compiler libprotobuf-dev
 command -v promtool >/dev/null || apt_install prometheus
-# etcd 3.4 (bookworm) gives us etcdctl too; the daemon must work with 3.4 as well.
-command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || apt_install etcd-server etcd-client || true
+# etcd 3.4 (bookworm) gives us etcdctl too; the test command runs part of the suite on it.
+# jq and time: the analyze benchmark's baselines. iproute2: the partition tests' namespaces.
+{ [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ]; } || apt_install etcd-server etcd-client
+{ command -v jq >/dev/null && [ -x /usr/bin/time ] && command -v ip >/dev/null; } \
+  || apt_install jq time iproute2
 
 # etcd 3.5: fetch trixie's etcd-server .deb with a private apt configuration (the system's
 # sources are left untouched) and unpack it under .tools/etcd-3.5.

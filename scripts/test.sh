@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command (README, CI): installs what is missing (protoc, promtool, etcd 3.5 into
-# .tools/), lints the Prometheus rules and unit-tests the alerts, validates the vCluster values
-# snippet, runs every test against real etcd processes, and replays the Dockerfile's build stage.
+# The test command (README, CI): installs what is missing (protoc, promtool, etcd 3.4 and 3.5,
+# cargo-fuzz), lints the Prometheus rules and unit-tests the alerts, validates the vCluster values
+# snippet, runs every test against real etcd 3.5 processes and the core suites against etcd 3.4,
+# replays the Dockerfile's build stage, and fuzzes every parser for a short while.
 # Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,16 +26,34 @@ if [ -f "$validator" ]; then
   python3 "$validator" helm-values-snippet.yaml
 fi
 
-echo "== cargo test (unit + real-etcd integration)"
+echo "== cargo test (unit + real-etcd integration) on etcd 3.5"
 # Two test threads: each integration test runs its own etcd cluster; the machine has 2 cores.
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+fuzz_log="$(mktemp)"
+trap 'rm -f "$log" "$fuzz_log"; kill "${fuzz_build:-0}" 2>/dev/null || true' EXIT
 cargo test --locked -- --test-threads 2 2>&1 | tee "$log"
 
+# etcd 3.4 (Debian bookworm): the suites that cover every RPC the daemon makes — TLS and
+# observation (foundation), compaction, defragmentation, leadership moves and disarm
+# (maintenance), and the election's lease-bound keys (actors). The full suite runs on 3.5.
+etcd34=/usr/bin/etcd
+echo "== cargo test on etcd 3.4: foundation, maintenance, actors ($("$etcd34" --version | head -n 1))"
+ETCD_BIN="$etcd34" cargo test --locked --test foundation --test maintenance --test actors \
+  -- --test-threads 2 2>&1 | tee -a "$log"
+
+# The fuzz targets build beside the Dockerfile's release build: its fat-LTO link runs on one
+# core for minutes, and the fuzz build fills the other.
+bash scripts/fuzz.sh build >"$fuzz_log" 2>&1 &
+fuzz_build=$!
 echo "== the Dockerfile's build stage, replayed instruction by instruction (no Docker engine here)"
 bash scripts/dockerfile-build.sh
+wait "$fuzz_build" || { cat "$fuzz_log"; echo "fuzz: the targets did not build" >&2; exit 1; }
+fuzz_seconds="${FUZZ_SECONDS:-15}"
+echo "== fuzzing: every target for ${fuzz_seconds} s (scripts/fuzz.sh; long runs: scripts/fuzz.sh 600)"
+bash scripts/fuzz.sh "$fuzz_seconds" | tee -a "$fuzz_log"
 
 # One plain closing line with the totals of every test binary.
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
-echo "tests: ${passed} passed, ${failed} failed"
+targets=$(grep -c '^fuzz .*no crash' "$fuzz_log" || true)
+echo "tests: ${passed} passed, ${failed} failed; fuzz: ${targets} targets, no crash"

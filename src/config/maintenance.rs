@@ -125,8 +125,8 @@ const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 /// Turns a 5-field expression into the 6-field form (seconds first) tokio-cron-scheduler parses,
 /// after checking each field itself so that a bad one is named (the scheduler only says
-/// "ParseSchedule").
-fn cron_with_seconds(expr: &str) -> Result<String, ConfigError> {
+/// "ParseSchedule"). Public for the fuzz target (`fuzz/fuzz_targets/cron.rs`).
+pub fn cron_with_seconds(expr: &str) -> Result<String, ConfigError> {
     let bad = |why: String| ConfigError(format!("--defrag-schedule '{expr}': {why}"));
     let fields: Vec<&str> = expr.split_whitespace().collect();
     if fields.len() != 5 {

@@ -9,6 +9,8 @@
 mod commands;
 mod maintenance;
 
+pub use maintenance::cron_with_seconds;
+
 use std::time::Duration;
 
 use crate::certs::{CertFlags, CertPaths, Preset};

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::diagnose::fields::{FieldChange, FieldTracker, WriterCount, describe};
 use crate::diagnose::keys::{REGISTRY, classify};
 use crate::diagnose::topk::SpaceSaving;
-use crate::etcd::{Etcd, EtcdError, WatchMessage};
+use crate::etcd::{Etcd, EtcdError, RangePage, WatchMessage};
 use crate::units::format_bytes;
 
 const LARGEST_PER_RESOURCE: usize = 5;
@@ -117,6 +117,10 @@ const PAGE_TARGET_BYTES: u64 = 4 << 20;
 /// to the top-level group of its first key (`/registry/<resource>/`, `/registry/<group>/`, or a
 /// key's first segment): the count then covers one resource, not the rest of the keyspace.
 /// Page sizes adapt to ~4 MiB of data; a page too large for the client is retried smaller.
+///
+/// Why pipelined: the next page is requested as soon as the current one arrives, and counted
+/// while etcd reads and sends the next (its start is known from the current page's last key).
+/// At most two pages are held at once, so memory stays flat.
 pub async fn scan(
     etcd: &Etcd,
     endpoint: &str,
@@ -137,32 +141,28 @@ pub async fn scan(
             break;
         };
         let group_end = earlier_end(prefix_end(&group_prefix(&first)), &end);
-        let mut cursor = first;
-        loop {
-            let page = match etcd.range_page(endpoint, &cursor, &group_end, limit).await {
-                Ok(page) => page,
-                Err(e) if limit > 1 && e.message.contains("too large") => {
-                    limit = (limit / 2).max(1);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let Some((last, _)) = page.entries.last() else {
-                break;
-            };
-            let mut bytes = 0;
-            for (key, value_bytes) in &page.entries {
-                let size = key.len() as u64 + value_bytes;
-                bytes += size;
-                breakdown.add(&String::from_utf8_lossy(key), size);
-            }
+        let (mut page, used) = fetch_page(etcd, endpoint, &first, &group_end, limit).await?;
+        limit = used;
+        while let Some((last, _)) = page.entries.last() {
+            let bytes: u64 = page.entries.iter().map(|(k, v)| k.len() as u64 + v).sum();
             let average = (bytes / page.entries.len() as u64).max(1);
             limit = ((PAGE_TARGET_BYTES / average) as i64).clamp(1, max_page_keys);
-            cursor = last.clone();
-            cursor.push(0);
-            if !page.more {
+            let next = page.more.then(|| [last.as_slice(), &[0]].concat());
+            let fetch_next = async {
+                match &next {
+                    Some(cursor) => {
+                        Some(fetch_page(etcd, endpoint, cursor, &group_end, limit).await)
+                    }
+                    None => None,
+                }
+            };
+            // Counting is synchronous: the request above is already on its way when it runs.
+            let count = async { count_page(&mut breakdown, &page) };
+            let (fetched, ()) = tokio::join!(fetch_next, count);
+            let Some(fetched) = fetched else {
                 break;
-            }
+            };
+            (page, limit) = fetched?;
         }
         if group_end.is_empty() {
             break; // that group ran to the end of the keyspace
@@ -170,6 +170,33 @@ pub async fn scan(
         from = group_end;
     }
     Ok(breakdown)
+}
+
+/// One page from `cursor`, halving the page size while etcd answers that it is too large for
+/// the client. Returns the page and the size that worked.
+async fn fetch_page(
+    etcd: &Etcd,
+    endpoint: &str,
+    cursor: &[u8],
+    end: &[u8],
+    mut limit: i64,
+) -> Result<(RangePage, i64), EtcdError> {
+    loop {
+        match etcd.range_page(endpoint, cursor, end, limit).await {
+            Ok(page) => return Ok((page, limit)),
+            Err(e) if limit > 1 && e.message.contains("too large") => limit = (limit / 2).max(1),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn count_page(breakdown: &mut Breakdown, page: &RangePage) {
+    for (key, value_bytes) in &page.entries {
+        breakdown.add(
+            &String::from_utf8_lossy(key),
+            key.len() as u64 + value_bytes,
+        );
+    }
 }
 
 /// The top-level group of a key: `/registry/<segment>/`, else its first path segment.

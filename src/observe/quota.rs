@@ -90,7 +90,9 @@ pub fn parse_quota_metric(text: &str) -> Option<u64> {
                 None => return None,
             };
             let value: f64 = rest.split_whitespace().next()?.parse().ok()?;
-            (value > 0.0).then_some(value as u64)
+            // A quota is a finite count of at least one byte; `+Inf`, `NaN` or `0.5` say
+            // nothing about it (0.5 would truncate to a quota of 0 bytes).
+            (value >= 1.0 && value.is_finite()).then_some(value as u64)
         })
 }
 
@@ -114,5 +116,14 @@ mod tests {
             None
         );
         assert_eq!(parse_quota_metric(""), None);
+    }
+
+    /// Found by fuzz/fuzz_targets/quota_metric.rs: a fraction truncated to a quota of 0 bytes.
+    #[test]
+    fn a_sample_below_one_byte_or_not_finite_is_no_quota() {
+        for value in ["0.5", "+Inf", "NaN", "-1", "0"] {
+            let text = format!("etcd_server_quota_backend_bytes {value}\n");
+            assert_eq!(parse_quota_metric(&text), None, "{value}");
+        }
     }
 }

@@ -579,6 +579,7 @@ pub async fn fill_until_nospace(
                     "no leader",
                     "unavailable",
                     "Unavailable",
+                    "Timeout expired", // the client's own deadline, on a loaded machine
                 ]
                 .iter()
                 .any(|t| e.to_string().contains(t)) =>
