@@ -7,6 +7,7 @@
 //! else `etcd` on PATH.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod nospace;
 #[allow(unused_imports)]
 pub use nospace::*;
@@ -84,14 +85,19 @@ fn ca_params(name: &str) -> CertificateParams {
 
 impl Pki {
     pub fn generate(dir: &Path, ca_name: &str) -> Pki {
+        Pki::generate_for(dir, ca_name, &[])
+    }
+
+    /// The same, with the server certificate also valid for `hosts` (test-host addresses).
+    pub fn generate_for(dir: &Path, ca_name: &str, hosts: &[String]) -> Pki {
         std::fs::create_dir_all(dir).unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let ca_params = ca_params(ca_name);
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let mut server =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let names = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let mut server = CertificateParams::new([&names[..], hosts].concat()).unwrap();
         server
             .distinguished_name
             .push(DnType::CommonName, "etcd-server");
@@ -184,6 +190,8 @@ pub struct Member {
     pub log_path: PathBuf,
     args: Vec<String>,
     process: Option<Child>,
+    /// The network namespace it runs in (partition tests), else the root one.
+    netns: Option<String>,
 }
 
 impl Member {
@@ -209,23 +217,60 @@ impl Cluster {
     pub fn start_with(n: usize, quota: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(&dir.path().join("pki"), "etcd-ca");
-        let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| (free_port(), free_port(), free_port()))
+        let urls: Vec<(String, String, String, Option<String>)> = (0..n)
+            .map(|_| {
+                let url = |scheme: &str| format!("{scheme}://127.0.0.1:{}", free_port());
+                (url("https"), url("https"), url("http"), None)
+            })
             .collect();
+        Cluster::start_on(dir, pki, urls, quota, extra)
+    }
+
+    /// `n` members, member `i` on host `i` of `network` (its own namespace and address,
+    /// standard ports); the hosts after them are left for daemons.
+    pub fn start_in(network: &netns::Network, n: usize, quota: u64, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ips: Vec<String> = network.hosts.iter().map(|h| h.ip.clone()).collect();
+        let pki = Pki::generate_for(&dir.path().join("pki"), "etcd-ca", &ips);
+        let urls = network.hosts[..n]
+            .iter()
+            .map(|h| {
+                let ip = &h.ip;
+                let (client, peer) = (format!("https://{ip}:2379"), format!("https://{ip}:2380"));
+                (
+                    client,
+                    peer,
+                    format!("http://{ip}:2381"),
+                    Some(h.ns.clone()),
+                )
+            })
+            .collect();
+        Cluster::start_on(dir, pki, urls, quota, extra)
+    }
+
+    /// Members at (client, peer, metrics URL, namespace), one each.
+    fn start_on(
+        dir: tempfile::TempDir,
+        pki: Pki,
+        urls: Vec<(String, String, String, Option<String>)>,
+        quota: u64,
+        extra: &[&str],
+    ) -> Cluster {
+        let n = urls.len();
+        let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
         let initial_cluster: Vec<String> = names
             .iter()
-            .zip(&ports)
-            .map(|(name, (_, peer, _))| format!("{name}=https://127.0.0.1:{peer}"))
+            .zip(&urls)
+            .map(|(name, (_, peer, _, _))| format!("{name}={peer}"))
             .collect();
-        let token = format!("upkeep-test-{}", ports[0].0);
+        let token = format!(
+            "upkeep-test-{}",
+            dir.path().file_name().unwrap().to_string_lossy()
+        );
         let mut members = Vec::new();
-        for (name, (client, peer, metrics)) in names.iter().zip(&ports) {
+        for (name, (client_url, peer_url, metrics_url, netns)) in names.iter().zip(urls) {
             let data_dir = dir.path().join(format!("{name}.etcd"));
             let log_path = dir.path().join(format!("{name}.log"));
-            let client_url = format!("https://127.0.0.1:{client}");
-            let peer_url = format!("https://127.0.0.1:{peer}");
-            let metrics_url = format!("http://127.0.0.1:{metrics}");
             let p = |p: &Path| p.display().to_string();
             let args = vec![
                 "--name".into(),
@@ -285,6 +330,7 @@ impl Cluster {
                 log_path,
                 args,
                 process: None,
+                netns,
             });
         }
         let mut cluster = Cluster {
@@ -302,7 +348,15 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let member = &mut self.members[i];
-        let child = Command::new(etcd_bin())
+        let mut command = match &member.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(etcd_bin());
+                c
+            }
+            None => Command::new(etcd_bin()),
+        };
+        let child = command
             .args(&member.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -447,19 +501,25 @@ impl Daemon {
 
     /// The same with extra environment variables (e.g. a test fault).
     pub fn start_with_env(args: &[String], log_dir: &Path, env: &[(&str, &str)]) -> Daemon {
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
-        let log_path = log_dir.join(format!("upkeep-{port}.log"));
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut command = Command::new(upkeep_bin());
+        command.envs(env.iter().copied());
+        Daemon::spawn(command, address, args, log_dir)
+    }
+
+    /// A daemon on host `i` of `network` (beside the member there, or a host of its own),
+    /// serving HTTP on that host's address.
+    pub fn start_in(network: &netns::Network, i: usize, args: &[String], log_dir: &Path) -> Daemon {
+        let address = format!("{}:9401", network.hosts[i].ip);
+        Daemon::spawn(network.command(i, upkeep_bin()), address, args, log_dir)
+    }
+
+    fn spawn(mut command: Command, address: String, args: &[String], log_dir: &Path) -> Daemon {
+        let log_path = log_dir.join(format!("upkeep-{}.log", address.replace(':', "-")));
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut argv = vec![
-            "run".to_string(),
-            "--listen-address".into(),
-            address.clone(),
-        ];
-        argv.extend_from_slice(args);
-        let child = Command::new(upkeep_bin())
-            .args(&argv)
-            .envs(env.iter().copied())
+        let child = command
+            .args(["run", "--listen-address", &address])
+            .args(args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -531,7 +591,11 @@ impl Drop for Daemon {
 }
 
 pub fn http_get(address: &str, path: &str) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect(address) else {
+    // A bounded connect: a host cut off by a partition test would hold it for minutes.
+    let Some(socket) = address.parse().ok() else {
+        return (0, String::new());
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&socket, Duration::from_secs(2)) else {
         return (0, String::new());
     };
     stream

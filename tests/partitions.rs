@@ -1,0 +1,263 @@
+//! Real network partitions during a NOSPACE heal: each etcd member, and each daemon, on a test
+//! host of its own (a network namespace, `support::netns`), with links cut mid-heal:
+//! - a follower cut off in the middle of the rolling defragmentation;
+//! - the actor's own member, the raft leader, cut off into a minority with its sidecar;
+//! - the daemon cut off from every member.
+//!
+//! For each: nothing lost (keys, equal HashKV on every member), no disarm while a member cannot be
+//! checked, no two defragmentations at once (etcd's own logs), and the heal finishes once the link
+//! is back. Needs root and iproute2 (CI runs as root); elsewhere each test says it skipped.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::netns::Network;
+use support::{
+    Cluster, Daemon, daemon_args, defrag_intervals, defrags_one_at_a_time, force_nospace, inspect,
+    keys_present, parse_ts, runtime,
+};
+
+const MIB: u64 = 1024 * 1024;
+const QUOTA: u64 = 48 * MIB;
+/// The live keys the fill rewrites until NOSPACE (the rest of the db is their history).
+const KEYS: usize = 5;
+
+/// The daemon flags of these tests: prevention off (the fill must reach NOSPACE), quick polls,
+/// JSON logs (the mutations are read back with their times).
+fn flags(cluster: &Cluster, endpoint: &str) -> Vec<String> {
+    let quota = QUOTA.to_string();
+    daemon_args(
+        cluster,
+        endpoint,
+        &[
+            "--space-target",
+            "0",
+            "--poll-interval",
+            "500ms",
+            "--dial-timeout",
+            "1s",
+            "--command-timeout",
+            "10s",
+            "--quota-backend-bytes",
+            &quota,
+            "--log-format",
+            "json",
+        ],
+    )
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The alarms, asked of the members in `reachable` (a cut one would only time out).
+fn alarms_from(cluster: &Cluster, reachable: &[usize]) -> Option<usize> {
+    runtime().block_on(async {
+        for &i in reachable {
+            let config = cluster
+                .client_config()
+                .only(&[cluster.endpoints()[i].clone()]);
+            let ask = async {
+                let mut c = config.connect().await;
+                c.alarm(
+                    etcd_client::AlarmAction::Get,
+                    etcd_client::AlarmType::None,
+                    None,
+                )
+                .await
+            };
+            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(3), ask).await {
+                return Some(r.alarms().len());
+            }
+        }
+        None
+    })
+}
+
+/// Waits until the first defragmentation starts on any member; returns that member.
+fn first_defrag(cluster: &Cluster, limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(i) = (0..cluster.members.len()).find(|i| {
+            !defrag_intervals(&cluster.log(*i)).is_empty()
+                || cluster.log(*i).contains("starting defragment")
+        }) {
+            return i;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no defragmentation started within {limit:?}");
+}
+
+/// The mutations a daemon made (JSON log): (time, message).
+fn mutations(daemon: &Daemon) -> Vec<(f64, String)> {
+    daemon
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let message = v["message"].as_str()?.to_string();
+            let at = parse_ts(v["timestamp"].as_str()?);
+            let real = [
+                "defragmenting ",
+                "compacted to",
+                "moved leadership",
+                "disarmed NOSPACE",
+            ];
+            real.iter()
+                .any(|p| message.starts_with(p))
+                .then_some((at, message))
+        })
+        .collect()
+}
+
+/// What every test checks once the links are back: healed, every member defragmented, one at a
+/// time, writable, every key there and equal hashes.
+fn healed_and_intact(cluster: &Cluster, daemons: &[&Daemon], keys: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while alarms_from(cluster, &[0, 1, 2]) != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "not healed after the link came back; logs:\n{}",
+            daemons
+                .iter()
+                .map(|d| d.log())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let intervals = defrags_one_at_a_time(cluster);
+    for i in 0..3 {
+        assert!(
+            intervals.iter().any(|(_, _, m)| *m == i),
+            "member {i} was never defragmented: {intervals:?}"
+        );
+    }
+    let (members, writable) = inspect(cluster);
+    assert!(writable, "writes work again");
+    assert!(
+        members.windows(2).all(|w| w[0].2 == w[1].2),
+        "every member holds the same data: {members:?}"
+    );
+    assert_eq!(keys_present(cluster, keys), keys, "no key lost");
+}
+
+/// Asserts for `hold` that the alarm stays raised (nobody disarms what cannot be checked).
+fn stays_armed(cluster: &Cluster, reachable: &[usize], hold: Duration) {
+    let until = Instant::now() + hold;
+    while Instant::now() < until {
+        if let Some(n) = alarms_from(cluster, reachable) {
+            assert!(n > 0, "disarmed while a member could not be checked");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_follower_cut_off_mid_defragmentation_pauses_the_heal_until_it_returns() {
+    let Some(network) = Network::create(3) else {
+        return;
+    };
+    let cluster = Cluster::start_in(&network, 3, QUOTA, &[]);
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            let args = flags(&cluster, &cluster.endpoints()[i]);
+            Daemon::start_in(&network, i, &args, cluster.dir.path())
+        })
+        .collect();
+    let leader = cluster.leader_index();
+    force_nospace(&cluster, &cluster.endpoints()[leader], KEYS);
+
+    let first = first_defrag(&cluster, Duration::from_secs(60));
+    let victim = (0..3).find(|i| *i != leader && *i != first).unwrap();
+    network.cut(victim);
+    let reachable: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    stays_armed(&cluster, &reachable, Duration::from_secs(6));
+    network.restore(victim);
+
+    healed_and_intact(&cluster, &daemons.iter().collect::<Vec<_>>(), KEYS);
+}
+
+#[test]
+fn the_leader_cut_into_a_minority_with_its_sidecar_stops_acting_and_another_finishes() {
+    let Some(network) = Network::create(3) else {
+        return;
+    };
+    let cluster = Cluster::start_in(&network, 3, QUOTA, &[]);
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            let args = flags(&cluster, &cluster.endpoints()[i]);
+            Daemon::start_in(&network, i, &args, cluster.dir.path())
+        })
+        .collect();
+    let leader = cluster.leader_index();
+    force_nospace(&cluster, &cluster.endpoints()[leader], KEYS);
+
+    // The sidecar beside the leader acts (`--act-when leader`): cut both off mid-pass.
+    first_defrag(&cluster, Duration::from_secs(60));
+    let cut_at = now();
+    network.cut(leader);
+    let majority: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    stays_armed(&cluster, &majority, Duration::from_secs(8));
+    // The majority elected a new leader; the cut sidecar's member cannot stay leader (etcd's
+    // check-quorum steps it down within an election timeout, 0.5 s here).
+    let late: Vec<(f64, String)> = mutations(&daemons[leader])
+        .into_iter()
+        .filter(|(at, _)| *at > cut_at + 2.0)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "the sidecar cut into the minority went on acting: {late:?}"
+    );
+    network.restore(leader);
+
+    healed_and_intact(&cluster, &daemons.iter().collect::<Vec<_>>(), KEYS);
+    // A sidecar of the majority took over (it may hand leadership back to the old leader, whose
+    // sidecar then finishes: leadership moves before the leader's own defragmentation).
+    let took_over = (0..3)
+        .filter(|i| *i != leader)
+        .any(|i| mutations(&daemons[i]).iter().any(|(at, _)| *at > cut_at));
+    assert!(
+        took_over,
+        "no sidecar of the majority acted after the cut: {:?}",
+        (0..3).map(|i| mutations(&daemons[i])).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_daemon_cut_off_from_etcd_mid_heal_backs_off_and_finishes_when_the_link_returns() {
+    let Some(network) = Network::create(4) else {
+        return;
+    };
+    // Hosts 0–2: the members. Host 3: the daemon alone (a deployed etcd's upkeep pod).
+    let cluster = Cluster::start_in(&network, 3, QUOTA, &[]);
+    let mut args = flags(&cluster, &cluster.endpoints()[0]);
+    args.extend(["--act-when".to_string(), "always".to_string()]);
+    let mut daemon = Daemon::start_in(&network, 3, &args, cluster.dir.path());
+    force_nospace(&cluster, &cluster.endpoints()[0], KEYS);
+
+    first_defrag(&cluster, Duration::from_secs(60));
+    network.cut(3);
+    stays_armed(&cluster, &[0, 1, 2], Duration::from_secs(6));
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon survives losing etcd"
+    );
+    network.restore(3);
+
+    healed_and_intact(&cluster, &[&daemon], KEYS);
+    daemon.wait_for(Duration::from_secs(10), "ready again", |d| {
+        d.get("/readyz").0 == 200 && d.get("/healthz").0 == 200
+    });
+    let log = daemon.log();
+    assert!(
+        log.contains("observation failed") || log.contains("did not answer"),
+        "the cut was noticed and reported: {log}"
+    );
+    daemon.stop();
+}
