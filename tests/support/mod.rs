@@ -644,6 +644,7 @@ pub async fn fill_until_nospace(
                     "unavailable",
                     "Unavailable",
                     "Timeout expired", // the client's own deadline, on a loaded machine
+                    "proposal dropped", // a leader change between proposal and commit
                 ]
                 .iter()
                 .any(|t| e.to_string().contains(t)) =>
