@@ -14,6 +14,12 @@
 //!   `--auto-compaction-*` flags, for `PREVENT_SECONDS` (default 600): etcd alone (baseline: its
 //!   time to NOSPACE), then one etcd-upkeep per member on default flags — NOSPACE count, failed
 //!   writes, peak db/quota and the history kept over time (target 0, 0, ≤ 80 %).
+//! - `bigdb` (on request only; ~10 GB of disk, tens of minutes): a ≥ 2 GiB fragmented 3-member db
+//!   (6 GiB quota; `BIGDB_LIVE_MB` of live 512 KiB values, default 1600) defragmented by a sidecar
+//!   beside each member, then re-fragmented and defragmented by `etcdctl defrag --cluster`, both
+//!   under writers pinned to each member: time, longest stall anywhere and on each member, RSS.
+//! - `analyze` also runs the baselines users reach for: `etcdctl get --prefix "" --keys-only` and
+//!   `etcdctl get -w json | jq` summed by resource, on the same keys.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -695,9 +701,286 @@ fn prevent() {
     );
 }
 
+/// Writers pinned to each member, recording when each write was accepted.
+struct PinnedWriters {
+    stop: Arc<AtomicBool>,
+    accepted: Vec<Arc<Mutex<Vec<Instant>>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl PinnedWriters {
+    fn start(cluster: &Cluster) -> PinnedWriters {
+        let stop = Arc::new(AtomicBool::new(false));
+        let config = cluster.client_config();
+        let mut accepted = Vec::new();
+        let mut threads = Vec::new();
+        for endpoint in cluster.endpoints() {
+            let times = Arc::new(Mutex::new(Vec::new()));
+            accepted.push(times.clone());
+            let (stop, config) = (stop.clone(), config.clone());
+            threads.push(std::thread::spawn(move || {
+                rt().block_on(async move {
+                    let mut c = config.only(std::slice::from_ref(&endpoint)).connect().await;
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        let key = format!("bench/pinned/{endpoint}/{}", i % 100);
+                        if c.put(key, "x", None).await.is_ok() {
+                            times.lock().unwrap().push(Instant::now());
+                        }
+                        i += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+            }));
+        }
+        PinnedWriters {
+            stop,
+            accepted,
+            threads,
+        }
+    }
+
+    /// Stops; the longest gap between accepted writes anywhere, and on each member.
+    fn stop(self, since: Instant) -> (f64, Vec<f64>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let gap = |times: &mut Vec<Instant>| {
+            times.retain(|t| *t >= since);
+            times.sort();
+            let longest = times.windows(2).map(|w| w[1] - w[0]).max();
+            longest.unwrap_or_default().as_secs_f64()
+        };
+        let mut all: Vec<Instant> = Vec::new();
+        let mut each = Vec::new();
+        for times in &self.accepted {
+            let mut times = times.lock().unwrap().clone();
+            all.extend(&times);
+            each.push(gap(&mut times));
+        }
+        (gap(&mut all), each)
+    }
+}
+
+/// Overwrites half of the `objects` values and compacts: about a third of the db becomes free.
+fn fragment(cluster: &Cluster, objects: u32, value: usize, rounds: &[u8]) {
+    rt().block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..4u32 {
+            let config = cluster.client_config();
+            let rounds = rounds.to_vec();
+            tasks.push(tokio::spawn(async move {
+                let mut c = config.connect().await;
+                for round in rounds {
+                    for k in (w..objects).step_by(4) {
+                        if round > 0 && k % 2 == 1 {
+                            continue;
+                        }
+                        let key = format!("/registry/secrets/ns/s-{k}");
+                        c.put(key, vec![b'a' + round; value], None).await.unwrap();
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        support::compact_to_current(&mut c).await;
+        for i in 0..20 {
+            c.put(format!("bench/refresh-{i}"), "x", None)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn db_sizes(cluster: &Cluster) -> Vec<i64> {
+    rt().block_on(async {
+        let mut sizes = Vec::new();
+        for e in cluster.endpoints() {
+            let mut c = cluster.client(&[e]).await;
+            sizes.push(c.status().await.unwrap().db_size());
+        }
+        sizes
+    })
+}
+
+fn gib(sizes: &[i64]) -> String {
+    let each: Vec<String> = sizes
+        .iter()
+        .map(|s| format!("{:.2}", *s as f64 / (1u64 << 30) as f64))
+        .collect();
+    format!("{} GiB", each.join(" / "))
+}
+
+/// A multi-GiB, fragmented 3-member db: etcd-upkeep's rolling defragmentation (a sidecar beside
+/// each member) against `etcdctl defrag --cluster` on the same data, under pinned writers.
+fn bigdb() {
+    let live_mb: u32 = std::env::var("BIGDB_LIVE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1600);
+    let value = 512 * 1024;
+    let objects = live_mb * 2;
+    let cluster = Cluster::start(3, 6 * 1024 * MIB);
+    let fill = Instant::now();
+    fragment(&cluster, objects, value, &[0, 1]);
+    let sizes = db_sizes(&cluster);
+    println!(
+        "filled {objects} × 512 KiB (+ half overwritten, compacted) in {:.0} s: db {}",
+        fill.elapsed().as_secs_f64(),
+        gib(&sizes)
+    );
+
+    let writers = PinnedWriters::start(&cluster);
+    std::thread::sleep(Duration::from_secs(2));
+    let begin = Instant::now();
+    let rule = "dbSizeFree > 256*1024*1024";
+    let daemons: Vec<Daemon> = cluster
+        .endpoints()
+        .iter()
+        .map(|e| {
+            daemon(
+                &cluster,
+                e,
+                &[
+                    "--poll-interval",
+                    "1s",
+                    "--defrag-rule",
+                    rule,
+                    "--space-target",
+                    "0",
+                    "--log-level",
+                    "warn",
+                ],
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while (0..3).any(|i| support::defrag_intervals(&cluster.log(i)).is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let took = begin.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let (longest, each) = writers.stop(begin);
+    let peak_rss = daemons
+        .iter()
+        .map(|d| proc_status(d.child.id(), "VmHWM:"))
+        .max()
+        .unwrap_or(0);
+    drop(daemons);
+    let mut per_member = Vec::new();
+    for i in 0..3 {
+        for (a, b) in support::defrag_intervals(&cluster.log(i)) {
+            per_member.push(format!("{} {:.1}s", cluster.members[i].name, b - a));
+        }
+    }
+    println!(
+        "etcd-upkeep (3 sidecars, rolling, leader last): {took:.0} s until all three were done ({}); db after {}; longest window with no write accepted anywhere {longest:.2} s; per member {:.2} / {:.2} / {:.2} s; sidecar peak RSS {:.1} MiB",
+        per_member.join(", "),
+        gib(&db_sizes(&cluster)),
+        each[0],
+        each[1],
+        each[2],
+        peak_rss as f64 / 1024.0
+    );
+
+    // The same data fragmented again, then the runbook's command.
+    fragment(&cluster, objects, value, &[2]);
+    println!("re-fragmented: db {}", gib(&db_sizes(&cluster)));
+    let writers = PinnedWriters::start(&cluster);
+    std::thread::sleep(Duration::from_secs(2));
+    let begin = Instant::now();
+    let mut args = s(&[
+        "--endpoints",
+        &cluster.endpoints().join(","),
+        "--command-timeout",
+        "900s",
+    ]);
+    args.extend(cluster.pki.flags());
+    args.extend(s(&["defrag", "--cluster"]));
+    let out = Command::new("etcdctl")
+        .args(&args)
+        .output()
+        .expect("etcdctl");
+    let took = begin.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let (longest, each) = writers.stop(begin);
+    println!(
+        "baseline etcdctl defrag --cluster: {took:.0} s ({}); db after {}; longest window with no write accepted anywhere {longest:.2} s; per member {:.2} / {:.2} / {:.2} s",
+        if out.status.success() { "ok" } else { "FAILED" },
+        gib(&db_sizes(&cluster)),
+        each[0],
+        each[1],
+        each[2]
+    );
+}
+
+/// The churn detector (the daemon's sketch size) at 100 000 distinct hot keys: every key of a
+/// large cluster rewritten every 10 s (a resync storm), with 5 sync loops among them at
+/// `LOOP_PER_MINUTE`. Memory must stay bounded and the top 5 must be the loops.
+fn churn_wide() {
+    let loop_per_minute: f64 = std::env::var("LOOP_PER_MINUTE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600.0);
+    let mut detector = ChurnDetector::new(256, 60.0);
+    let keys: Vec<String> = (0..100_000)
+        .map(|i| format!("/registry/configmaps/ns-{}/cm-{i}", i % 100))
+        .collect();
+    let loops: Vec<String> = (0..5)
+        .map(|i| format!("/registry/example.com/widgets/default/loop-{i}"))
+        .collect();
+    let seconds = 180.0;
+    let noise_per_second = keys.len() as f64 / 10.0;
+    let loop_every = noise_per_second / (loop_per_minute / 60.0 * loops.len() as f64);
+    let rss0 = proc_status(std::process::id(), "VmRSS:");
+    let total = (seconds * noise_per_second) as u64;
+    let (mut next_loop, mut l) = (0.0, 0usize);
+    let start = Instant::now();
+    for i in 0..total {
+        let now = 1_000.0 + i as f64 / noise_per_second;
+        detector.record(&keys[(i as usize * 7919) % keys.len()], 300, now);
+        if i as f64 >= next_loop {
+            detector.record(&loops[l % loops.len()], 1000, now);
+            l += 1;
+            next_loop += loop_every;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let top = detector.top(1_000.0 + seconds, 60.0, 5);
+    let right = top.iter().filter(|e| loops.contains(&e.key)).count();
+    let grew = proc_status(std::process::id(), "VmRSS:").saturating_sub(rss0);
+    println!(
+        "churn detector at 100 000 hot keys (each every 10 s) + 5 loops at {loop_per_minute:.0}/min, {seconds:.0} s of stream: {:.0} events/s; memory grown {:.1} MiB; top 5 = the loops: {right}/5 ({})",
+        (total + l as u64) as f64 / elapsed,
+        grew as f64 / 1024.0,
+        top.iter()
+            .map(|e| format!(
+                "{} {:.0}/min",
+                e.key.rsplit('/').next().unwrap_or(""),
+                e.writes_per_minute
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
 fn main() {
     let which: Vec<String> = std::env::args().skip(1).collect();
-    let all = ["idle", "heal", "churn", "analyze", "stall", "prevent"];
+    let all = [
+        "idle",
+        "heal",
+        "churn",
+        "churn-wide",
+        "analyze",
+        "stall",
+        "prevent",
+    ]; // bigdb: on request only
     let chosen: Vec<&str> = if which.is_empty() {
         all.to_vec()
     } else {
@@ -710,6 +993,8 @@ fn main() {
             "heal" => heal(),
             "churn" => churn(),
             "analyze" => analyze(),
+            "bigdb" => bigdb(),
+            "churn-wide" => churn_wide(),
             "stall" => stall(),
             "prevent" => prevent(),
             other => eprintln!("unknown benchmark {other}; choose from {all:?}"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: figures beside their targets, on a release build against real etcd.
-#   scripts/bench.sh                 # all: idle heal churn analyze stall
+#   scripts/bench.sh                 # all: idle heal churn analyze stall prevent
+#   scripts/bench.sh bigdb           # the multi-GiB comparison with etcdctl defrag --cluster (long)
 #   scripts/bench.sh heal churn      # some
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

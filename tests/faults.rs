@@ -124,8 +124,8 @@ fn etcd_killed_mid_defragmentation_restarts_intact_and_the_daemon_finishes_the_p
         "every member defragmented",
         |_| (0..3).all(|i| cluster.log(i).contains("finished defragment")),
     );
-    for i in 0..3 {
-        assert_eq!(hash_kv(&cluster, i, revision), before[i], "member {i}");
+    for (i, hash) in before.iter().enumerate() {
+        assert_eq!(hash_kv(&cluster, i, revision), *hash, "member {i}");
     }
     assert_eq!(daemon.get("/healthz").0, 200);
 }
