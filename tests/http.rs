@@ -36,6 +36,18 @@ fn a_connection_holding_a_partial_request_header_is_closed_within_seconds() {
 
 /// GET over TLS (trusting `ca`), with an optional `Authorization` header; (status, body).
 fn https_get(address: &str, ca: &std::path::Path, path: &str, auth: Option<&str>) -> (u16, String) {
+    https_get_as(address, ca, path, auth, None)
+}
+
+/// The same, presenting a client certificate (cert, key) when given. Status 0 when the server
+/// refused the handshake.
+fn https_get_as(
+    address: &str,
+    ca: &std::path::Path,
+    path: &str,
+    auth: Option<&str>,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> (u16, String) {
     use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     support::runtime().block_on(async {
@@ -48,18 +60,31 @@ fn https_get(address: &str, ca: &std::path::Path, path: &str, auth: Option<&str>
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+        let config = match identity {
+            Some((cert, key)) => {
+                let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+                    .unwrap()
+                    .map(|c| c.unwrap())
+                    .collect();
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+                config.with_client_auth_cert(chain, key).unwrap()
+            }
+            None => config.with_no_client_auth(),
+        };
         let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
         let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let Ok(mut tls) = connector.connect(name, tcp).await else {
+            return (0, String::new());
+        };
         let auth = auth
             .map(|a| format!("Authorization: {a}\r\n"))
             .unwrap_or_default();
-        tls.write_all(format!("GET {path} HTTP/1.0\r\nHost: upkeep\r\n{auth}\r\n").as_bytes())
-            .await
-            .unwrap();
+        let request = format!("GET {path} HTTP/1.0\r\nHost: upkeep\r\n{auth}\r\n");
+        if tls.write_all(request.as_bytes()).await.is_err() {
+            return (0, String::new());
+        }
         let mut response = Vec::new();
         let _ = tls.read_to_end(&mut response).await;
         support::parse_http(&String::from_utf8_lossy(&response))
@@ -167,4 +192,56 @@ fn metrics_over_tls_with_basic_auth_and_a_bad_web_config_names_the_field() {
         stderr.contains("basic_auth_users.prometheus: not a bcrypt hash"),
         "{stderr}"
     );
+}
+
+#[test]
+fn with_a_client_ca_only_clients_with_a_certificate_it_signed_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::Pki::generate(&dir.path().join("pki"), "web-ca");
+    let other = support::Pki::generate(&dir.path().join("other"), "another-ca");
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n  client_ca_file: pki/ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n",
+    )
+    .unwrap();
+    let address = format!("127.0.0.1:{}", support::free_port());
+    let log = std::fs::File::create(dir.path().join("upkeep.log")).unwrap();
+    let web = web.display().to_string();
+    let argv = s(&[
+        "run",
+        "--listen-address",
+        &address,
+        "--endpoints",
+        "http://127.0.0.1:1",
+        "--web-config-file",
+        &web,
+    ]);
+    let mut child = std::process::Command::new(support::upkeep_bin())
+        .args(&argv)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ours = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
+    let (code, body) = https_get_as(&address, &pki.ca, "/metrics", None, ours);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("etcd_upkeep_ready"));
+    assert_eq!(
+        https_get(&address, &pki.ca, "/metrics", None).0,
+        0,
+        "no certificate: refused"
+    );
+    let foreign = Some((other.client_cert.as_path(), other.client_key.as_path()));
+    assert_eq!(
+        https_get_as(&address, &pki.ca, "/metrics", None, foreign).0,
+        0,
+        "a certificate of another CA: refused"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
