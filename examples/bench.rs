@@ -379,31 +379,59 @@ fn analyze() {
         load.elapsed().as_secs_f64()
     );
     let endpoint = cluster.endpoints()[0].clone();
+    let etcd_pid = cluster.members[0].pid();
+    // ANALYZE_PAGE_SIZES="1000,10000" compares page sizes on the same keys.
+    for size in std::env::var("ANALYZE_PAGE_SIZES")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|v| !v.is_empty())
+    {
+        let mut args = s(&[
+            "analyze",
+            "--endpoints",
+            &endpoint,
+            "-o",
+            "json",
+            "--page-size",
+            size,
+        ]);
+        args.extend(cluster.pki.flags());
+        let etcd_cpu = cpu_ticks(etcd_pid);
+        let (wall, peak, _) = timed(&support::upkeep_bin().display().to_string(), &args);
+        let etcd_cpu = (cpu_ticks(etcd_pid) - etcd_cpu) as f64 / 100.0;
+        println!(
+            "analyze --page-size {size}: {wall:.1} s wall, peak RSS {peak:.1} MiB; etcd's CPU {etcd_cpu:.1} s"
+        );
+    }
     let mut args = s(&["analyze", "--endpoints", &endpoint, "-o", "json"]);
     args.extend(cluster.pki.flags());
+    let etcd_cpu = cpu_ticks(etcd_pid);
     let (wall, peak, out) = timed(&support::upkeep_bin().display().to_string(), &args);
+    let etcd_cpu = (cpu_ticks(etcd_pid) - etcd_cpu) as f64 / 100.0;
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
     println!(
-        "analyze over {} keys: {wall:.1} s wall, peak RSS {peak:.1} MiB (pages pipelined; bounded: two ~4 MiB pages at a time)",
+        "analyze over {} keys: {wall:.1} s wall, peak RSS {peak:.1} MiB (bounded: one ~6 MiB page at a time; target ≤ 32 MiB, no slower than etcdctl keys-only); etcd's CPU meanwhile {etcd_cpu:.1} s",
         json["total_keys"]
     );
     // The baselines users reach for: etcdctl keys only (no sizes), and every value as JSON
     // summed by resource with jq.
-    let mut etcdctl = s(&["--endpoints", &endpoint]);
+    let mut etcdctl = s(&["--endpoints", &endpoint, "--command-timeout", "300s"]);
     etcdctl.extend(cluster.pki.flags());
     let mut keys_only = etcdctl.clone();
     keys_only.extend(s(&["get", "--prefix", "", "--keys-only"]));
+    let etcd_cpu = cpu_ticks(etcd_pid);
     let (wall, peak, out) = timed("etcdctl", &keys_only);
+    let etcd_cpu = (cpu_ticks(etcd_pid) - etcd_cpu) as f64 / 100.0;
     let lines = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
     println!(
-        "baseline etcdctl get --prefix \"\" --keys-only: {wall:.1} s wall, peak RSS {peak:.1} MiB ({lines} keys, no sizes)"
+        "baseline etcdctl get --prefix \"\" --keys-only: {wall:.1} s wall, peak RSS {peak:.1} MiB ({lines} keys, no sizes); etcd's CPU meanwhile {etcd_cpu:.1} s"
     );
     let dump = tempfile::NamedTempFile::new().unwrap();
     let mut as_json = etcdctl;
     as_json.extend(s(&["get", "--prefix", "", "-w", "json"]));
     let (get_wall, get_peak, out) = timed("etcdctl", &as_json);
     std::fs::write(dump.path(), out).unwrap();
-    let by_resource = r#"[.kvs[] | {r: (.key | @base64d | split("/")[2]), b: ((.key | length) + ((.value // "") | length) * 3 / 4)}] | group_by(.r) | map({(.[0].r): (map(.b) | add)}) | add"#;
+    let by_resource = r#"[.kvs[] | {r: ((.key | @base64d | split("/")[2]) // "other"), b: ((.key | length) + ((.value // "") | length) * 3 / 4)}] | group_by(.r) | map({(.[0].r): (map(.b) | add)}) | add"#;
     let (jq_wall, jq_peak, _) = timed(
         "jq",
         &s(&["-c", by_resource, &dump.path().display().to_string()]),
@@ -417,22 +445,21 @@ fn analyze() {
 fn timed(program: &str, args: &[String]) -> (f64, f64, Vec<u8>) {
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", program])
+        .args(["-f", "%U %S %M", program])
         .args(args)
         .output()
         .expect("/usr/bin/time (Debian package time)");
     let wall = start.elapsed().as_secs_f64();
-    let peak_kib: u64 = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(
-        out.status.success(),
-        "{program}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (wall, peak_kib as f64 / 1024.0, out.stdout)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{program}: {stderr}");
+    // "%U %S %M": user and system CPU seconds, peak RSS in KiB.
+    let last: Vec<f64> = (stderr.lines().last().unwrap_or(""))
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let cpu = last.first().unwrap_or(&0.0) + last.get(1).unwrap_or(&0.0);
+    println!("  ({program}: {cpu:.1} s of CPU)");
+    (wall, last.get(2).unwrap_or(&0.0) / 1024.0, out.stdout)
 }
 
 fn stall() {

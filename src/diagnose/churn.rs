@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
+use super::admission::Admission;
 use super::fields::{FieldChange, WriterCount};
 use super::keys::{classify, vcluster_sync_hint};
 use super::topk::SpaceSaving;
@@ -49,6 +50,9 @@ pub struct ChurnDetector {
     /// (bucket start in seconds, sketch), oldest first.
     buckets: VecDeque<(u64, SpaceSaving)>,
     started: Option<f64>,
+    /// Every write of the current bucket, so that one-off writes do not evict tracked keys
+    /// (see `admission`); replaced when a bucket opens.
+    admission: Option<Admission>,
     pub events: u64,
 }
 
@@ -59,6 +63,7 @@ impl ChurnDetector {
             threshold_per_minute,
             buckets: VecDeque::new(),
             started: None,
+            admission: None,
             events: 0,
         }
     }
@@ -74,12 +79,12 @@ impl ChurnDetector {
             while self.buckets.len() > BUCKETS {
                 self.buckets.pop_front();
             }
+            self.admission = Some(Admission::default());
         }
-        self.buckets
-            .back_mut()
-            .expect("just pushed")
-            .1
-            .add(key, bytes);
+        let admission = self.admission.get_or_insert_with(Admission::default);
+        let writes = admission.record(key);
+        let sketch = &mut self.buckets.back_mut().expect("just pushed").1;
+        sketch.add_if(key, bytes, || writes >= 2);
     }
 
     /// The `n` heaviest keys over the last `window_seconds` (≤ 600) at `now`.
@@ -178,6 +183,37 @@ mod tests {
                 .contains("widgets.example.com")
         );
         assert!(!top[1].sync_loop);
+    }
+
+    /// Found by `scripts/bench.sh churn-wide`: with every object of a large cluster rewritten
+    /// once a bucket, one-off writes evicted the loops and the top list named ordinary objects.
+    #[test]
+    fn in_a_resync_storm_the_loops_are_still_the_top_of_the_list() {
+        let mut d = ChurnDetector::new(64, 60.0);
+        let loops: Vec<String> = (0..3)
+            .map(|i| format!("/registry/example.com/widgets/default/loop-{i}"))
+            .collect();
+        let mut t = 1000.0;
+        for second in 0..60 {
+            // 20 000 objects rewritten every 10 s (2 000 writes a second, ~300 for each of the
+            // 64 counters of a bucket), and each loop 5 times a second.
+            for k in 0..2_000u32 {
+                t = 1000.0 + second as f64 + k as f64 / 2_000.0;
+                let object = (second % 10) * 2_000 + k;
+                d.record(&format!("/registry/configmaps/ns/cm-{object}"), 300, t);
+                if k % 400 == 0 {
+                    for l in &loops {
+                        d.record(l, 1000, t);
+                    }
+                }
+            }
+        }
+        let top = d.top(t, 60.0, 3);
+        let named: Vec<&str> = top.iter().map(|e| e.key.as_str()).collect();
+        for l in &loops {
+            assert!(named.contains(&l.as_str()), "{named:?}");
+        }
+        assert!(top.iter().all(|e| e.sync_loop), "{top:?}");
     }
 
     #[test]

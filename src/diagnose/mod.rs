@@ -8,6 +8,7 @@
 //! naming the object only postpones the next outage. Everything here reports keys, counts and
 //! sizes — never values.
 
+pub mod admission;
 pub mod analyze;
 pub mod churn;
 pub mod fields;

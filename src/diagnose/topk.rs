@@ -46,6 +46,14 @@ impl SpaceSaving {
 
     /// Counts one write of `bytes` to `key`.
     pub fn add(&mut self, key: &str, bytes: u64) {
+        self.add_if(key, bytes, || true);
+    }
+
+    /// The same, but a key that would evict another (the table is full and it is not tracked)
+    /// enters only when `admit` says so; otherwise the write is not counted. The caller's filter
+    /// must refuse only keys written at most once in the sketch's lifetime, which keeps every
+    /// bound: such a key was written no more often than the smallest tracked count.
+    pub fn add_if(&mut self, key: &str, bytes: u64, admit: impl FnOnce() -> bool) {
         if let Some(&i) = self.index.get(key) {
             self.counters[i].count += 1;
             self.counters[i].bytes += bytes;
@@ -64,6 +72,9 @@ impl SpaceSaving {
             self.heap.push(i);
             self.position.push(self.heap.len() - 1);
             self.sift_up(self.heap.len() - 1);
+            return;
+        }
+        if !admit() {
             return;
         }
         // Evict the minimum; the newcomer inherits its count as error.

@@ -319,7 +319,7 @@ impl Engine {
         let Some(endpoint) = obs.members.iter().find(|m| m.status.is_some()) else {
             return in_use;
         };
-        match crate::diagnose::analyze::scan(ctx.etcd, &endpoint.endpoint, "", 10_000).await {
+        match crate::diagnose::analyze::scan(ctx.etcd, &endpoint.endpoint, "", 50_000).await {
             Ok(breakdown) => {
                 let live: u64 = breakdown.resources().iter().map(|r| r.bytes).sum();
                 tracing::info!(

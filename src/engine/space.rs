@@ -193,7 +193,7 @@ impl Engine {
         let etcd = Arc::clone(ctx.etcd);
         let shared: Arc<Shared> = Arc::clone(ctx.shared);
         tokio::spawn(async move {
-            match scan(&etcd, &endpoint, "", 10_000).await {
+            match scan(&etcd, &endpoint, "", 50_000).await {
                 Ok(breakdown) => {
                     let mut resources = breakdown.resources();
                     resources.truncate(5);
