@@ -21,7 +21,7 @@ impl Etcd {
         limit: i64,
     ) -> Result<RangePage> {
         let (from, end) = (from.to_vec(), end.to_vec());
-        let response = self
+        let mut response = self
             .call("Range", endpoint, self.command_timeout, |c| async move {
                 let options = GetOptions::new()
                     .with_range(if end.is_empty() { vec![0] } else { end })
@@ -33,13 +33,14 @@ impl Etcd {
                     .await
             })
             .await?;
-        Ok(RangePage {
-            entries: response
-                .kvs()
-                .iter()
-                .map(|kv| (kv.key().to_vec(), kv.value().len() as u64))
-                .collect(),
-            more: response.more(),
-        })
+        let more = response.more();
+        // Keys move out of the response (no copy); each value is dropped as soon as it is measured.
+        let entries = (response.take_kvs().into_iter())
+            .map(|kv| {
+                let (key, value) = kv.into_key_value();
+                (key, value.len() as u64)
+            })
+            .collect();
+        Ok(RangePage { entries, more })
     }
 }
