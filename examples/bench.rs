@@ -76,6 +76,27 @@ fn daemon(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Daemon {
     )
 }
 
+/// One sidecar beside each member, defragmenting by `rule` (prevention and the forecast off).
+fn defrag_sidecars(cluster: &Cluster, rule: &str) -> Vec<Daemon> {
+    let flags = [
+        "--poll-interval",
+        "1s",
+        "--defrag-rule",
+        rule,
+        "--space-target",
+        "0",
+        "--forecast-horizon",
+        "0s",
+        "--log-level",
+        "warn",
+    ];
+    let endpoints = cluster.endpoints();
+    endpoints
+        .iter()
+        .map(|e| daemon(cluster, e, &flags))
+        .collect()
+}
+
 fn idle() {
     let cluster = Cluster::start(3, 64 * MIB);
     let d = daemon(&cluster, &cluster.endpoints()[0], &["--log-level", "warn"]);
@@ -495,54 +516,10 @@ fn stall() {
         "filled a ~600 MB db in {:.0} s",
         fill.elapsed().as_secs_f64()
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let successes: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
-    let config = cluster.client_config();
-    let writers: Vec<_> = cluster
-        .endpoints()
-        .into_iter()
-        .map(|endpoint| {
-            let (stop, successes, config) = (stop.clone(), successes.clone(), config.clone());
-            std::thread::spawn(move || {
-                rt().block_on(async move {
-                    let mut c = config.only(std::slice::from_ref(&endpoint)).connect().await;
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::SeqCst) {
-                        if c.put(format!("bench/pinned/{endpoint}/{}", i % 100), "x", None)
-                            .await
-                            .is_ok()
-                        {
-                            successes.lock().unwrap().push(Instant::now());
-                        }
-                        i += 1;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                })
-            })
-        })
-        .collect();
+    let writers = PinnedWriters::start(&cluster);
     std::thread::sleep(Duration::from_secs(2));
     let begin = Instant::now();
-    let daemons: Vec<Daemon> = cluster
-        .endpoints()
-        .iter()
-        .map(|e| {
-            daemon(
-                &cluster,
-                e,
-                &[
-                    "--poll-interval",
-                    "1s",
-                    "--defrag-rule",
-                    "dbSizeFree > 100*1024*1024",
-                    "--forecast-horizon",
-                    "0s",
-                    "--log-level",
-                    "warn",
-                ],
-            )
-        })
-        .collect();
+    let daemons = defrag_sidecars(&cluster, "dbSizeFree > 100*1024*1024");
     let defrags = |daemons: &[Daemon]| -> usize {
         daemons
             .iter()
@@ -563,18 +540,7 @@ fn stall() {
         std::thread::sleep(Duration::from_millis(500));
     }
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let mut times = successes.lock().unwrap().clone();
-    times.retain(|t| *t >= begin);
-    times.sort();
-    let longest = times
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default();
+    let (longest, _) = writers.stop(begin);
     let mut per_member: Vec<String> = Vec::new();
     for i in 0..3 {
         for (a, b) in support::defrag_intervals(&cluster.log(i)) {
@@ -585,7 +551,7 @@ fn stall() {
         "3 instances defragmenting a ~600 MB 3-member cluster under pinned writers: {} defrags ({}); longest window with no write accepted anywhere: {:.2} s (reference: uncoordinated 11.5–13.8 s; target < 1 s)",
         defrags(&daemons),
         per_member.join(", "),
-        longest.as_secs_f64()
+        longest
     );
 }
 
@@ -864,27 +830,7 @@ fn bigdb() {
     let writers = PinnedWriters::start(&cluster);
     std::thread::sleep(Duration::from_secs(2));
     let begin = Instant::now();
-    let rule = "dbSizeFree > 256*1024*1024";
-    let daemons: Vec<Daemon> = cluster
-        .endpoints()
-        .iter()
-        .map(|e| {
-            daemon(
-                &cluster,
-                e,
-                &[
-                    "--poll-interval",
-                    "1s",
-                    "--defrag-rule",
-                    rule,
-                    "--space-target",
-                    "0",
-                    "--log-level",
-                    "warn",
-                ],
-            )
-        })
-        .collect();
+    let daemons = defrag_sidecars(&cluster, "dbSizeFree > 256*1024*1024");
     let deadline = Instant::now() + Duration::from_secs(900);
     while (0..3).any(|i| support::defrag_intervals(&cluster.log(i)).is_empty())
         && Instant::now() < deadline

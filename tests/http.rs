@@ -91,6 +91,37 @@ fn https_get_as(
     })
 }
 
+/// `run` serving with `web` (no etcd behind it: the HTTP surface is what is tested), once its
+/// port accepts. Daemon::start probes /healthz in plain HTTP; these servers speak TLS.
+fn start_with_web_config(
+    dir: &std::path::Path,
+    web: &std::path::Path,
+) -> (std::process::Child, String) {
+    let address = format!("127.0.0.1:{}", support::free_port());
+    let log = std::fs::File::create(dir.join("upkeep.log")).unwrap();
+    let web = web.display().to_string();
+    let argv = s(&[
+        "run",
+        "--listen-address",
+        &address,
+        "--endpoints",
+        "http://127.0.0.1:1",
+        "--web-config-file",
+        &web,
+    ]);
+    let child = std::process::Command::new(support::upkeep_bin())
+        .args(&argv)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, address)
+}
+
 #[test]
 fn metrics_over_tls_with_basic_auth_and_a_bad_web_config_names_the_field() {
     use base64::Engine as _;
@@ -105,28 +136,7 @@ fn metrics_over_tls_with_basic_auth_and_a_bad_web_config_names_the_field() {
         ),
     )
     .unwrap();
-    let args = s(&[
-        "--endpoints",
-        "http://127.0.0.1:1",
-        "--web-config-file",
-        &web.display().to_string(),
-    ]);
-    // Daemon::start probes /healthz in plain HTTP: here the server speaks TLS, so start it by hand.
-    let port = support::free_port();
-    let address = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.path().join("upkeep.log")).unwrap();
-    let mut argv = s(&["run", "--listen-address", &address]);
-    argv.extend(args);
-    let mut child = std::process::Command::new(support::upkeep_bin())
-        .args(&argv)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&address).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, address) = start_with_web_config(dir.path(), &web);
     let basic = |user: &str, password: &str| {
         format!(
             "Basic {}",
@@ -205,28 +215,7 @@ fn with_a_client_ca_only_clients_with_a_certificate_it_signed_are_served() {
         "tls_server_config:\n  cert_file: pki/server.crt\n  key_file: pki/server.key\n  client_ca_file: pki/ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n",
     )
     .unwrap();
-    let address = format!("127.0.0.1:{}", support::free_port());
-    let log = std::fs::File::create(dir.path().join("upkeep.log")).unwrap();
-    let web = web.display().to_string();
-    let argv = s(&[
-        "run",
-        "--listen-address",
-        &address,
-        "--endpoints",
-        "http://127.0.0.1:1",
-        "--web-config-file",
-        &web,
-    ]);
-    let mut child = std::process::Command::new(support::upkeep_bin())
-        .args(&argv)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&address).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, address) = start_with_web_config(dir.path(), &web);
     let ours = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
     let (code, body) = https_get_as(&address, &pki.ca, "/metrics", None, ours);
     assert_eq!(code, 200, "{body}");

@@ -158,20 +158,27 @@ fn stays_armed(cluster: &Cluster, reachable: &[usize], hold: Duration) {
     }
 }
 
+/// Three members on hosts of their own, a sidecar beside each, filled to NOSPACE through the
+/// leader; returns the leader's index too. (The network outlives both: dropped last.)
+fn sidecars_in_nospace(network: &Network) -> (Cluster, Vec<Daemon>, usize) {
+    let cluster = Cluster::start_in(network, 3, QUOTA, &[]);
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            let args = flags(&cluster, &cluster.endpoints()[i]);
+            Daemon::start_in(network, i, &args, cluster.dir.path())
+        })
+        .collect();
+    let leader = cluster.leader_index();
+    force_nospace(&cluster, &cluster.endpoints()[leader], KEYS);
+    (cluster, daemons, leader)
+}
+
 #[test]
 fn a_follower_cut_off_mid_defragmentation_pauses_the_heal_until_it_returns() {
     let Some(network) = Network::create(3) else {
         return;
     };
-    let cluster = Cluster::start_in(&network, 3, QUOTA, &[]);
-    let daemons: Vec<Daemon> = (0..3)
-        .map(|i| {
-            let args = flags(&cluster, &cluster.endpoints()[i]);
-            Daemon::start_in(&network, i, &args, cluster.dir.path())
-        })
-        .collect();
-    let leader = cluster.leader_index();
-    force_nospace(&cluster, &cluster.endpoints()[leader], KEYS);
+    let (cluster, daemons, leader) = sidecars_in_nospace(&network);
 
     let first = first_defrag(&cluster, Duration::from_secs(60));
     let victim = (0..3).find(|i| *i != leader && *i != first).unwrap();
@@ -188,15 +195,7 @@ fn the_leader_cut_into_a_minority_with_its_sidecar_stops_acting_and_another_fini
     let Some(network) = Network::create(3) else {
         return;
     };
-    let cluster = Cluster::start_in(&network, 3, QUOTA, &[]);
-    let daemons: Vec<Daemon> = (0..3)
-        .map(|i| {
-            let args = flags(&cluster, &cluster.endpoints()[i]);
-            Daemon::start_in(&network, i, &args, cluster.dir.path())
-        })
-        .collect();
-    let leader = cluster.leader_index();
-    force_nospace(&cluster, &cluster.endpoints()[leader], KEYS);
+    let (cluster, daemons, leader) = sidecars_in_nospace(&network);
 
     // The sidecar beside the leader acts (`--act-when leader`): cut both off mid-pass.
     first_defrag(&cluster, Duration::from_secs(60));
