@@ -760,8 +760,12 @@ impl PinnedWriters {
 fn fragment(cluster: &Cluster, objects: u32, value: usize, rounds: &[u8]) {
     rt().block_on(async {
         let mut tasks = Vec::new();
+        // Minutes, not seconds: 512 KiB puts and a compaction of GiBs on a loaded machine.
+        let patient = cluster
+            .client_config()
+            .with_timeout(Duration::from_secs(900));
         for w in 0..4u32 {
-            let config = cluster.client_config();
+            let config = patient.clone();
             let rounds = rounds.to_vec();
             tasks.push(tokio::spawn(async move {
                 let mut c = config.connect().await;

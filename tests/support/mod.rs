@@ -151,6 +151,8 @@ pub struct ClientConfig {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    /// Per-request timeout (5 s; benchmarks on GiB-sized dbs need more).
+    timeout: Duration,
 }
 
 impl ClientConfig {
@@ -158,6 +160,14 @@ impl ClientConfig {
     pub fn only(&self, endpoints: &[String]) -> ClientConfig {
         ClientConfig {
             endpoints: endpoints.to_vec(),
+            ..self.clone()
+        }
+    }
+
+    /// The same with another per-request timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> ClientConfig {
+        ClientConfig {
+            timeout,
             ..self.clone()
         }
     }
@@ -173,7 +183,7 @@ impl ClientConfig {
             ));
         let options = etcd_client::ConnectOptions::new()
             .with_tls(tls)
-            .with_timeout(Duration::from_secs(5))
+            .with_timeout(self.timeout)
             .with_connect_timeout(Duration::from_secs(2));
         etcd_client::Client::connect(&self.endpoints, Some(options))
             .await
@@ -419,6 +429,7 @@ impl Cluster {
             ca: self.pki.ca.clone(),
             cert: self.pki.client_cert.clone(),
             key: self.pki.client_key.clone(),
+            timeout: Duration::from_secs(5),
         }
     }
 
