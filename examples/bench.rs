@@ -783,12 +783,25 @@ fn fragment(cluster: &Cluster, objects: u32, value: usize, rounds: &[u8]) {
         for t in tasks {
             t.await.unwrap();
         }
-        let mut c = cluster.client(&cluster.endpoints()).await;
-        support::compact_to_current(&mut c).await;
-        for i in 0..20 {
-            c.put(format!("bench/refresh-{i}"), "x", None)
-                .await
-                .unwrap();
+        // Not `physical`: the wait for etcd to compact GiBs of history outlasted the client's
+        // deadline. Wait instead until every member's in-use figure settles.
+        let mut c = patient.connect().await;
+        let rev = c.get("x", None).await.unwrap().header().unwrap().revision();
+        c.compact(rev, None).await.unwrap();
+        let mut last = Vec::new();
+        for i in 0..600 {
+            let key = format!("bench/refresh-{}", i % 20);
+            c.put(key, "x", None).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut in_use = Vec::new();
+            for e in cluster.endpoints() {
+                let mut m = patient.only(&[e]).connect().await;
+                in_use.push(m.status().await.unwrap().db_size_in_use());
+            }
+            if in_use == last {
+                break;
+            }
+            last = in_use;
         }
     });
 }
