@@ -796,7 +796,7 @@ fn fragment(cluster: &Cluster, objects: u32, value: usize, rounds: &[u8]) {
             let mut in_use = Vec::new();
             for e in cluster.endpoints() {
                 let mut m = patient.only(&[e]).connect().await;
-                in_use.push(m.status().await.unwrap().db_size_in_use());
+                in_use.push(m.status().await.unwrap().raft_used_db_size());
             }
             if in_use == last {
                 break;
