@@ -810,9 +810,12 @@ fn fragment(cluster: &Cluster, objects: u32, value: usize, rounds: &[u8]) {
 fn db_sizes(cluster: &Cluster) -> Vec<i64> {
     rt().block_on(async {
         let mut sizes = Vec::new();
+        let patient = cluster
+            .client_config()
+            .with_timeout(Duration::from_secs(120));
         for e in cluster.endpoints() {
-            let mut c = cluster.client(&[e]).await;
-            sizes.push(c.status().await.unwrap().db_size());
+            let mut c = patient.only(&[e]).connect().await;
+            sizes.push(c.status().await.map_or(-1, |s| s.db_size()));
         }
         sizes
     })
