@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{Cluster, Daemon, compact_to_current, daemon_args, runtime};
 
@@ -94,14 +94,7 @@ fn etcd_killed_mid_defragmentation_restarts_intact_and_the_daemon_finishes_the_p
     );
 
     // The first member whose defragmentation starts is killed 100 ms into it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let victim = loop {
-        if let Some(i) = (0..3).find(|i| cluster.log(*i).contains("starting defragment")) {
-            break i;
-        }
-        assert!(Instant::now() < deadline, "no defragmentation started");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let victim = cluster.first_defragmenting(Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(100));
     assert!(
         !cluster.log(victim).contains("finished defragment"),

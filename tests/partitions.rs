@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::netns::Network;
 use support::{
-    Cluster, Daemon, daemon_args, defrag_intervals, defrags_one_at_a_time, force_nospace, inspect,
-    keys_present, parse_ts, runtime,
+    Cluster, Daemon, daemon_args, defrags_one_at_a_time, force_nospace, inspect, keys_present,
+    parse_ts, runtime,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -76,21 +76,6 @@ fn alarms_from(cluster: &Cluster, reachable: &[usize]) -> Option<usize> {
         }
         None
     })
-}
-
-/// Waits until the first defragmentation starts on any member; returns that member.
-fn first_defrag(cluster: &Cluster, limit: Duration) -> usize {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(i) = (0..cluster.members.len()).find(|i| {
-            !defrag_intervals(&cluster.log(*i)).is_empty()
-                || cluster.log(*i).contains("starting defragment")
-        }) {
-            return i;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("no defragmentation started within {limit:?}");
 }
 
 /// The mutations a daemon made (JSON log): (time, message).
@@ -180,7 +165,7 @@ fn a_follower_cut_off_mid_defragmentation_pauses_the_heal_until_it_returns() {
     };
     let (cluster, daemons, leader) = sidecars_in_nospace(&network);
 
-    let first = first_defrag(&cluster, Duration::from_secs(60));
+    let first = cluster.first_defragmenting(Duration::from_secs(60));
     let victim = (0..3).find(|i| *i != leader && *i != first).unwrap();
     network.cut(victim);
     let reachable: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
@@ -198,7 +183,7 @@ fn the_leader_cut_into_a_minority_with_its_sidecar_stops_acting_and_another_fini
     let (cluster, daemons, leader) = sidecars_in_nospace(&network);
 
     // The sidecar beside the leader acts (`--act-when leader`): cut both off mid-pass.
-    first_defrag(&cluster, Duration::from_secs(60));
+    cluster.first_defragmenting(Duration::from_secs(60));
     let cut_at = now();
     network.cut(leader);
     let majority: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
@@ -240,7 +225,7 @@ fn a_daemon_cut_off_from_etcd_mid_heal_backs_off_and_finishes_when_the_link_retu
     let mut daemon = Daemon::start_in(&network, 3, &args, cluster.dir.path());
     force_nospace(&cluster, &cluster.endpoints()[0], KEYS);
 
-    first_defrag(&cluster, Duration::from_secs(60));
+    cluster.first_defragmenting(Duration::from_secs(60));
     network.cut(3);
     stays_armed(&cluster, &[0, 1, 2], Duration::from_secs(6));
     assert!(

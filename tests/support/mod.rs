@@ -733,6 +733,19 @@ pub fn defrag_intervals(log: &str) -> Vec<(f64, f64)> {
 }
 
 impl Cluster {
+    /// Waits until a defragmentation starts on any member (etcd's own log); returns that member.
+    pub fn first_defragmenting(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let started = |i: &usize| self.log(*i).contains("starting defragment");
+            if let Some(i) = (0..self.members.len()).find(started) {
+                return i;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no defragmentation started within {limit:?}");
+    }
+
     /// Index of the current raft leader.
     pub fn leader_index(&self) -> usize {
         let rt = tokio::runtime::Builder::new_current_thread()
