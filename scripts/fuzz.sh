@@ -49,7 +49,7 @@ run() {
     echo "fuzz $target: $(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$scratch/$target.log" | tail -n 1)s, no crash"
   else
     echo "fuzz $target: CRASH (input in fuzz/artifacts/$target/)" >&2
-    grep -E 'panicked|ERROR|SUMMARY|overflow|Test unit written' "$scratch/$target.log" | head -n 10 >&2
+    grep -m 10 -E 'panicked|ERROR|SUMMARY|overflow|Test unit written' "$scratch/$target.log" >&2 || true
     return 1
   fi
 }

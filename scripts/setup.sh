@@ -51,9 +51,11 @@ if [ ! -x "$tools/etcd-3.5/usr/bin/etcd" ]; then
   echo "setup: fetching etcd 3.5 (Debian trixie's etcd-server) into .tools/etcd-3.5" >&2
   quiet apt-get "${aptopts[@]}" update -qq
   (cd "$aptdir" && quiet apt-get "${aptopts[@]}" download etcd-server)
-  deb="$(ls "$aptdir"/etcd-server_*.deb | head -1)"
+  debs=("$aptdir"/etcd-server_*.deb); deb="${debs[0]}"
   rm -rf "$tools/etcd-3.5" && mkdir -p "$tools/etcd-3.5"
   dpkg -x "$deb" "$tools/etcd-3.5"
 fi
-"$tools/etcd-3.5/usr/bin/etcd" --version | head -1 >&2
+# Not `| head -1`: under pipefail, etcd dies of SIGPIPE writing its second line (exit 141).
+version="$("$tools/etcd-3.5/usr/bin/etcd" --version)"
+echo "${version%%$'\n'*}" >&2
 echo "$tools/etcd-3.5/usr/bin/etcd"

@@ -10,7 +10,10 @@ cd "$root"
 
 etcd_bin="$(bash scripts/setup.sh | tail -n 1)"
 export ETCD_BIN="${ETCD_BIN:-$etcd_bin}"
-echo "== etcd: $("$ETCD_BIN" --version | head -n 1) ($ETCD_BIN)"
+# The first line of a command's output, read whole: `cmd | head -n 1` under pipefail fails
+# with 141 whenever cmd is still writing when head exits.
+first_line() { local out; out="$("$@")"; echo "${out%%$'\n'*}"; }
+echo "== etcd: $(first_line "$ETCD_BIN" --version) ($ETCD_BIN)"
 
 if [ -d deploy/prometheus ]; then
   echo "== promtool check rules / test rules"
@@ -37,7 +40,7 @@ cargo test --locked -- --test-threads 2 2>&1 | tee "$log"
 # observation (foundation), compaction, defragmentation, leadership moves and disarm
 # (maintenance), and the election's lease-bound keys (actors). The full suite runs on 3.5.
 etcd34=/usr/bin/etcd
-echo "== cargo test on etcd 3.4: foundation, maintenance, actors ($("$etcd34" --version | head -n 1))"
+echo "== cargo test on etcd 3.4: foundation, maintenance, actors ($(first_line "$etcd34" --version))"
 ETCD_BIN="$etcd34" cargo test --locked --test foundation --test maintenance --test actors \
   -- --test-threads 2 2>&1 | tee -a "$log"
 
