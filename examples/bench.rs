@@ -14,6 +14,9 @@
 //!   `--auto-compaction-*` flags, for `PREVENT_SECONDS` (default 600): etcd alone (baseline: its
 //!   time to NOSPACE), then one etcd-upkeep per member on default flags — NOSPACE count, failed
 //!   writes, peak db/quota and the history kept over time (target 0, 0, ≤ 80 %).
+//! - `hashkv`:   HashKV of every member at once against one at a time, on a ~1.2 GiB fragmented
+//!   3-member db under pinned writers — the longest window with no write accepted anywhere
+//!   (the integrity check hashes in turn; at once, every member stops applying together).
 //! - `bigdb` (on request only; ~10 GB of disk, tens of minutes): a ≥ 2 GiB fragmented 3-member db
 //!   (6 GiB quota; `BIGDB_LIVE_MB` of live 512 KiB values, default 1600) defragmented by a sidecar
 //!   beside each member, then re-fragmented and defragmented by `etcdctl defrag --cluster`, both
@@ -77,7 +80,7 @@ fn daemon(cluster: &Cluster, endpoint: &str, extra: &[&str]) -> Daemon {
 }
 
 /// One sidecar beside each member, defragmenting by `rule` (prevention and the forecast off).
-fn defrag_sidecars(cluster: &Cluster, rule: &str) -> Vec<Daemon> {
+fn defrag_sidecars(cluster: &Cluster, rule: &str, log_level: &str) -> Vec<Daemon> {
     let flags = [
         "--poll-interval",
         "1s",
@@ -88,7 +91,7 @@ fn defrag_sidecars(cluster: &Cluster, rule: &str) -> Vec<Daemon> {
         "--forecast-horizon",
         "0s",
         "--log-level",
-        "warn",
+        log_level,
     ];
     let endpoints = cluster.endpoints();
     endpoints
@@ -519,7 +522,7 @@ fn stall() {
     let writers = PinnedWriters::start(&cluster);
     std::thread::sleep(Duration::from_secs(2));
     let begin = Instant::now();
-    let daemons = defrag_sidecars(&cluster, "dbSizeFree > 100*1024*1024");
+    let daemons = defrag_sidecars(&cluster, "dbSizeFree > 100*1024*1024", "warn");
     let defrags = |daemons: &[Daemon]| -> usize {
         daemons
             .iter()
@@ -540,7 +543,7 @@ fn stall() {
         std::thread::sleep(Duration::from_millis(500));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let (longest, _) = writers.stop(begin);
+    let longest = writers.stop(begin).longest;
     let mut per_member: Vec<String> = Vec::new();
     for i in 0..3 {
         for (a, b) in support::defrag_intervals(&cluster.log(i)) {
@@ -696,6 +699,8 @@ fn prevent() {
 
 /// Writers pinned to each member, recording when each write was accepted.
 struct PinnedWriters {
+    /// The same moment on both clocks, to place gaps in the members' and sidecars' logs.
+    origin: (Instant, f64),
     stop: Arc<AtomicBool>,
     accepted: Vec<Arc<Mutex<Vec<Instant>>>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -727,32 +732,125 @@ impl PinnedWriters {
             }));
         }
         PinnedWriters {
+            origin: (Instant::now(), unix_now()),
             stop,
             accepted,
             threads,
         }
     }
 
-    /// Stops; the longest gap between accepted writes anywhere, and on each member.
-    fn stop(self, since: Instant) -> (f64, Vec<f64>) {
+    /// Stops; the longest gap between accepted writes anywhere (and when it was), and the
+    /// longest on each member.
+    fn stop(self, since: Instant) -> Gap {
+        let until = Instant::now();
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads {
             t.join().unwrap();
         }
-        let gap = |times: &mut Vec<Instant>| {
-            times.retain(|t| *t >= since);
+        // From `since` to the stop, so that a pause at either end (or no write at all) counts.
+        let longest = |times: &mut Vec<Instant>| {
+            times.retain(|t| *t >= since && *t <= until);
+            times.extend([since, until]);
             times.sort();
-            let longest = times.windows(2).map(|w| w[1] - w[0]).max();
-            longest.unwrap_or_default().as_secs_f64()
+            times
+                .windows(2)
+                .map(|w| (w[1] - w[0], w[0]))
+                .max()
+                .unwrap_or((Duration::ZERO, since))
         };
         let mut all: Vec<Instant> = Vec::new();
         let mut each = Vec::new();
         for times in &self.accepted {
             let mut times = times.lock().unwrap().clone();
             all.extend(&times);
-            each.push(gap(&mut times));
+            each.push(longest(&mut times).0.as_secs_f64());
         }
-        (gap(&mut all), each)
+        let (gap, at) = longest(&mut all);
+        let from = self.origin.1 + (at - self.origin.0).as_secs_f64();
+        Gap {
+            longest: gap.as_secs_f64(),
+            from,
+            to: from + gap.as_secs_f64(),
+            each,
+        }
+    }
+}
+
+/// The longest window with no write accepted anywhere, in wall-clock seconds, and each member's
+/// longest.
+struct Gap {
+    longest: f64,
+    from: f64,
+    to: f64,
+    each: Vec<f64>,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Where the sidecars' time went: their info lines and each member's defragmentation, in
+/// seconds from `begin` (wall clock).
+fn print_timeline(begin: f64, cluster: &Cluster, sidecars: &[String]) {
+    let mut lines: Vec<(f64, String)> = Vec::new();
+    for (i, m) in cluster.members.iter().enumerate() {
+        for (a, b) in support::defrag_intervals(&cluster.log(i)) {
+            lines.push((a, format!("{} etcd: defragmentation starts", m.name)));
+            lines.push((
+                b,
+                format!("{} etcd: defragmentation ends ({:.1} s)", m.name, b - a),
+            ));
+        }
+    }
+    for (i, log) in sidecars.iter().enumerate() {
+        for line in log.lines() {
+            let ts = line.split_whitespace().next().unwrap_or("");
+            if ts.len() > 20 && ts.as_bytes()[4] == b'-' {
+                let rest: String = line[ts.len()..].trim().chars().take(150).collect();
+                lines.push((support::parse_ts(ts), format!("sidecar {i}: {rest}")));
+            }
+        }
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("  timeline (s from the sidecars' start):");
+    for (t, line) in lines.iter().take(150) {
+        println!("  {:7.2}  {line}", t - begin);
+    }
+}
+
+/// What the members and the sidecars logged during the longest gap (and half a second around
+/// it): the figure is only useful when its cause can be read off.
+fn print_gap_context(cluster: &Cluster, daemons: &[String], gap: &Gap) {
+    let within = |t: f64| t >= gap.from - 0.5 && t <= gap.to + 0.5;
+    let mut lines: Vec<(f64, String)> = Vec::new();
+    for (i, m) in cluster.members.iter().enumerate() {
+        for (t, msg) in support::log_events(&cluster.log(i), "") {
+            if within(t) {
+                lines.push((t, format!("{} etcd: {msg}", m.name)));
+            }
+        }
+    }
+    for (i, log) in daemons.iter().enumerate() {
+        for line in log.lines() {
+            let ts = line.split_whitespace().next().unwrap_or("");
+            if ts.len() > 20 && ts.as_bytes()[4] == b'-' {
+                let t = support::parse_ts(ts);
+                if within(t) {
+                    lines.push((t, format!("sidecar {i}: {}", &line[ts.len()..].trim())));
+                }
+            }
+        }
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!(
+        "  logged during the longest gap ({:.2} s), in seconds from its start:",
+        gap.longest
+    );
+    for (t, line) in lines.iter().take(60) {
+        println!("  {:+.2} s  {line}", t - gap.from);
     }
 }
 
@@ -805,6 +903,26 @@ fn fragment(cluster: &Cluster, objects: u32, value: usize, rounds: &[u8]) {
             last = in_use;
         }
     });
+    wait_until_quiet(cluster);
+}
+
+/// Until writes pinned to every member go through without a pause of 1 s for 10 s straight (at
+/// most 10 min): after a compaction of GiBs, etcd keeps refusing or stalling writes for a while
+/// on its own, and a stall measured then would be etcd's, not the tool's under test.
+fn wait_until_quiet(cluster: &Cluster) {
+    let since = Instant::now();
+    for _ in 0..60 {
+        let writers = PinnedWriters::start(cluster);
+        std::thread::sleep(Duration::from_secs(10));
+        let begin = Instant::now() - Duration::from_secs(10);
+        if writers.stop(begin).longest < 1.0 {
+            break;
+        }
+    }
+    println!(
+        "  the cluster took writes without a 1 s pause for 10 s after {:.0} s",
+        since.elapsed().as_secs_f64()
+    );
 }
 
 fn db_sizes(cluster: &Cluster) -> Vec<i64> {
@@ -851,7 +969,8 @@ fn bigdb() {
     let writers = PinnedWriters::start(&cluster);
     std::thread::sleep(Duration::from_secs(2));
     let begin = Instant::now();
-    let daemons = defrag_sidecars(&cluster, "dbSizeFree > 256*1024*1024");
+    let begin_unix = unix_now();
+    let daemons = defrag_sidecars(&cluster, "dbSizeFree > 256*1024*1024", "info");
     let deadline = Instant::now() + Duration::from_secs(900);
     while (0..3).any(|i| support::defrag_intervals(&cluster.log(i)).is_empty())
         && Instant::now() < deadline
@@ -860,7 +979,9 @@ fn bigdb() {
     }
     let took = begin.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
-    let (longest, each) = writers.stop(begin);
+    let gap = writers.stop(begin);
+    let (longest, each) = (gap.longest, &gap.each);
+    let sidecar_logs: Vec<String> = daemons.iter().map(Daemon::log).collect();
     let peak_rss = daemons
         .iter()
         .map(|d| proc_status(d.child.id(), "VmHWM:"))
@@ -882,6 +1003,11 @@ fn bigdb() {
         each[2],
         peak_rss as f64 / 1024.0
     );
+    print_gap_context(&cluster, &sidecar_logs, &gap);
+    print_timeline(begin_unix, &cluster, &sidecar_logs);
+    if std::env::var("BIGDB_BASELINE").is_ok_and(|v| v == "0") {
+        return;
+    }
 
     // The same data fragmented again, then the runbook's command.
     fragment(&cluster, objects, value, &[2]);
@@ -903,7 +1029,8 @@ fn bigdb() {
         .expect("etcdctl");
     let took = begin.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
-    let (longest, each) = writers.stop(begin);
+    let gap = writers.stop(begin);
+    let (longest, each) = (gap.longest, &gap.each);
     println!(
         "baseline etcdctl defrag --cluster: {took:.0} s ({}); db after {}; longest window with no write accepted anywhere {longest:.2} s; per member {:.2} / {:.2} / {:.2} s",
         if out.status.success() { "ok" } else { "FAILED" },
@@ -912,6 +1039,67 @@ fn bigdb() {
         each[1],
         each[2]
     );
+    print_gap_context(&cluster, &[], &gap);
+}
+
+/// HashKV under writers pinned to each member, on a fragmented 3-member db of `HASHKV_LIVE_MB`
+/// (default 800) of 512 KiB values: every member hashed at once (what the integrity check did)
+/// against one member at a time (what it does now) — the longest window with no write accepted
+/// anywhere, and on each member. A hash holds the member's backend read lock for its whole scan,
+/// so the member applies nothing meanwhile.
+fn hashkv() {
+    let live_mb: u32 = std::env::var("HASHKV_LIVE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(800);
+    let cluster = Cluster::start(3, 4 * 1024 * MIB);
+    let fill = Instant::now();
+    fragment(&cluster, live_mb * 2, 512 * 1024, &[0]);
+    println!(
+        "filled {} × 512 KiB in {:.0} s: db {}",
+        live_mb * 2,
+        fill.elapsed().as_secs_f64(),
+        gib(&db_sizes(&cluster))
+    );
+    let patient = cluster
+        .client_config()
+        .with_timeout(Duration::from_secs(300));
+    for together in [true, false, true, false] {
+        let writers = PinnedWriters::start(&cluster);
+        std::thread::sleep(Duration::from_secs(2));
+        let begin = Instant::now();
+        let endpoints = cluster.endpoints();
+        let hashes: Vec<u32> = rt().block_on(async {
+            let hash = |endpoint: String| {
+                let config = patient.only(&[endpoint]);
+                async move {
+                    let mut c = config.connect().await;
+                    c.hash_kv(0).await.map_or(0, |r| r.hash())
+                }
+            };
+            if together {
+                futures_util::future::join_all(endpoints.into_iter().map(hash)).await
+            } else {
+                let mut each = Vec::new();
+                for e in endpoints {
+                    each.push(hash(e).await);
+                }
+                each
+            }
+        });
+        let took = begin.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_secs(1));
+        let gap = writers.stop(begin);
+        println!(
+            "HashKV of all 3 members {}: {took:.2} s (hashes {}); longest window with no write accepted anywhere {:.2} s; per member {:.2} / {:.2} / {:.2} s",
+            if together { "at once  " } else { "in turn  " },
+            if hashes.contains(&0) { "FAILED" } else { "ok" },
+            gap.longest,
+            gap.each[0],
+            gap.each[1],
+            gap.each[2]
+        );
+    }
 }
 
 /// The churn detector (the daemon's sketch size) at 100 000 distinct hot keys: every key of a
@@ -974,6 +1162,7 @@ fn main() {
         "analyze",
         "stall",
         "prevent",
+        "hashkv",
     ]; // bigdb: on request only
     let chosen: Vec<&str> = if which.is_empty() {
         all.to_vec()
@@ -991,6 +1180,7 @@ fn main() {
             "churn-wide" => churn_wide(),
             "stall" => stall(),
             "prevent" => prevent(),
+            "hashkv" => hashkv(),
             other => eprintln!("unknown benchmark {other}; choose from {all:?}"),
         }
     }

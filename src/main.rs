@@ -6,6 +6,7 @@
 //! 0 success, 1 the operation failed (etcd unreachable, heal impossible, a loop of the daemon
 //! ended), 2 bad input, 3 the daemon's HTTP address cannot be bound (in use, not permitted).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -67,8 +68,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
     let filter = EnvFilter::try_new(level).map_err(|e| format!("--log-level {level}: {e}"))?;
+    // Colour only on a terminal: in a pod, stderr is a pipe to the container runtime, and
+    // escape codes would end up in `kubectl logs` and every log shipper.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -82,6 +82,14 @@ fn nospace_on_one_member_is_healed_with_a_verified_disarm() {
         daemon.log().contains("history"),
         "the emergency compaction says history is given up"
     );
+    // Alone, the member is compared with itself: its hash from before the defrag, taken again.
+    let log = daemon.log();
+    assert!(
+        log.contains("integrity verified for m0: its KV hash at revision")
+            && log.contains("is unchanged")
+            && log.contains("no other member to compare with"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -161,6 +169,15 @@ fn three_instances_heal_three_members_one_defrag_at_a_time_leader_last() {
             "{} defragmented while leader",
             cluster.members[*member].name
         );
+    }
+    // Every defragmented member was compared with a peer at its current revision.
+    let logs: String = daemons.iter().map(Daemon::log).collect();
+    for m in &cluster.members {
+        let proof = format!(
+            "integrity verified for {0}: after its defragmentation, {0} and its most caught-up peer: 2 members hash",
+            m.name
+        );
+        assert!(logs.contains(&proof), "no proof for {}: {logs}", m.name);
     }
     let moved = daemons.iter().any(|d| d.log().contains("moved leadership"));
     assert!(

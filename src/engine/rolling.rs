@@ -4,8 +4,8 @@
 //! gate (every voting member answers a linearizable read; no alarm but NOSPACE), and — for the
 //! local member when `--data-dir` is mounted — free disk for the copy. The leader goes last,
 //! after leadership moved to a caught-up follower that is already defragmented. After each
-//! member: it answers again, its applied index caught up, and its `HashKV` at a fixed revision
-//! equals its own from before the defrag and a peer's — proof that nothing was lost.
+//! member: it answers again, its applied index caught up, and its `HashKV` at its current
+//! revision equals a peer's (alone: its own from before the defrag) — proof that nothing was lost.
 //! A defrag that timed out on our side keeps running on the server (etcd ignores the request
 //! context), so the member counts as busy until it answers again; nothing else starts meanwhile.
 
@@ -19,7 +19,7 @@ use crate::etcd::FailureKind;
 use crate::observe::probe::wait_until_answering;
 use crate::observe::{Observation, unix_now};
 
-use super::verify::peer_of;
+use super::verify::{Reference, peer_of};
 use super::{Ctx, Engine};
 
 /// Why a member's step stopped the pass, and whether the member was defragmented by then.
@@ -270,10 +270,10 @@ impl Engine {
         }
     }
 
-    /// Defragments one member and proves nothing was lost: KV hash at a fixed revision before,
-    /// the defrag (a client-side timeout makes the member busy until it answers), then the
-    /// member answering, caught up, and hashing the same as before and as a peer. `send_by`: the
-    /// defrag RPC is not sent after it. `Err` is the reason the pass must stop.
+    /// Defragments one member and proves nothing was lost: the defrag (a client-side timeout
+    /// makes the member busy until it answers), then the member answering, caught up, and
+    /// hashing the same as a peer (alone: as itself before). `send_by`: the defrag RPC is not
+    /// sent after it. `Err` is the reason the pass must stop.
     async fn defrag_and_verify(
         &mut self,
         ctx: &Ctx<'_>,
@@ -283,19 +283,32 @@ impl Engine {
         send_by: Option<Instant>,
     ) -> Result<(), Stop> {
         let mut shutdown = ctx.shutdown.clone();
-        let peer = peer_of(obs, step.member_id);
-        // The member's own KV hash at its own revision, to compare after the defrag.
-        let revision = obs
-            .member(step.member_id)
-            .and_then(|m| m.status.as_ref())
-            .map(|s| s.revision)
-            .unwrap_or(obs.revision);
-        let before = ctx
-            .etcd
-            .hash_kv(&step.endpoint, revision)
-            .await
-            .map(|h| (revision, h))
-            .map_err(|e| e.to_string());
+        let reference = match peer_of(obs, step.member_id) {
+            Some((id, endpoint)) => Reference::Peer { id, endpoint },
+            // Alone, the member's own hash from before is the only thing to compare with.
+            None => {
+                let revision = obs
+                    .member(step.member_id)
+                    .and_then(|m| m.status.as_ref())
+                    .map(|s| s.revision)
+                    .unwrap_or(obs.revision);
+                let before = ctx
+                    .etcd
+                    .hash_kv(&step.endpoint, revision)
+                    .await
+                    .map(|h| (revision, h))
+                    .map_err(|e| e.to_string());
+                // The hash stopped the member's apply for its whole scan: let the queued writes
+                // through before the defrag stops it again.
+                if !self.caught_up(ctx, step).await {
+                    return Err(Stop::before(format!(
+                        "{} did not catch up within 60s after its KV hash; not defragmenting it",
+                        step.name
+                    )));
+                }
+                Reference::Before(before)
+            }
+        };
         if send_by.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(Stop::late(format!(
                 "the window to defragment {} before the new actor settles has passed; leaving it to the new actor",
@@ -328,7 +341,7 @@ impl Engine {
             }
         }
         self.last_defrag.insert(step.member_id, unix_now());
-        let outcome = self.verify_member(ctx, step, peer, before).await;
+        let outcome = self.verify_member(ctx, step, reference).await;
         self.record_integrity(ctx, &step.name, &outcome);
         match outcome {
             Integrity::Verified(_) => Ok(()),
