@@ -238,6 +238,48 @@ fn sidecars_beside_the_followers_heal_when_the_leader_has_none() {
 }
 
 #[test]
+fn a_candidacy_outlives_its_member_being_busy_for_less_than_the_lease_ttl() {
+    // A sidecar renews its lease through its own member; that member stops answering for 7 s
+    // (frozen, as a long HashKV or defragmentation makes it) — longer than a renewal's timeout,
+    // shorter than the lease's 10 s TTL. The lease is still alive all along, so the candidacy
+    // must carry on through another member, under the same lease.
+    let cluster = Cluster::start(3, 64 * MIB);
+    let leader = cluster.leader_index();
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            Daemon::start(
+                &daemon_args(
+                    &cluster,
+                    &cluster.endpoints()[i],
+                    &["--poll-interval", "1s"],
+                ),
+                cluster.dir.path(),
+            )
+        })
+        .collect();
+    wait_registered(&daemons);
+    let sidecar = &daemons[follower];
+    let registered = |log: &str| log.matches("registered as an actor candidate").count();
+    assert_eq!(registered(&sidecar.log()), 1, "{}", sidecar.log());
+    cluster.freeze(follower);
+    std::thread::sleep(Duration::from_secs(7));
+    cluster.thaw(follower);
+    sidecar.wait_for(Duration::from_secs(10), "renewed elsewhere", |d| {
+        d.log().contains("actor candidacy renewed through")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let log = sidecar.log();
+    assert!(!log.contains("actor candidacy lost"), "{log}");
+    assert_eq!(
+        registered(&log),
+        1,
+        "registered once, under one lease: {log}"
+    );
+    assert_eq!(sidecar.metric("etcd_upkeep_registered"), Some(1.0));
+}
+
+#[test]
 fn members_whose_data_differs_block_maintenance_in_every_new_instance() {
     let mut cluster = Cluster::start(3, 64 * MIB);
     let marker = b"upkeep-test-marker-AAAAAAAAAAAAAAAA";

@@ -8,12 +8,12 @@
 //! It writes one key outside `/registry/`, never touches any other.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::etcd::KeepAlive;
-use crate::observe::CandidateInfo;
+use crate::observe::{CandidateInfo, Observation};
 use crate::observe::{Snapshot, next_snapshot};
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
@@ -55,7 +55,7 @@ pub async fn run(
         tracing::info!(lease = format!("{lease:x}"), instance = %instance, "registered as an actor candidate");
         let _ = me.send(Some(lease));
         shared.metrics.registered.set(1);
-        let ended = keep_alive(&mut keep, &mut shutdown).await;
+        let ended = keep_alive(&mut keep, &latest, &mut shutdown).await;
         let _ = me.send(None);
         shared.metrics.registered.set(0);
         match ended {
@@ -79,13 +79,7 @@ async fn register(
     instance: &str,
 ) -> Result<(String, i64, KeepAlive), String> {
     let obs = &snapshot.observation;
-    let endpoints: Vec<String> = obs
-        .local_member
-        .and_then(|id| obs.member(id))
-        .into_iter()
-        .chain(obs.members.iter().filter(|m| m.status.is_some()))
-        .map(|m| m.endpoint.clone())
-        .collect();
+    let endpoints = answering_endpoints(obs);
     let info = CandidateInfo {
         // A service endpoint reaches any member: no local member then.
         member: format!(
@@ -118,17 +112,90 @@ enum KeepEnded {
     Lost(String),
 }
 
-async fn keep_alive(keep: &mut KeepAlive, shutdown: &mut Shutdown) -> KeepEnded {
+/// Renews until shutdown or until the lease is really gone. A renewal that fails does not end
+/// the candidacy: the lease lives on until its TTL runs out, so the renewal is tried again
+/// through the other members that answer. Why: the member a candidate renews through is often
+/// the one being maintained — a HashKV or a defragmentation keeps it from answering for seconds
+/// — and a candidacy given up then comes back under a new lease, which is a new actor grant: a
+/// fresh comparison of every member's hash and, when the order changes, another actor.
+async fn keep_alive(
+    keep: &mut KeepAlive,
+    latest: &watch::Receiver<Option<Snapshot>>,
+    shutdown: &mut Shutdown,
+) -> KeepEnded {
+    let mut renewed = Instant::now();
     loop {
         if shutdown.sleep(RENEW_EVERY).await {
             return KeepEnded::Shutdown;
         }
         match keep.renew(RENEW_EVERY).await {
-            Ok(ttl) if ttl > 0 => {}
+            Ok(ttl) if ttl > 0 => renewed = Instant::now(),
             Ok(_) => return KeepEnded::Lost("the lease expired".into()),
-            Err(e) => return KeepEnded::Lost(e.to_string()),
+            Err(e) => match renew_elsewhere(keep, latest, renewed).await {
+                Ok(()) => {
+                    tracing::info!(
+                        "actor candidacy renewed through {} after {e}",
+                        keep.endpoint()
+                    );
+                    renewed = Instant::now();
+                }
+                Err(why) => return KeepEnded::Lost(format!("{e}; {why}")),
+            },
         }
     }
+}
+
+/// Moves `keep` to another answering member (this instance's own first) and renews there,
+/// while the lease can still be alive: at most until a second before its TTL has run out
+/// since the last renewal.
+async fn renew_elsewhere(
+    keep: &mut KeepAlive,
+    latest: &watch::Receiver<Option<Snapshot>>,
+    renewed: Instant,
+) -> Result<(), String> {
+    let Some(snapshot) = latest.borrow().clone() else {
+        return Err("no observation to find another member in".into());
+    };
+    let endpoints: Vec<String> = answering_endpoints(&snapshot.observation)
+        .into_iter()
+        .filter(|e| e != keep.endpoint())
+        .collect();
+    let deadline = renewed + LEASE_TTL - Duration::from_secs(1);
+    let mut last_error = String::from("no other member answered");
+    for endpoint in endpoints {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let renewal = async {
+            let mut moved = snapshot.etcd.keep_alive_on(&endpoint, keep.lease()).await?;
+            let ttl = moved.renew(left).await?;
+            Ok::<_, crate::etcd::EtcdError>((moved, ttl))
+        };
+        match tokio::time::timeout(left, renewal).await {
+            Ok(Ok((moved, ttl))) if ttl > 0 => {
+                *keep = moved;
+                return Ok(());
+            }
+            Ok(Ok(_)) => return Err("the lease expired".into()),
+            Ok(Err(e)) => last_error = e.to_string(),
+            Err(_) => last_error = format!("no renewal through {endpoint} in time"),
+        }
+    }
+    Err(last_error)
+}
+
+/// The local member's endpoint first, then every member that answered the last observation's
+/// Status, each once.
+fn answering_endpoints(obs: &Observation) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    obs.local_member
+        .and_then(|id| obs.member(id))
+        .into_iter()
+        .chain(obs.members.iter().filter(|m| m.status.is_some()))
+        .map(|m| m.endpoint.clone())
+        .filter(|e| seen.insert(e.clone()))
+        .collect()
 }
 
 /// The pod (host) name and the process, for people reading /status.

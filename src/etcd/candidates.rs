@@ -29,11 +29,21 @@ pub struct CandidateKey {
 /// A live lease's keep-alive channel.
 pub struct KeepAlive {
     endpoint: String,
+    lease: i64,
     keeper: etcd_client::LeaseKeeper,
     stream: etcd_client::LeaseKeepAliveStream,
 }
 
 impl KeepAlive {
+    /// The member this channel renews through.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
     /// Renews the lease once; returns the TTL left (0: the lease is gone).
     pub async fn renew(&mut self, timeout: Duration) -> Result<i64> {
         let endpoint = self.endpoint.clone();
@@ -100,6 +110,12 @@ impl Etcd {
             let _ = self.revoke_candidate(endpoint, lease).await;
             return Err(e);
         }
+        Ok((lease, self.keep_alive_on(endpoint, lease).await?))
+    }
+
+    /// A keep-alive channel for `lease` through `endpoint`: any member renews any lease (the
+    /// leader's lessor owns them all), so a busy member's channel can be replaced by another's.
+    pub async fn keep_alive_on(&self, endpoint: &str, lease: i64) -> Result<KeepAlive> {
         let (keeper, stream) = self
             .call(
                 "LeaseKeepAlive",
@@ -108,14 +124,12 @@ impl Etcd {
                 |mut c| async move { c.lease_keep_alive(lease).await },
             )
             .await?;
-        Ok((
+        Ok(KeepAlive {
+            endpoint: endpoint.to_string(),
             lease,
-            KeepAlive {
-                endpoint: endpoint.to_string(),
-                keeper,
-                stream,
-            },
-        ))
+            keeper,
+            stream,
+        })
     }
 
     /// Withdraws a candidate at once (its key goes with the lease).
