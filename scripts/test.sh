@@ -33,7 +33,9 @@ echo "== cargo test (unit + real-etcd integration) on etcd 3.5"
 # Two test threads: each integration test runs its own etcd cluster; the machine has 2 cores.
 log="$(mktemp)"
 fuzz_log="$(mktemp)"
-trap 'rm -f "$log" "$fuzz_log"; kill "${fuzz_build:-0}" 2>/dev/null || true' EXIT
+# Not `kill "${fuzz_build:-0}"`: `kill 0` signals this whole process group, the script
+# included, and a failed test would then exit 143 instead of with its own status.
+trap 'rm -f "$log" "$fuzz_log"; if [ -n "${fuzz_build:-}" ]; then kill "$fuzz_build" 2>/dev/null || true; fi' EXIT
 cargo test --locked -- --test-threads 2 2>&1 | tee "$log"
 
 # etcd 3.4 (Debian bookworm): the suites that cover every RPC the daemon makes — TLS and

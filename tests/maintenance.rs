@@ -93,6 +93,45 @@ fn nospace_on_one_member_is_healed_with_a_verified_disarm() {
 }
 
 #[test]
+fn an_instance_told_a_far_larger_quota_than_etcds_does_not_disarm_before_freeing_space() {
+    // etcd runs with a 16 MiB quota; the daemon is told nothing (etcd 3.5 does not report it)
+    // and assumes etcd's default 2 GiB. The alarm itself is the evidence of the real quota.
+    let cluster = Cluster::start(1, 16 * MIB);
+    let endpoint = cluster.endpoints()[0].clone();
+    let args = support::daemon_args(&cluster, &endpoint, &["--poll-interval", "500ms"]);
+    let daemon = Daemon::start(&args, cluster.dir.path());
+    daemon.wait_for(Duration::from_secs(15), "actor", |d| {
+        d.status_json()["maintenance"]["actor"] == true
+    });
+    let keys = 5;
+    force_nospace(&cluster, &endpoint, keys);
+    daemon.wait_for(Duration::from_secs(30), "heal", |d| {
+        d.metric("etcd_upkeep_alarm_disarm_total").unwrap_or(0.0) >= 1.0
+    });
+    let log = daemon.log();
+    assert!(
+        log.contains("far below the 2.0 GiB quota this instance assumes"),
+        "{log}"
+    );
+    assert!(
+        !defrag_intervals(&cluster.log(0)).is_empty(),
+        "space was freed before the disarm: {log}"
+    );
+    let (members, writable) = inspect(&cluster);
+    assert!(writable, "{log}");
+    assert!(
+        members[0].1 as f64 <= 0.9 * (16 * MIB) as f64,
+        "{members:?}"
+    );
+    assert_eq!(keys_present(&cluster, keys), keys);
+    assert_eq!(
+        daemon.metric("etcd_upkeep_alarm_disarm_total"),
+        Some(1.0),
+        "{log}"
+    );
+}
+
+#[test]
 fn three_instances_heal_three_members_one_defrag_at_a_time_leader_last() {
     let cluster = Cluster::start(3, 32 * MIB);
     let daemons: Vec<Daemon> = cluster

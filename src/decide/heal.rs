@@ -128,6 +128,20 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     HealVerdict::Defragment { members }
 }
 
+/// The most the quota etcd enforces can be, when the quota this instance assumes is evidently
+/// too high; None otherwise. Why: etcd raises NOSPACE once a member's db and the write refused
+/// would exceed its quota, so an alarm on a member of `size` proves the quota is below size plus
+/// one request. A daemon told nothing about a small `--quota-backend-bytes` (before 3.6 etcd
+/// does not report it) would otherwise see every member far below its line and disarm at once —
+/// a disarm that frees nothing, after which etcd refuses the next write again. `alarmed_sizes`:
+/// the db sizes of the alarmed members when the episode began. The slack (an eighth, at least
+/// 2 MiB) covers the request that tipped it over, so a right quota is never second-guessed.
+pub fn quota_bound(assumed: u64, alarmed_sizes: &[u64]) -> Option<u64> {
+    let smallest = *alarmed_sizes.iter().min()?;
+    let slack = (smallest / 8).max(2 << 20);
+    (assumed > smallest.saturating_add(slack)).then_some(smallest)
+}
+
 /// `--dry-run`: the cluster as the real heal would find it after compacting to the current
 /// revision and defragmenting `done` — each of those members holding only the live data
 /// (`live_bytes`, counted by a keyspace scan). The real heal's next decisions are then made by
@@ -165,6 +179,28 @@ mod tests {
 
     fn none() -> HashSet<u64> {
         HashSet::new()
+    }
+
+    #[test]
+    fn an_alarm_far_below_the_assumed_quota_bounds_it() {
+        // etcd runs with a 32 MiB quota; the daemon was told nothing and assumes 2 GiB.
+        assert_eq!(quota_bound(2 << 30, &[32 * MIB, 33 * MIB]), Some(32 * MIB));
+        // A right quota, tipped over by the last request: not second-guessed.
+        assert_eq!(quota_bound(32 * MIB, &[31 * MIB]), None);
+        assert_eq!(quota_bound(2 << 30, &[2 << 30]), None);
+        // No alarmed member, no evidence.
+        assert_eq!(quota_bound(2 << 30, &[]), None);
+        // With the bound, members at the real quota are over the line: defragment, not disarm.
+        let mut obs = nospace(&[(32 * MIB, MIB), (32 * MIB, MIB)], 2 << 30);
+        assert!(matches!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Disarm { .. }
+        ));
+        obs.quota.bytes = quota_bound(obs.quota.bytes, &[32 * MIB]).unwrap();
+        assert!(matches!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Defragment { .. }
+        ));
     }
 
     fn nospace(sizes: &[(u64, u64)], quota: u64) -> Observation {
