@@ -88,6 +88,19 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         .iter()
         .filter(|m| m.status.as_ref().is_some_and(|s| s.db_size > line))
         .collect();
+    // Below the line everywhere, yet alarmed, and nothing defragmented since the compaction:
+    // defragment every member before disarming. Why: sizes only shrink by defragmentation, so
+    // no member over the line means the line is misjudged (a daemon not told etcd's
+    // `--quota-backend-bytes`; before 3.6 etcd does not report it) or the space was freed
+    // already. A disarm in the first case frees nothing, and the next write raises NOSPACE
+    // again. Every member, not only those that look reclaimable: until its backend commits, a
+    // member reports its pre-compaction `dbSizeInUse` (seen on 3.4), so "nothing to free"
+    // cannot be told from that figure. In the second case the defrags are quick and free nothing.
+    if over.is_empty() && defragmented.is_empty() {
+        return HealVerdict::Defragment {
+            members: voting.iter().map(|m| m.id).collect(),
+        };
+    }
     if over.is_empty() {
         let mut alarmed: Vec<u64> = obs
             .alarms
@@ -126,20 +139,6 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         .map(|m| m.id)
         .collect();
     HealVerdict::Defragment { members }
-}
-
-/// The most the quota etcd enforces can be, when the quota this instance assumes is evidently
-/// too high; None otherwise. Why: etcd raises NOSPACE once a member's db and the write refused
-/// would exceed its quota, so an alarm on a member of `size` proves the quota is below size plus
-/// one request. A daemon told nothing about a small `--quota-backend-bytes` (before 3.6 etcd
-/// does not report it) would otherwise see every member far below its line and disarm at once —
-/// a disarm that frees nothing, after which etcd refuses the next write again. `alarmed_sizes`:
-/// the db sizes of the alarmed members when the episode began. The slack (an eighth, at least
-/// 2 MiB) covers the request that tipped it over, so a right quota is never second-guessed.
-pub fn quota_bound(assumed: u64, alarmed_sizes: &[u64]) -> Option<u64> {
-    let smallest = *alarmed_sizes.iter().min()?;
-    let slack = (smallest / 8).max(2 << 20);
-    (assumed > smallest.saturating_add(slack)).then_some(smallest)
 }
 
 /// `--dry-run`: the cluster as the real heal would find it after compacting to the current
@@ -182,24 +181,18 @@ mod tests {
     }
 
     #[test]
-    fn an_alarm_far_below_the_assumed_quota_bounds_it() {
-        // etcd runs with a 32 MiB quota; the daemon was told nothing and assumes 2 GiB.
-        assert_eq!(quota_bound(2 << 30, &[32 * MIB, 33 * MIB]), Some(32 * MIB));
-        // A right quota, tipped over by the last request: not second-guessed.
-        assert_eq!(quota_bound(32 * MIB, &[31 * MIB]), None);
-        assert_eq!(quota_bound(2 << 30, &[2 << 30]), None);
-        // No alarmed member, no evidence.
-        assert_eq!(quota_bound(2 << 30, &[]), None);
-        // With the bound, members at the real quota are over the line: defragment, not disarm.
-        let mut obs = nospace(&[(32 * MIB, MIB), (32 * MIB, MIB)], 2 << 30);
+    fn below_the_line_but_alarmed_frees_what_it_can_before_disarming() {
+        // etcd enforces 32 MiB; the daemon assumes 2 GiB. Both members look far below the line.
+        let obs = nospace(&[(32 * MIB, MIB), (32 * MIB, 32 * MIB)], 2 << 30);
         assert!(matches!(
             heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Disarm { .. }
+            HealVerdict::Defragment { members } if members.len() == 2
         ));
-        obs.quota.bytes = quota_bound(obs.quota.bytes, &[32 * MIB]).unwrap();
+        // Once they are defragmented: disarm.
+        let done: HashSet<u64> = obs.members.iter().map(|m| m.id).collect();
         assert!(matches!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Defragment { .. }
+            heal_verdict(&obs, 0.9, &done),
+            HealVerdict::Disarm { .. }
         ));
     }
 
@@ -217,9 +210,18 @@ mod tests {
 
     #[test]
     fn disarm_only_when_every_member_is_below_the_line() {
+        // Below the line everywhere: disarm — once every member was defragmented since the
+        // compaction (the one at 14 MiB holds 13 MiB of free pages).
         let obs = nospace(&[(MIB, MIB), (2 * MIB, MIB), (14 * MIB, MIB)], 16 * MIB);
         assert_eq!(
             heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Defragment {
+                members: vec![1, 2, 3]
+            }
+        );
+        let freed: HashSet<u64> = [1, 2, 3].into();
+        assert_eq!(
+            heal_verdict(&obs, 0.9, &freed),
             HealVerdict::Disarm {
                 alarmed_members: vec![2]
             }

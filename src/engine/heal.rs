@@ -10,11 +10,11 @@
 //! each poll, compacting and defragmenting again once deletions or a new quota can change the
 //! verdict, and heals by itself as soon as it can.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::decide::actor::{Fence, fence_holds};
-use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented, quota_bound};
+use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented};
 use crate::decide::plan::{PlanCause, order};
 use crate::etcd::AlarmKind;
 use crate::observe::{Observation, unix_now};
@@ -40,16 +40,6 @@ pub struct Episode {
     pub next_blocked_log: Instant,
     /// `--dry-run`: the plan was printed.
     pub described: bool,
-    /// Each member's db size when the episode began, before its compaction: the order of the
-    /// followers. Why not their sizes now: the compaction changes file sizes unevenly (bbolt may
-    /// grow a file while it frees pages in it), and the order must not depend on that — a dry
-    /// run compacts nothing, and it must show the order the real heal takes.
-    pub ranks: HashMap<u64, u64>,
-    /// The db sizes of the members etcd had alarmed when the episode began: evidence of the
-    /// quota etcd really enforces (`decide::heal::quota_bound`).
-    pub alarmed_sizes: Vec<u64>,
-    /// That evidence was logged.
-    pub bound_reported: bool,
 }
 
 /// How one heal attempt ended.
@@ -99,35 +89,12 @@ impl Engine {
                 .as_ref()
                 .map(|e| e.defragmented.clone())
                 .unwrap_or_default();
-            let now_obs = self.with_quota_evidence(self.projected(now_obs, &defragmented));
+            let now_obs = self.projected(now_obs, &defragmented);
             if let Some(outcome) = self.heal_round(ctx, &now_obs, fence, defragmented).await {
                 return outcome;
             }
         }
         HealOutcome::Pending("more rounds needed; continuing next poll".into())
-    }
-
-    /// `obs` judged against the quota etcd evidently enforces, when the assumed one is too high
-    /// to be it (said once per episode, with what to fix).
-    fn with_quota_evidence(&mut self, mut obs: Observation) -> Observation {
-        let Some(episode) = self.nospace.as_mut() else {
-            return obs;
-        };
-        let Some(bound) = quota_bound(obs.quota.bytes, &episode.alarmed_sizes) else {
-            return obs;
-        };
-        if !episode.bound_reported {
-            episode.bound_reported = true;
-            tracing::warn!(
-                "etcd raised NOSPACE on a member of {}, far below the {} quota this instance assumes (source: {}): healing against at most {}; give etcd's real quota with --quota-backend-bytes or --etcd-metrics-url",
-                format_bytes(bound),
-                format_bytes(obs.quota.bytes),
-                obs.quota.source.as_str(),
-                format_bytes(bound)
-            );
-        }
-        obs.quota.bytes = bound;
-        obs
     }
 
     /// Opens the episode on the first NOSPACE tick (every instance noted when it first saw it).
@@ -145,22 +112,6 @@ impl Engine {
                 blocked_reports: 0,
                 next_blocked_log: Instant::now(),
                 described: false,
-                alarmed_sizes: obs
-                    .members
-                    .iter()
-                    .filter(|m| {
-                        obs.alarms
-                            .iter()
-                            .any(|a| a.kind == AlarmKind::NoSpace && a.member_id == m.id)
-                    })
-                    .filter_map(|m| Some(m.status.as_ref()?.db_size))
-                    .collect(),
-                bound_reported: false,
-                ranks: obs
-                    .members
-                    .iter()
-                    .filter_map(|m| Some((m.id, m.status.as_ref()?.db_size)))
-                    .collect(),
             }
         });
         let since_unix = episode.since_unix;
@@ -236,8 +187,7 @@ impl Engine {
             HealVerdict::Blocked(details) => Some(self.report_blocked(ctx, now_obs, &details)),
             HealVerdict::Defragment { members } => {
                 self.set_heal_blocked(ctx, None, None);
-                let ranks = self.nospace.as_ref().map(|e| &e.ranks);
-                let plan = order(&ranked(now_obs, ranks), PlanCause::Heal, &members);
+                let plan = order(now_obs, PlanCause::Heal, &members);
                 let mut done = defragmented;
                 let outcome = self.rolling_defrag(ctx, plan, fence, &mut done).await;
                 if let Some(episode) = self.nospace.as_mut() {
@@ -405,16 +355,4 @@ impl Engine {
             ctx.shared.write().maintenance.nospace_since = None;
         }
     }
-}
-
-/// `obs` with each member's db size as `ranks` has it (members it lacks keep theirs), for
-/// ordering only: each step is looked up afresh before it runs.
-fn ranked(obs: &Observation, ranks: Option<&HashMap<u64, u64>>) -> Observation {
-    let mut obs = obs.clone();
-    for m in &mut obs.members {
-        if let (Some(rank), Some(status)) = (ranks.and_then(|r| r.get(&m.id)), m.status.as_mut()) {
-            status.db_size = *rank;
-        }
-    }
-    obs
 }
