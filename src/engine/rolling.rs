@@ -283,32 +283,7 @@ impl Engine {
         send_by: Option<Instant>,
     ) -> Result<(), Stop> {
         let mut shutdown = ctx.shutdown.clone();
-        let reference = match peer_of(obs, step.member_id) {
-            Some((id, endpoint)) => Reference::Peer { id, endpoint },
-            // Alone, the member's own hash from before is the only thing to compare with.
-            None => {
-                let revision = obs
-                    .member(step.member_id)
-                    .and_then(|m| m.status.as_ref())
-                    .map(|s| s.revision)
-                    .unwrap_or(obs.revision);
-                let before = ctx
-                    .etcd
-                    .hash_kv(&step.endpoint, revision)
-                    .await
-                    .map(|h| (revision, h))
-                    .map_err(|e| e.to_string());
-                // The hash stopped the member's apply for its whole scan: let the queued writes
-                // through before the defrag stops it again.
-                if !self.caught_up(ctx, step).await {
-                    return Err(Stop::before(format!(
-                        "{} did not catch up within 60s after its KV hash; not defragmenting it",
-                        step.name
-                    )));
-                }
-                Reference::Before(before)
-            }
-        };
+        let reference = self.reference_for(ctx, obs, step).await?;
         if send_by.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(Stop::late(format!(
                 "the window to defragment {} before the new actor settles has passed; leaving it to the new actor",
@@ -359,6 +334,41 @@ impl Engine {
                 "could not verify {} after its defragmentation: {why}; stopping this pass",
                 step.name
             ))),
+        }
+    }
+
+    /// What the member will be compared with after its defrag (see `verify::Reference`).
+    async fn reference_for(
+        &self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        step: &DefragStep,
+    ) -> Result<Reference, Stop> {
+        match peer_of(obs, step.member_id) {
+            Some((id, endpoint)) => Ok(Reference::Peer { id, endpoint }),
+            // Alone, the member's own hash from before is the only thing to compare with.
+            None => {
+                let revision = obs
+                    .member(step.member_id)
+                    .and_then(|m| m.status.as_ref())
+                    .map(|s| s.revision)
+                    .unwrap_or(obs.revision);
+                let before = ctx
+                    .etcd
+                    .hash_kv(&step.endpoint, revision)
+                    .await
+                    .map(|h| (revision, h))
+                    .map_err(|e| e.to_string());
+                // The hash stopped the member's apply for its whole scan: let the queued writes
+                // through before the defrag stops it again.
+                if !self.caught_up(ctx, step).await {
+                    return Err(Stop::before(format!(
+                        "{} did not catch up within 60s after its KV hash; not defragmenting it",
+                        step.name
+                    )));
+                }
+                Ok(Reference::Before(before))
+            }
         }
     }
 
