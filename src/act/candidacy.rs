@@ -36,7 +36,7 @@ pub async fn run(
     let mut failures = 0u32;
     while let Some(snapshot) = next_snapshot(&mut latest, &mut shutdown).await {
         let registered = register(&snapshot, local_member, &instance).await;
-        let (endpoint, lease, mut keep) = match registered {
+        let mut keep = match registered {
             Ok(registered) => registered,
             Err(last_error) => {
                 failures += 1;
@@ -52,6 +52,7 @@ pub async fn run(
             }
         };
         failures = 0;
+        let lease = keep.lease();
         tracing::info!(lease = format!("{lease:x}"), instance = %instance, "registered as an actor candidate");
         let _ = me.send(Some(lease));
         shared.metrics.registered.set(1);
@@ -61,7 +62,11 @@ pub async fn run(
         match ended {
             KeepEnded::Shutdown => {
                 // Withdraw at once: the next candidate need not wait for the TTL.
-                let _ = snapshot.etcd.revoke_candidate(&endpoint, lease).await;
+                // Through the member the channel renews through now (it may have moved).
+                let _ = snapshot
+                    .etcd
+                    .revoke_candidate(keep.endpoint(), keep.lease())
+                    .await;
                 tracing::info!("actor candidacy withdrawn");
                 return;
             }
@@ -77,7 +82,7 @@ async fn register(
     snapshot: &Snapshot,
     local_member: bool,
     instance: &str,
-) -> Result<(String, i64, KeepAlive), String> {
+) -> Result<KeepAlive, String> {
     let obs = &snapshot.observation;
     let endpoints = answering_endpoints(obs);
     let info = CandidateInfo {
@@ -100,7 +105,7 @@ async fn register(
             .register_candidate(endpoint, LEASE_TTL, value.clone())
             .await
         {
-            Ok((lease, keep)) => return Ok((endpoint.clone(), lease, keep)),
+            Ok((_, keep)) => return Ok(keep),
             Err(e) => last_error = e.to_string(),
         }
     }
