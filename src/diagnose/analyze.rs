@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::diagnose::fields::{FieldChange, FieldTracker, WriterCount, describe};
-use crate::diagnose::keys::{REGISTRY, classify};
+use crate::diagnose::keys::classify;
+use crate::diagnose::pages::{self, PageAnswer, PageRequest, Pager};
 use crate::diagnose::topk::SpaceSaving;
 use crate::etcd::{Etcd, EtcdError, RangePage, WatchMessage};
 use crate::units::format_bytes;
@@ -106,23 +107,16 @@ impl Breakdown {
     }
 }
 
-/// What one page should carry: few round trips, flat memory.
-const PAGE_TARGET_BYTES: u64 = 4 << 20;
-
 /// Scans the keys under `prefix` (empty: all), at most `max_page_keys` per Range request.
 ///
-/// Why by group: etcd (3.5) counts every key between a Range's start and end even when it
-/// returns only `limit` of them, so paging through the whole keyspace with an open end is
-/// quadratic (measured: 0.2 s per 500-key page at 1 M keys). Each page's end is therefore bounded
-/// to the top-level group of its first key (`/registry/<resource>/`, `/registry/<group>/`, or a
-/// key's first segment): the count then covers one resource, not the rest of the keyspace.
-/// Page sizes adapt to ~4 MiB of data; a page too large for the client is retried smaller.
+/// Why spans: etcd counts every key between a Range's start and end even when it returns only
+/// `limit` of them, so each page ends about one page ahead ([`Pager`]) instead of at the end of
+/// the keyspace or of a resource group; etcd then counts about what it returns. Page sizes adapt
+/// to ~2 MiB of data; a page too large for the client is retried smaller.
 ///
-/// Why large pages, one at a time: etcd counts the rest of a Range's span on every request, so
-/// the scan's cost is set by etcd (measured at 1 M keys: 115 s with 1 000-key pages, 21 s with
-/// 10 000, 11–14 s with ~30 000), while counting a page here takes a few milliseconds. Holding
-/// one page, not two, keeps memory under 32 MiB (measured: 28 MiB at ~4 MiB pages, 34 MiB at
-/// ~6 MiB, whose decoded response is most of it).
+/// Why one page at a time: etcd's CPU is the bottleneck (analyze's own is ~1 s at 1 M keys), so
+/// asking for the next page early buys nothing, and holding one page, not two, keeps memory
+/// flat: the decoded response is most of it.
 pub async fn scan(
     etcd: &Etcd,
     endpoint: &str,
@@ -130,53 +124,37 @@ pub async fn scan(
     max_page_keys: i64,
 ) -> Result<Breakdown, EtcdError> {
     let mut breakdown = Breakdown::default();
-    let (mut from, end) = if prefix.is_empty() {
-        (vec![0u8], Vec::new())
-    } else {
-        (prefix.as_bytes().to_vec(), prefix_end(prefix.as_bytes()))
-    };
-    let mut limit = max_page_keys.min(500);
-    loop {
-        // The next key decides the group to scan.
-        let probe = etcd.range_page(endpoint, &from, &end, 1).await?;
-        let Some((first, _)) = probe.entries.into_iter().next() else {
-            break;
+    let mut pager = Pager::new(prefix.as_bytes(), max_page_keys);
+    while let Some(request) = pager.request() {
+        let (page, limit) = fetch_page(etcd, endpoint, &request).await?;
+        let answer = PageAnswer {
+            limit,
+            keys: page.entries.len(),
+            bytes: count_page(&mut breakdown, &page),
+            late_key: pages::late_key(page.entries.len())
+                .map(|(at, after)| (page.entries[at].0.as_slice(), after)),
+            last_key: page.entries.last().map(|(key, _)| key.as_slice()),
+            more: page.more,
+            count: page.count,
         };
-        let group_end = earlier_end(prefix_end(&group_prefix(&first)), &end);
-        let mut cursor = first;
-        loop {
-            let page;
-            (page, limit) = fetch_page(etcd, endpoint, &cursor, &group_end, limit).await?;
-            let Some((last, _)) = page.entries.last() else {
-                break;
-            };
-            let bytes = count_page(&mut breakdown, &page);
-            let average = (bytes / page.entries.len() as u64).max(1);
-            limit = ((PAGE_TARGET_BYTES / average) as i64).clamp(1, max_page_keys);
-            if !page.more {
-                break;
-            }
-            cursor = [last.as_slice(), &[0]].concat();
-        }
-        if group_end.is_empty() {
-            break; // that group ran to the end of the keyspace
-        }
-        from = group_end;
+        pager.record(&request, &answer);
     }
     Ok(breakdown)
 }
 
-/// One page from `cursor`, halving the page size while etcd answers that it is too large for
-/// the client. Returns the page and the size that worked.
+/// One page, halving the page size while etcd answers that it is too large for the client.
+/// Returns the page and the size that worked.
 async fn fetch_page(
     etcd: &Etcd,
     endpoint: &str,
-    cursor: &[u8],
-    end: &[u8],
-    mut limit: i64,
+    request: &PageRequest,
 ) -> Result<(RangePage, i64), EtcdError> {
+    let mut limit = request.limit;
     loop {
-        match etcd.range_page(endpoint, cursor, end, limit).await {
+        match etcd
+            .range_page(endpoint, &request.from, &request.end, limit)
+            .await
+        {
             Ok(page) => return Ok((page, limit)),
             Err(e) if limit > 1 && e.message.contains("too large") => limit = (limit / 2).max(1),
             Err(e) => return Err(e),
@@ -193,42 +171,6 @@ fn count_page(breakdown: &mut Breakdown, page: &RangePage) -> u64 {
         breakdown.add(&String::from_utf8_lossy(key), size);
     }
     bytes
-}
-
-/// The top-level group of a key: `/registry/<segment>/`, else its first path segment.
-fn group_prefix(key: &[u8]) -> Vec<u8> {
-    let skip = if key.starts_with(REGISTRY.as_bytes()) {
-        REGISTRY.len()
-    } else if key.starts_with(b"/") {
-        1
-    } else {
-        0
-    };
-    match key[skip..].iter().position(|b| *b == b'/') {
-        Some(slash) => key[..skip + slash + 1].to_vec(),
-        None => key.to_vec(),
-    }
-}
-
-/// The smaller of two range ends, where empty means "to the end of the keyspace".
-fn earlier_end(a: Vec<u8>, b: &[u8]) -> Vec<u8> {
-    match (a.is_empty(), b.is_empty()) {
-        (true, _) => b.to_vec(),
-        (false, true) => a,
-        (false, false) => a.min(b.to_vec()),
-    }
-}
-
-/// The range end that covers every key starting with `prefix` (etcd's `GetPrefixRangeEnd`).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    Vec::new() // all 0xff: no end, the rest of the keyspace
 }
 
 /// Watches writes under `prefix` for `duration` and ranks keys by writes.
@@ -368,33 +310,5 @@ mod tests {
         assert_eq!(r[1].largest.len(), LARGEST_PER_RESOURCE);
         assert_eq!(r[1].largest[0].bytes, 109);
         assert_eq!(r[2].resource, "compact_rev_key");
-    }
-
-    #[test]
-    fn prefix_end_is_etcds() {
-        assert_eq!(prefix_end(b"/registry/"), b"/registry0".to_vec());
-        assert_eq!(prefix_end(&[0x61, 0xff]), vec![0x62]);
-        assert_eq!(prefix_end(&[0xff]), Vec::<u8>::new());
-    }
-
-    #[test]
-    fn groups_bound_each_scan() {
-        assert_eq!(
-            group_prefix(b"/registry/pods/ns/p"),
-            b"/registry/pods/".to_vec()
-        );
-        assert_eq!(
-            group_prefix(b"/registry/example.com/widgets/ns/w"),
-            b"/registry/example.com/".to_vec()
-        );
-        assert_eq!(group_prefix(b"/other/app"), b"/other/".to_vec());
-        assert_eq!(
-            group_prefix(b"compact_rev_key"),
-            b"compact_rev_key".to_vec()
-        );
-        assert_eq!(group_prefix(b"upkeep-test/ready"), b"upkeep-test/".to_vec());
-        assert_eq!(earlier_end(b"/b".to_vec(), b""), b"/b".to_vec());
-        assert_eq!(earlier_end(b"/b".to_vec(), b"/a"), b"/a".to_vec());
-        assert_eq!(earlier_end(Vec::new(), b"/a"), b"/a".to_vec());
     }
 }

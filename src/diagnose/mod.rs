@@ -15,5 +15,6 @@ pub mod fields;
 pub mod forecast;
 pub mod history_rate;
 pub mod keys;
+pub mod pages;
 pub mod topk;
 pub mod watcher;

@@ -8,6 +8,8 @@ use super::{Etcd, Result};
 pub struct RangePage {
     pub entries: Vec<(Vec<u8>, u64)>,
     pub more: bool,
+    /// How many keys the requested range holds in all (etcd counts them whatever the limit).
+    pub count: i64,
 }
 
 impl Etcd {
@@ -33,7 +35,7 @@ impl Etcd {
                     .await
             })
             .await?;
-        let more = response.more();
+        let (more, count) = (response.more(), response.count());
         // Keys move out of the response (no copy); each value is dropped as soon as it is measured.
         let entries = (response.take_kvs().into_iter())
             .map(|kv| {
@@ -41,6 +43,10 @@ impl Etcd {
                 (key, value.len() as u64)
             })
             .collect();
-        Ok(RangePage { entries, more })
+        Ok(RangePage {
+            entries,
+            more,
+            count,
+        })
     }
 }
