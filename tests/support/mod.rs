@@ -51,16 +51,34 @@ pub fn upkeep_bin() -> PathBuf {
 /// A loopback port for a test server, below the kernel's ephemeral range (32768+) so that no
 /// outgoing connection can take it between this check and the server's bind. Each process
 /// starts at its own offset and walks forward (distinct per cluster), skipping ports in use.
+///
+/// Why a lock per port: the test command runs tests in parallel processes, and two of them can
+/// both find a port free before either server binds it. A port is handed out only with an
+/// exclusive `flock` on a file named after it, held until this process exits (the kernel drops
+/// it then, so a crashed test frees its ports).
 pub fn free_port() -> u16 {
+    use std::os::fd::AsRawFd;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 10_000;
     const SPAN: u32 = 22_000; // 10000..31999
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let locks = std::env::temp_dir().join("etcd-upkeep-test-ports");
+    std::fs::create_dir_all(&locks).expect("the port lock directory");
     let offset = (std::process::id() % 220) * 100;
     loop {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let port = (FIRST + (offset + n) % SPAN) as u16;
+        let Ok(lock) = std::fs::File::create(locks.join(port.to_string())) else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns; no memory is involved.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue; // another test process holds it
+        }
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().unwrap().push(lock);
             return port;
         }
     }
