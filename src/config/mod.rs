@@ -7,9 +7,10 @@
 //! *yet* are not bad input: that is a runtime condition the daemon waits out.
 
 mod commands;
+mod cron;
 mod maintenance;
 
-pub use maintenance::cron_with_seconds;
+pub use cron::cron_with_seconds;
 
 use std::time::Duration;
 
