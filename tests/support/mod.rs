@@ -9,6 +9,7 @@
 
 pub mod netns;
 pub mod nospace;
+pub mod slowdisk;
 #[allow(unused_imports)]
 pub use nospace::*;
 
