@@ -47,12 +47,14 @@ fuzz_log="$(mktemp)"
 # included, and a failed test would then exit 143 instead of with its own status.
 trap 'rm -f "$log" "$fuzz_log"; if [ -n "${fuzz_build:-}" ]; then kill "$fuzz_build" 2>/dev/null || true; fi' EXIT
 
-phase "build the tests"
-cargo nextest run --locked --no-run 2>&1 | tail -n 3
-# The fuzz targets build meanwhile, at the lowest CPU and I/O priority: the tests mostly wait
-# on etcd, and the build takes only the time they leave (etcd's fsyncs come first).
+# The fuzz targets build from now on at the lowest CPU and I/O priority, in the time the other
+# steps leave: the test build's single-crate stretches and links, then the tests, which mostly
+# wait on etcd (whose fsyncs come first).
 nice -n 19 ionice -c 3 bash scripts/fuzz.sh build >"$fuzz_log" 2>&1 &
 fuzz_build=$!
+
+phase "build the tests"
+cargo nextest run --locked --no-run 2>&1 | tail -n 3
 
 phase "the tests on etcd 3.5: unit, properties, every real-etcd integration test"
 cargo nextest run --locked 2>&1 | tee "$log"
