@@ -75,8 +75,10 @@ bash scripts/fuzz.sh "$fuzz_seconds" | tee -a "$fuzz_log"
 
 # One plain closing line with the totals of every test binary.
 # nextest's closing line per run: "Summary [ 190.3s] 171 tests run: 171 passed, 0 skipped".
-passed=$(grep -E '^ *Summary ' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -E '^ *Summary ' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+# awk, not grep: a grep that matches nothing ("0 failed" is never printed) exits 1 under pipefail.
+count() { awk -v what="$1" '/^ *Summary / { for (i = 2; i <= NF; i++) if ($i ~ "^" what) s += $(i - 1) } END { print s + 0 }' "$log"; }
+passed=$(count passed)
+failed=$(count failed)
 targets=$(grep -c '^fuzz .*no crash' "$fuzz_log" || true)
 phase "done"
 echo "tests: ${passed} passed, ${failed} failed; fuzz: ${targets} targets, no crash"
