@@ -82,7 +82,10 @@ fn field_values(field: &str, name: &str, min: u32, max: u32) -> Result<u64, Stri
             _ if range == "*" => (min, max),
             Some((from, to)) => (value(from)?, value(to)?),
             None if stepped => (value(range)?, max),
-            None => (value(range)?, value(range)?),
+            None => {
+                let only = value(range)?;
+                (only, only)
+            }
         };
         if from > to {
             return Err(format!(
