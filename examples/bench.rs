@@ -24,7 +24,7 @@
 //! - `analyze` also runs the baselines users reach for: `etcdctl get --prefix "" --keys-only` and
 //!   `etcdctl get -w json | jq` summed by resource, on the same keys.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 use std::process::Command;

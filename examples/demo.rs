@@ -9,7 +9,7 @@
 //! Exits 0 only if both really happened (held below the quota; then alarm gone, writes accepted,
 //! every key intact).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 use std::collections::HashSet;

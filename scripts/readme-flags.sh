@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the "Commands and flags" reference of README.md from the binary's own help.
-# tests/readme.rs fails when README.md and this output differ; to refresh:
+# tests/integration/readme.rs fails when README.md and this output differ; to refresh:
 #   cargo build && scripts/readme-flags.sh > /tmp/flags.md   (then paste between the markers)
 set -euo pipefail
 bin="${1:-target/debug/etcd-upkeep}"

@@ -8,9 +8,11 @@
 
 mod commands;
 mod cron;
+mod error;
 mod maintenance;
 
 pub use cron::cron_with_seconds;
+pub use error::ConfigError;
 
 use std::time::Duration;
 
@@ -19,29 +21,6 @@ use crate::cli::{self, GlobalArgs};
 use crate::observe::ObserveSettings;
 
 pub use commands::{AnalyzeSettings, HealSettings, Output, RunSettings, StatusSettings};
-
-/// An error that is one line of text, typed so that `main` can map it to its exit code.
-#[macro_export]
-macro_rules! message_error {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        pub struct $name(pub String);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl std::error::Error for $name {}
-    };
-}
-
-message_error!(
-    /// A configuration error (exit 2): the message names the flag and the value.
-    ConfigError
-);
 
 /// How to reach etcd: what observing needs, the certificate paths and the timeouts.
 #[derive(Debug, Clone)]

@@ -6,11 +6,18 @@
 //! (`etcd_server_quota_backend_bytes`) → the `--quota-backend-bytes` flag. The winner is
 //! remembered and shown, because a wrong quota is the first thing to suspect when a heal blocks.
 
+// The fetch is the daemon's (Cargo.toml's `daemon` feature); the parser is also built alone, for
+// the fuzz target.
+#[cfg(feature = "daemon")]
 use std::time::Duration;
 
+#[cfg(feature = "daemon")]
 use http_body_util::{BodyExt, Empty};
+#[cfg(feature = "daemon")]
 use hyper::body::Bytes;
+#[cfg(feature = "daemon")]
 use hyper_util::client::legacy::Client;
+#[cfg(feature = "daemon")]
 use hyper_util::rt::TokioExecutor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +48,7 @@ pub struct Quota {
 }
 
 /// Fetches `url` (plain http) and reads `etcd_server_quota_backend_bytes` from it.
+#[cfg(feature = "daemon")]
 pub async fn fetch_metrics_quota(url: &str, timeout: Duration) -> Result<u64, String> {
     if !url.starts_with("http://") {
         return Err(format!(

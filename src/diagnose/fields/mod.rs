@@ -13,7 +13,8 @@
 //! annotation keys, managedFields) are decoded; other top-level sections are compared whole
 //! (one level deeper for ConfigMap and Secret `data` keys). The wire format is read by hand
 //! (a hundred lines): a generated crate of every Kubernetes type would add thousands of types to
-//! a sidecar whose memory is mostly code; the tests encode with such a crate (k8s-pb) instead.
+//! a sidecar whose memory is mostly code; the tests encode with prost from Kubernetes' own field
+//! numbers instead (tests/integration/fields.rs).
 //! Truncated or garbage input is an error, never a panic.
 
 use std::collections::{BTreeMap, HashMap};

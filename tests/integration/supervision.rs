@@ -2,7 +2,7 @@
 //! and the process exits non-zero (so the kubelet restarts the container); SIGTERM stops the
 //! daemon cleanly and withdraws its actor candidacy at once.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

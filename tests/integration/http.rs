@@ -1,7 +1,7 @@
 //! The HTTP surface is bounded in time: a client that holds its request headers open (a
 //! slowloris) is cut off within seconds, and `/healthz` answers without etcd.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! the same KV hash as its peers at a common revision, and the daemon must carry on (pause while
 //! the member is down, then finish the rolling pass) without a restart of its own.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! server does not trust is named with the CA it must be signed by — never a bare
 //! "transport error".
 
-mod support;
+use crate::support;
 
 use support::{Cluster, Pki, s, upkeep};
 

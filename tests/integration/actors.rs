@@ -3,7 +3,7 @@
 //! sidecars beside the followers heal a cluster whose leader has no sidecar. Overlap is judged
 //! from etcd's own "starting/finished defragment" log lines.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,7 +6,7 @@
 //! resolve after objects are deleted and the heal completes. Then every panel query of the Grafana
 //! dashboard must parse and return data. Only the test copy of the rules has its `for:` shortened.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

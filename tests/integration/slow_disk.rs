@@ -3,7 +3,7 @@
 //! defragmentation that outlasts its own command timeout instead of touching anything else,
 //! disarms only after the space is freed, and loses nothing.
 
-mod support;
+use crate::support;
 
 use support::slowdisk::SlowDisk;
 use support::{

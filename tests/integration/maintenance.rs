@@ -3,7 +3,7 @@
 //! defragmenting two members at once (from etcd's own logs), faults during a heal, the one-shot
 //! `heal`, compaction and rule-driven defragmentation.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

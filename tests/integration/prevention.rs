@@ -3,7 +3,7 @@
 //! toward the quota is reported before NOSPACE, with the biggest resource, and history is not
 //! blamed for it.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

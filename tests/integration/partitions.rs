@@ -8,7 +8,7 @@
 //! checked, no two defragmentations at once (etcd's own logs), and the heal finishes once the link
 //! is back. Needs root and iproute2 (CI runs as root); elsewhere each test says it skipped.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

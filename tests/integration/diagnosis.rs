@@ -2,7 +2,7 @@
 //! `analyze --watch` and named by the daemon (through a compaction), the growth forecast
 //! published, and the space controller blaming the loop for the history it cuts.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! Foundation against real etcd: discovery, TLS success and failures, status output, quota
 //! sources, presets, readiness while the only endpoint is frozen, certificates appearing late.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
