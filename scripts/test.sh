@@ -69,7 +69,7 @@ ETCD_BIN="$etcd34" cargo nextest run --locked \
 
 phase "waiting for the fuzz targets' build"
 wait "$fuzz_build" || { cat "$fuzz_log"; echo "fuzz: the targets did not build" >&2; exit 1; }
-fuzz_seconds="${FUZZ_SECONDS:-15}"
+fuzz_seconds="${FUZZ_SECONDS:-10}"
 phase "fuzzing: every target for ${fuzz_seconds} s (scripts/fuzz.sh; long runs: scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh "$fuzz_seconds" | tee -a "$fuzz_log"
 

@@ -51,18 +51,10 @@ impl Span {
 
     /// The span after a response that found `held` keys in this one, aiming for `wanted`.
     pub fn next(self, held: i64, wanted: i64) -> Span {
-        let empty: f64 = std::env::var("G_EMPTY")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(MAX_GROWTH);
-        let full: f64 = std::env::var("G_FULL")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(MAX_GROWTH);
         let factor = if held <= 0 {
-            empty
+            MAX_GROWTH
         } else {
-            (wanted.max(1) as f64 / held as f64).min(full)
+            (wanted.max(1) as f64 / held as f64).min(MAX_GROWTH)
         };
         self.scaled(factor)
     }
