@@ -434,7 +434,7 @@ fn analyze() {
     let etcd_cpu = (cpu_ticks(etcd_pid) - etcd_cpu) as f64 / 100.0;
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
     println!(
-        "analyze over {} keys: {wall:.1} s wall, peak RSS {peak:.1} MiB (bounded: one ~2 MiB page at a time; target ≤ 32 MiB, no slower than etcdctl keys-only); etcd's CPU meanwhile {etcd_cpu:.1} s",
+        "analyze over {} keys: {wall:.1} s wall, peak RSS {peak:.1} MiB (bounded: two ~2 MiB pages at a time; target ≤ 32 MiB, no slower than etcdctl keys-only); etcd's CPU meanwhile {etcd_cpu:.1} s",
         json["total_keys"]
     );
     // The baselines users reach for: etcdctl keys only (no sizes), and every value as JSON

@@ -53,8 +53,8 @@ pub struct AnalyzeArgs {
     )]
     pub top: usize,
 
-    /// At most this many keys per Range request; pages also aim at ~2 MiB (one page is held in
-    /// memory at a time). Each request costs etcd a fixed overhead: very small pages are slow.
+    /// At most this many keys per Range request; pages also aim at ~2 MiB (two are read at a
+    /// time, on disjoint ranges). Each request costs etcd a fixed overhead: very small pages are slow.
     #[arg(long, env = "ETCD_UPKEEP_ANALYZE_PAGE_SIZE", default_value_t = 50_000,
           value_parser = clap::value_parser!(i64).range(1..=100_000), value_name = "N")]
     pub page_size: i64,

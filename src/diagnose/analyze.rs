@@ -7,6 +7,7 @@
 //! regardless of the key count and work during NOSPACE (reads are allowed).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -114,32 +115,53 @@ impl Breakdown {
 /// the keyspace or of a resource group; etcd then counts about what it returns. Page sizes adapt
 /// to ~2 MiB of data; a page too large for the client is retried smaller.
 ///
-/// Why one page at a time: etcd's CPU is the bottleneck (analyze's own is ~1 s at 1 M keys), so
-/// asking for the next page early buys nothing, and holding one page, not two, keeps memory
-/// flat: the decoded response is most of it.
+/// Why two pages at once: etcd serves one Range on one core, and its CPU is the bottleneck
+/// (analyze's own is ~1.5 s at 1 M keys); two disjoint ranges at once (the [`Pager`] hands out
+/// ranges that never overlap) let it use a second. Measured at 1 M keys, alternating runs: 10.2
+/// and 10.6 s against 13.5 and 12.3 s one page at a time, etcd's CPU 12.5-12.7 s against
+/// 14.7-15.7, peak RSS unchanged (23-25 MiB). Three or four at once were no faster.
 pub async fn scan(
     etcd: &Etcd,
     endpoint: &str,
     prefix: &str,
     max_page_keys: i64,
 ) -> Result<Breakdown, EtcdError> {
-    let mut breakdown = Breakdown::default();
-    let mut pager = Pager::new(prefix.as_bytes(), max_page_keys);
-    while let Some(request) = pager.request() {
-        let (page, limit) = fetch_page(etcd, endpoint, &request).await?;
-        let answer = PageAnswer {
-            limit,
-            keys: page.entries.len(),
-            bytes: count_page(&mut breakdown, &page),
-            late_key: pages::late_key(page.entries.len())
-                .map(|(at, after)| (page.entries[at].0.as_slice(), after)),
-            last_key: page.entries.last().map(|(key, _)| key.as_slice()),
-            more: page.more,
-            count: page.count,
-        };
-        pager.record(&request, &answer);
-    }
-    Ok(breakdown)
+    let pager = Mutex::new(Pager::new(prefix.as_bytes(), max_page_keys));
+    let breakdown = Mutex::new(Breakdown::default());
+    // Each reader asks for the next unread range until none is left. A reader that finds none
+    // while the other's page is out stops early: a page cut short gives its rest back to the
+    // pager, and the reader that recorded it reads on.
+    let reader = || async {
+        loop {
+            let Some(request) = lock(&pager).request() else {
+                return Ok::<(), EtcdError>(());
+            };
+            let (page, limit) = fetch_page(etcd, endpoint, &request).await?;
+            let answer = PageAnswer {
+                limit,
+                keys: page.entries.len(),
+                bytes: count_page(&mut lock(&breakdown), &page),
+                late_key: pages::late_key(page.entries.len())
+                    .map(|(at, after)| (page.entries[at].0.as_slice(), after)),
+                last_key: page.entries.last().map(|(key, _)| key.as_slice()),
+                more: page.more,
+                count: page.count,
+            };
+            lock(&pager).record(&request, &answer);
+        }
+    };
+    tokio::try_join!(reader(), reader())?;
+    Ok(breakdown
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+/// The lock, also after a panic elsewhere: the pager and the breakdown stay consistent between
+/// their method calls, which never panic halfway.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One page, halving the page size while etcd answers that it is too large for the client.

@@ -14,6 +14,8 @@
 //! span is scaled by `wanted / held`: a span is a guess that only changes the cost, never the
 //! result, because the next page starts exactly where this one stopped.
 
+use std::collections::BTreeMap;
+
 /// A width of the keyspace: `mantissa × 256^-(at + 8)`, i.e. the mantissa's 8 big-endian bytes
 /// added at byte offsets `at..at + 8` of a key. The mantissa is kept in `[2^55, 2^63)`, so a
 /// span keeps 7 bytes of precision however deep in the keys it is. `at < 0`: wider than the
@@ -146,16 +148,20 @@ impl Span {
 /// and 28 MiB, ~4 MiB 8.9 s and 31 MiB; etcdctl keys-only 8.8 s in the same run).
 const PAGE_TARGET_BYTES: u64 = 2 << 20;
 
-/// The scan's position: which range to ask for next, learnt from each answer. Pure, so the
-/// paging is tested against an in-memory keyspace with etcd's Range semantics.
+/// The scan's state: which ranges are still unread, and how wide a page should be. Pure, so
+/// the paging is tested against an in-memory keyspace with etcd's Range semantics.
+///
+/// Several requests may be out at once (`analyze` keeps two, so that etcd serves them on two
+/// cores): each request takes the front of the first unread range, and a page cut short by its
+/// limit gives the rest of its range back, so the ranges asked for never overlap and together
+/// cover the scan.
 #[derive(Debug)]
 pub struct Pager {
-    cursor: Vec<u8>,
-    scan_end: Vec<u8>,
+    /// Disjoint `from → to` ranges not yet asked for (`to` empty: the end of the keyspace).
+    unread: BTreeMap<Vec<u8>, Vec<u8>>,
     span: Span,
     limit: i64,
     max_page_keys: i64,
-    done: bool,
 }
 
 /// One Range request: keys in `[from, end)` (`end` empty: to the end of the keyspace), at most
@@ -165,8 +171,6 @@ pub struct PageRequest {
     pub from: Vec<u8>,
     pub end: Vec<u8>,
     pub limit: i64,
-    /// `end` is the scan's own end: nothing is left after this range.
-    last: bool,
 }
 
 /// What etcd answered to a [`PageRequest`].
@@ -190,37 +194,37 @@ pub struct PageAnswer<'a> {
 impl Pager {
     /// A scan of the keys under `prefix` (empty: every key), at most `max_page_keys` a page.
     pub fn new(prefix: &[u8], max_page_keys: i64) -> Pager {
-        let (cursor, scan_end) = if prefix.is_empty() {
+        let (from, to) = if prefix.is_empty() {
             (vec![0u8], Vec::new())
         } else {
             (prefix.to_vec(), prefix_end(prefix))
         };
         Pager {
-            span: Span::first(&cursor),
-            cursor,
-            scan_end,
+            span: Span::first(&from),
+            unread: BTreeMap::from([(from, to)]),
             limit: max_page_keys.clamp(1, 500),
             max_page_keys: max_page_keys.max(1),
-            done: false,
         }
     }
 
-    /// The next range to read; `None` once every key has been returned.
-    pub fn request(&self) -> Option<PageRequest> {
-        if self.done {
-            return None;
+    /// The next range to read, taken from the unread ones; `None` when none is left. Requests
+    /// still out may give some back (see [`Pager::record`]), so a scan is over when this is
+    /// `None` and every answer is recorded.
+    pub fn request(&mut self) -> Option<PageRequest> {
+        let (from, to) = self.unread.pop_first()?;
+        let (end, whole) = page_end(&from, self.span, &to);
+        if !whole {
+            self.unread.insert(end.clone(), to);
         }
-        let (end, last) = page_end(&self.cursor, self.span, &self.scan_end);
         Some(PageRequest {
-            from: self.cursor.clone(),
+            from,
             end,
             limit: self.limit,
-            last,
         })
     }
 
-    /// Moves past what `answer` returned and sizes the next page: ~2 MiB of the keys seen,
-    /// over a span expected to hold about that many keys.
+    /// Learns from `answer` and gives back what its page did not reach. The next pages carry
+    /// ~2 MiB of the keys seen, over a span expected to hold about that many keys.
     pub fn record(&mut self, request: &PageRequest, answer: &PageAnswer) {
         self.limit = answer.limit;
         if answer.keys > 0 {
@@ -235,12 +239,11 @@ impl Pager {
                 .unwrap_or(self.span),
             _ => self.span.next(answer.count, self.limit),
         };
-        match (answer.more, answer.last_key) {
-            // The rest of this range comes next, from just after its last key returned.
-            (true, Some(last)) => self.cursor = [last, &[0]].concat(),
-            _ if request.last => self.done = true,
-            // Every key before the range's end has been returned.
-            _ => self.cursor = request.end.clone(),
+        // Cut short by its limit: the rest of its range, from just after its last key, is
+        // unread again. Otherwise every key of the range has been returned.
+        if let (true, Some(last)) = (answer.more, answer.last_key) {
+            self.unread
+                .insert([last, &[0]].concat(), request.end.clone());
         }
     }
 }

