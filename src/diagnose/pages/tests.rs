@@ -124,24 +124,14 @@ fn range(keys: &std::collections::BTreeSet<Vec<u8>>, r: &PageRequest) -> (Vec<Ve
     )
 }
 
-/// Scans `keys` as `analyze` does; returns the keys in the order returned, the requests
-/// made and the keys etcd walked to count them.
+/// Scans `keys` one page at a time, as `analyze` did; returns the keys in the order returned,
+/// the requests made and the keys etcd walked to count them.
 fn scan(
     keys: &std::collections::BTreeSet<Vec<u8>>,
     prefix: &[u8],
     max: i64,
 ) -> (Vec<Vec<u8>>, usize, i64) {
-    let mut pager = Pager::new(prefix, max);
-    let (mut seen, mut requests, mut walked) = (Vec::new(), 0, 0);
-    while let Some(request) = pager.request() {
-        let (page, more, count) = range(keys, &request);
-        requests += 1;
-        walked += count;
-        assert!(requests < 100_000, "the scan does not end");
-        pager.record(&request, &answer(&request, &page, more, count));
-        seen.extend(page);
-    }
-    (seen, requests, walked)
+    scan_with(keys, prefix, max, 1, false)
 }
 
 /// The answer `analyze` gives the pager for `page`.
@@ -163,16 +153,16 @@ fn answer<'a>(
 }
 
 /// Scans `keys` with `out` requests out at once, answering the oldest first or, with
-/// `newest_first`, the newest; returns every key returned (in the order returned) and the keys
-/// etcd walked.
-fn scan_concurrently(
+/// `newest_first`, the newest; returns what [`scan`] does.
+fn scan_with(
     keys: &std::collections::BTreeSet<Vec<u8>>,
+    prefix: &[u8],
     max: i64,
     out: usize,
     newest_first: bool,
-) -> (Vec<Vec<u8>>, i64) {
-    let mut pager = Pager::new(b"", max);
-    let (mut seen, mut walked, mut requests) = (Vec::new(), 0, 0);
+) -> (Vec<Vec<u8>>, usize, i64) {
+    let mut pager = Pager::new(prefix, max);
+    let (mut seen, mut requests, mut walked) = (Vec::new(), 0, 0);
     let mut pending: Vec<PageRequest> = Vec::new();
     loop {
         while pending.len() < out {
@@ -182,7 +172,7 @@ fn scan_concurrently(
             }
         }
         if pending.is_empty() {
-            return (seen, walked);
+            return (seen, requests, walked);
         }
         let request = if newest_first {
             pending.pop().unwrap()
@@ -208,7 +198,7 @@ fn requests_out_at_once_never_overlap_and_miss_no_key() {
         (1000, 3, false),
         (50_000, 2, true),
     ] {
-        let (mut seen, walked) = scan_concurrently(&keys, max, out, newest_first);
+        let (mut seen, _, walked) = scan_with(&keys, b"", max, out, newest_first);
         seen.sort();
         // Sorted, every key once: none twice (overlap), none missing.
         assert_eq!(
