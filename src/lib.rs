@@ -6,7 +6,6 @@
 //! **report** (metrics, status, logs, [`report`]). [`engine`] sequences the stages for
 //! maintenance, [`diagnose`] finds what fills etcd, [`etcd`] holds all gRPC, and [`daemon`] /
 //! [`oneshot`] are the commands. The binary (`main.rs`) only parses flags and maps exit codes.
-
 //!
 //! Without the `daemon` feature (on by default) the library is only the parsers of user and
 //! untrusted input, each in its own module: what the fuzz targets build (`fuzz/`), without

@@ -6,20 +6,6 @@
 //! (`etcd_server_quota_backend_bytes`) → the `--quota-backend-bytes` flag. The winner is
 //! remembered and shown, because a wrong quota is the first thing to suspect when a heal blocks.
 
-// The fetch is the daemon's (Cargo.toml's `daemon` feature); the parser is also built alone, for
-// the fuzz target.
-#[cfg(feature = "daemon")]
-use std::time::Duration;
-
-#[cfg(feature = "daemon")]
-use http_body_util::{BodyExt, Empty};
-#[cfg(feature = "daemon")]
-use hyper::body::Bytes;
-#[cfg(feature = "daemon")]
-use hyper_util::client::legacy::Client;
-#[cfg(feature = "daemon")]
-use hyper_util::rt::TokioExecutor;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QuotaSource {
@@ -47,9 +33,15 @@ pub struct Quota {
     pub source: QuotaSource,
 }
 
-/// Fetches `url` (plain http) and reads `etcd_server_quota_backend_bytes` from it.
+/// Fetches `url` (plain http) and reads `etcd_server_quota_backend_bytes` from it. The daemon's
+/// only (Cargo.toml's `daemon` feature): the parser is also built alone, for the fuzz target.
 #[cfg(feature = "daemon")]
-pub async fn fetch_metrics_quota(url: &str, timeout: Duration) -> Result<u64, String> {
+pub async fn fetch_metrics_quota(url: &str, timeout: std::time::Duration) -> Result<u64, String> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
     if !url.starts_with("http://") {
         return Err(format!(
             "--etcd-metrics-url {url}: only http:// is supported (etcd serves /metrics over plain \
