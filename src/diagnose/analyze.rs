@@ -11,10 +11,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use crate::diagnose::fields::{FieldChange, FieldTracker, WriterCount, describe};
 use crate::diagnose::keys::classify;
-use crate::diagnose::pages::{self, PageAnswer, PageRequest, Pager};
+use crate::diagnose::pages::{self, Next, PageAnswer, PageRequest, Pager};
 use crate::diagnose::topk::SpaceSaving;
 use crate::etcd::{Etcd, EtcdError, RangePage, WatchMessage};
 use crate::units::format_bytes;
@@ -116,10 +117,12 @@ impl Breakdown {
 /// to ~2 MiB of data; a page too large for the client is retried smaller.
 ///
 /// Why two pages at once: etcd serves one Range on one core, and its CPU is the bottleneck
-/// (analyze's own is ~1.5 s at 1 M keys); two disjoint ranges at once (the [`Pager`] hands out
-/// ranges that never overlap) let it use a second. Measured at 1 M keys, alternating runs: 10.2
-/// and 10.6 s against 13.5 and 12.3 s one page at a time, etcd's CPU 12.5-12.7 s against
-/// 14.7-15.7, peak RSS unchanged (23-25 MiB). Three or four at once were no faster.
+/// (analyze's own is ~1.3 s at 1 M keys); two disjoint ranges at once (the [`Pager`] hands out
+/// ranges that never overlap) let it use a second. Measured at 1 M keys on one etcd, runs
+/// alternating with `etcdctl get --prefix "" --keys-only`: 6.9-9.5 s against its 6.2-8.4 s,
+/// etcd's CPU 10.4-15.3 s against 6.0-9.4, peak RSS 25-27 MiB. A third reader was slower
+/// (7.3-9.0 s against 6.6-8.1 in alternating runs): its ranges are sized before the answers
+/// in flight come back, and etcd counted more.
 pub async fn scan(
     etcd: &Etcd,
     endpoint: &str,
@@ -128,13 +131,24 @@ pub async fn scan(
 ) -> Result<Breakdown, EtcdError> {
     let pager = Mutex::new(Pager::new(prefix.as_bytes(), max_page_keys));
     let breakdown = Mutex::new(Breakdown::default());
-    // Each reader asks for the next unread range until none is left. A reader that finds none
-    // while the other's page is out stops early: a page cut short gives its rest back to the
-    // pager, and the reader that recorded it reads on.
+    let recorded = Notify::new();
+    // Each reader asks for the next unread range until the scan is done. One that finds none
+    // unread while the other's page is out waits for that page to be recorded: a page cut short
+    // gives the rest of its range back.
     let reader = || async {
         loop {
-            let Some(request) = lock(&pager).request() else {
-                return Ok::<(), EtcdError>(());
+            // Registered before the pager is asked, so an answer recorded in between still wakes it.
+            let wake = recorded.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            let next = lock(&pager).next_read();
+            let request = match next {
+                Next::Read(request) => request,
+                Next::Wait => {
+                    wake.await;
+                    continue;
+                }
+                Next::Done => return Ok::<(), EtcdError>(()),
             };
             let (page, limit) = fetch_page(etcd, endpoint, &request).await?;
             let answer = PageAnswer {
@@ -148,6 +162,7 @@ pub async fn scan(
                 count: page.count,
             };
             lock(&pager).record(&request, &answer);
+            recorded.notify_waiters();
         }
     };
     tokio::try_join!(reader(), reader())?;
