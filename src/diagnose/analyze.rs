@@ -112,7 +112,8 @@ impl Breakdown {
 /// Scans the keys under `prefix` (empty: all), at most `max_page_keys` per Range request.
 ///
 /// Why spans: etcd counts every key between a Range's start and end even when it returns only
-/// `limit` of them, so each page ends about one page ahead ([`Pager`]) instead of at the end of
+/// `limit` of them, so each page ends about one page ahead and never past the next sibling
+/// prefix ([`Pager`]) instead of at the end of
 /// the keyspace or of a resource group; etcd then counts about what it returns. Page sizes adapt
 /// to ~2 MiB of data; a page too large for the client is retried smaller.
 ///

@@ -111,9 +111,8 @@ impl Span {
         let at = usize::try_from(self.at).ok()?;
         // The mantissa's top byte sits at `at`; below 2^56 it is zero and the next one leads.
         let lead = if self.mantissa >= 1 << 56 { at } else { at + 1 };
-        let mut prefix = cursor.to_vec();
-        prefix.resize(prefix.len().max(lead + 1), 0);
-        prefix.truncate(lead + 1);
+        let mut prefix = cursor[..cursor.len().min(lead + 1)].to_vec();
+        prefix.resize(lead + 1, 0);
         let boundary = prefix_end(&prefix);
         (!boundary.is_empty()).then_some(boundary)
     }
