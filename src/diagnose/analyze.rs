@@ -113,9 +113,9 @@ impl Breakdown {
 ///
 /// Why spans: etcd counts every key between a Range's start and end even when it returns only
 /// `limit` of them, so each page ends about one page ahead and never past the next sibling
-/// prefix ([`Pager`]) instead of at the end of
-/// the keyspace or of a resource group; etcd then counts about what it returns. Page sizes adapt
-/// to ~2 MiB of data; a page too large for the client is retried smaller.
+/// prefix ([`Pager`]) instead of at the end of the keyspace or of a resource group; etcd then
+/// counts about what it returns. Page sizes adapt to ~2 MiB of data; a page too large for the
+/// client is retried smaller.
 ///
 /// Why two pages at once: etcd serves one Range on one core, and its CPU is the bottleneck
 /// (analyze's own is ~1.3 s at 1 M keys); two disjoint ranges at once (the [`Pager`] hands out
