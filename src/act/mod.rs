@@ -232,8 +232,9 @@ impl Act<'_> {
         leader_name: &str,
         target: u64,
         target_name: &str,
+        purpose: &str,
     ) -> Result<(), EtcdError> {
-        let detail = format!("{leader_name} → {target_name}, before defragmenting {leader_name}");
+        let detail = format!("{leader_name} → {target_name}, {purpose}");
         let step = Step {
             action: "move-leader",
             member: Some(leader_name),

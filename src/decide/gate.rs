@@ -71,11 +71,43 @@ pub fn alarm_blockers(obs: &Observation) -> Vec<Blocker> {
         .collect()
 }
 
+/// Which members the gate may do without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Degraded {
+    /// Every voting member must answer (rule-driven passes: routine work waits for a whole
+    /// cluster).
+    Refuse,
+    /// A minority of voting members may be down — no Status at all — while the others are a
+    /// quorum and all answer (healing NOSPACE, or a file that must shrink before it comes).
+    /// Why that is safe: a defragmentation stops the member's apply, not its raft log, so the
+    /// leader still commits with the defragmenting member's acknowledgements. A member that
+    /// answers Status but fails the linearizable read still closes the gate: it may be
+    /// defragmenting for someone else, and two at once is what the gate exists to prevent.
+    QuorumSuffices,
+}
+
 /// The full gate: alarms, every voting member answered Status, and every voting member answered
-/// a linearizable read (`probes`: member id → result of the read).
-pub fn gate(obs: &Observation, probes: &[(u64, Result<(), String>)]) -> Vec<Blocker> {
+/// a linearizable read (`probes`: member id → result of the read). With
+/// [`Degraded::QuorumSuffices`], members that gave no Status are left out while the rest are a
+/// quorum.
+pub fn gate(
+    obs: &Observation,
+    probes: &[(u64, Result<(), String>)],
+    degraded: Degraded,
+) -> Vec<Blocker> {
     let mut blockers = alarm_blockers(obs);
+    let voting = obs.members.iter().filter(|m| !m.is_learner).count();
+    let answering = obs
+        .members
+        .iter()
+        .filter(|m| !m.is_learner && m.status.is_some())
+        .count();
+    let skip_down =
+        degraded == Degraded::QuorumSuffices && answering >= crate::decide::heal::quorum(voting);
     for member in obs.members.iter().filter(|m| !m.is_learner) {
+        if member.status.is_none() && skip_down {
+            continue;
+        }
         if member.status.is_none() {
             blockers.push(Blocker::Unhealthy {
                 member: member.name.clone(),
@@ -110,18 +142,21 @@ mod tests {
     #[test]
     fn nospace_passes_the_gate() {
         let obs = with_alarm(cluster(&[(10, 5); 3], 100), 2, AlarmKind::NoSpace);
-        assert!(gate(&obs, &all_ok(3)).is_empty());
+        assert!(gate(&obs, &all_ok(3), Degraded::Refuse).is_empty());
     }
 
     #[test]
     fn corrupt_and_unknown_alarms_block() {
         let obs = with_alarm(cluster(&[(10, 5); 3], 100), 2, AlarmKind::Corrupt);
-        let blockers = gate(&obs, &all_ok(3));
+        let blockers = gate(&obs, &all_ok(3), Degraded::Refuse);
         assert_eq!(blockers.len(), 1);
         assert_eq!(blockers[0].reason(), "corrupt_alarm");
         assert!(blockers[0].to_string().contains("m1"));
         let obs = with_alarm(cluster(&[(10, 5); 3], 100), 1, AlarmKind::Unknown);
-        assert_eq!(gate(&obs, &all_ok(3))[0].reason(), "unknown_alarm");
+        assert_eq!(
+            gate(&obs, &all_ok(3), Degraded::Refuse)[0].reason(),
+            "unknown_alarm"
+        );
     }
 
     #[test]
@@ -129,15 +164,36 @@ mod tests {
         let mut obs = cluster(&[(10, 5); 3], 100);
         let mut probes = all_ok(3);
         probes[2].1 = Err("timeout".into());
-        assert_eq!(gate(&obs, &probes)[0].reason(), "unhealthy");
+        assert_eq!(
+            gate(&obs, &probes, Degraded::Refuse)[0].reason(),
+            "unhealthy"
+        );
 
         obs.members[1].status = None;
         obs.members[1].error = Some("connection refused".into());
-        let blockers = gate(&obs, &all_ok(3));
+        let blockers = gate(&obs, &all_ok(3), Degraded::Refuse);
         assert!(blockers[0].to_string().contains("connection refused"));
 
         let mut obs = cluster(&[(10, 5); 3], 100);
         obs.members[2].is_learner = true;
-        assert!(gate(&obs, &all_ok(2)).is_empty());
+        assert!(gate(&obs, &all_ok(2), Degraded::Refuse).is_empty());
+    }
+
+    #[test]
+    fn a_minority_down_passes_only_where_a_quorum_suffices() {
+        let mut obs = cluster(&[(10, 5); 3], 100);
+        obs.members[2].status = None;
+        obs.members[2].error = Some("connection refused".into());
+        let mut probes = all_ok(3);
+        probes[2].1 = Err("connection refused".into());
+        assert_eq!(gate(&obs, &probes, Degraded::Refuse).len(), 1);
+        assert!(gate(&obs, &probes, Degraded::QuorumSuffices).is_empty());
+        // A member that answers Status but not the read may be defragmenting: still closed.
+        let mut busy = probes.clone();
+        busy[1].1 = Err("deadline exceeded".into());
+        assert_eq!(gate(&obs, &busy, Degraded::QuorumSuffices).len(), 1);
+        // Two of three down: no quorum, closed.
+        obs.members[1].status = None;
+        assert_eq!(gate(&obs, &probes, Degraded::QuorumSuffices).len(), 2);
     }
 }

@@ -73,13 +73,25 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     if !obs.has_alarm(AlarmKind::NoSpace) {
         return HealVerdict::NoAlarm;
     }
-    let voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
-    if let Some(silent) = voting.iter().find(|m| m.status.is_none()) {
+    // A member that is down cannot be verified, but it need not be: the members that answer
+    // are a quorum, and compaction, defragmentation and disarm all go through them. Waiting
+    // for the lost member would keep the cluster read-only until a person brings it back.
+    // Without a quorum of answering members nothing is decided (nor could be written).
+    let all_voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
+    let voting: Vec<_> = all_voting
+        .iter()
+        .copied()
+        .filter(|m| m.status.is_some())
+        .collect();
+    if voting.len() < quorum(all_voting.len()) {
+        let silent = unverified_members(obs);
         return HealVerdict::Wait {
             why: format!(
-                "member {} did not answer ({}); its db size cannot be verified",
-                silent.name,
-                silent.error.as_deref().unwrap_or("no status")
+                "only {} of {} voting members answered (a quorum is {}); {} cannot be verified",
+                voting.len(),
+                all_voting.len(),
+                quorum(all_voting.len()),
+                silent.join(", ")
             ),
         };
     }
@@ -139,6 +151,21 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         .map(|m| m.id)
         .collect();
     HealVerdict::Defragment { members }
+}
+
+/// The smallest majority of `voting` members.
+pub fn quorum(voting: usize) -> usize {
+    voting / 2 + 1
+}
+
+/// Voting members that gave no Status, with why: a heal through the quorum does not verify
+/// them (their size is unknown); each is checked when it answers again.
+pub fn unverified_members(obs: &Observation) -> Vec<String> {
+    obs.members
+        .iter()
+        .filter(|m| !m.is_learner && m.status.is_none())
+        .map(|m| format!("{} ({})", m.name, m.error.as_deref().unwrap_or("no status")))
+        .collect()
 }
 
 /// `--dry-run`: the cluster as the real heal would find it after compacting to the current
@@ -283,12 +310,64 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_member_means_wait() {
+    fn without_a_quorum_of_answering_members_wait() {
+        // Two members, one silent: one of two is no quorum.
         let mut obs = nospace(&[(MIB, MIB), (MIB, MIB)], 16 * MIB);
         obs.members[1].status = None;
+        let HealVerdict::Wait { why } = heal_verdict(&obs, 0.9, &none()) else {
+            panic!()
+        };
+        assert!(why.contains("only 1 of 2"), "{why}");
+        // Three members, two silent.
+        let mut obs = nospace(&[(MIB, MIB); 3], 16 * MIB);
+        obs.members[0].status = None;
+        obs.members[2].status = None;
         assert!(matches!(
             heal_verdict(&obs, 0.9, &none()),
             HealVerdict::Wait { .. }
+        ));
+    }
+
+    #[test]
+    fn a_member_down_heals_through_the_quorum() {
+        // m2 (id 3) is down with its old, large file; m0 and m1 answer: a quorum of three.
+        let mut obs = nospace(
+            &[(15 * MIB, MIB), (15 * MIB, MIB), (15 * MIB, MIB)],
+            16 * MIB,
+        );
+        obs.members[2].status = None;
+        obs.members[2].error = Some("connection refused".into());
+        assert_eq!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Defragment {
+                members: vec![1, 2]
+            }
+        );
+        // The two that answer are defragmented and below the line: disarm, though m2 was not
+        // verified (it is named for the log and /status).
+        let mut healed = obs.clone();
+        for m in healed.members.iter_mut().take(2) {
+            let status = m.status.as_mut().unwrap();
+            status.db_size = MIB;
+        }
+        assert_eq!(
+            heal_verdict(&healed, 0.9, &HashSet::from([1, 2])),
+            HealVerdict::Disarm {
+                alarmed_members: vec![2]
+            }
+        );
+        assert_eq!(
+            unverified_members(&healed),
+            vec!["m2 (connection refused)".to_string()]
+        );
+        // Learners are not voting members: they neither count for the quorum nor block it.
+        let mut obs = nospace(&[(MIB, MIB), (MIB, MIB), (MIB, MIB)], 16 * MIB);
+        obs.members[2].is_learner = true;
+        obs.members[2].status = None;
+        assert!(unverified_members(&obs).is_empty());
+        assert!(matches!(
+            heal_verdict(&obs, 0.9, &none()),
+            HealVerdict::Defragment { .. }
         ));
     }
 }

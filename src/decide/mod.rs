@@ -27,6 +27,7 @@ pub mod integrity;
 pub mod plan;
 pub mod revisions;
 pub mod space;
+pub mod takeover;
 
 #[cfg(test)]
 pub mod fixtures {

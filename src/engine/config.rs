@@ -34,6 +34,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// How long NOSPACE must last without progress before the first-ranked standby takes over
+    /// (`decide::takeover`): an actor beside the leader settles for `settle`, then compacts and
+    /// defragments within a few polls, each of which shows as progress.
+    pub fn takeover_wait(&self) -> Duration {
+        self.settle + self.poll * 4
+    }
+
     /// Turns the space controller on: keep `in_use` under `target` × quota, with at least
     /// `floor` of history while it fits and never less than a few polls.
     pub fn with_space_target(mut self, target: f64, floor: Duration) -> Config {

@@ -3,8 +3,9 @@
 //! defragmentation writes (`decide::disk`). Each owns its blocked reason.
 
 use crate::decide::disk::disk_verdict;
-use crate::decide::gate::gate;
-use crate::decide::plan::DefragStep;
+use crate::decide::gate::{Degraded, gate};
+use crate::decide::heal::unverified_members;
+use crate::decide::plan::{DefragStep, PlanCause};
 use crate::observe::Observation;
 use crate::observe::probe::{free_disk_bytes, probe_health};
 
@@ -15,9 +16,25 @@ impl Engine {
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
+        cause: PlanCause,
     ) -> Result<(), String> {
         let probes = probe_health(ctx.etcd, obs, self.cfg.health_timeout).await;
-        let blockers = gate(obs, &probes);
+        // Routine work waits for the whole cluster; healing and a file that must shrink go on
+        // through a quorum (the members left out are named by the heal, see `note_unverified`).
+        let degraded = match cause {
+            PlanCause::Rule => Degraded::Refuse,
+            PlanCause::Heal | PlanCause::Space => Degraded::QuorumSuffices,
+        };
+        let blockers = gate(obs, &probes, degraded);
+        if blockers.is_empty() && degraded == Degraded::QuorumSuffices {
+            let down = unverified_members(obs);
+            if !down.is_empty() {
+                tracing::info!(
+                    "health gate: {} down; going on through the quorum that answers",
+                    down.join(", ")
+                );
+            }
+        }
         // Alarms are the tick's to report; the gate owns "unhealthy".
         let unhealthy: Vec<String> = blockers
             .iter()

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::decide::actor::{Fence, fence_holds};
-use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented};
+use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented, unverified_members};
 use crate::decide::plan::{PlanCause, order};
 use crate::etcd::AlarmKind;
 use crate::observe::{Observation, unix_now};
@@ -164,6 +164,7 @@ impl Engine {
         fence: Fence,
         defragmented: HashSet<u64>,
     ) -> Option<HealOutcome> {
+        self.note_unverified(ctx, now_obs);
         let verdict = heal_verdict(now_obs, self.cfg.disarm_threshold, &defragmented);
         // Every member answered unless the verdict is Wait: the heal's own "unhealthy" (a
         // silent member) is over; the gate before each member owns it from here.
@@ -211,6 +212,29 @@ impl Engine {
         }
     }
 
+    /// A heal through the quorum: name the voting members it goes on without, once per change,
+    /// in the log and /status. They stay named after the disarm until they answer again.
+    fn note_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
+        let down = unverified_members(obs);
+        self.unverified = obs
+            .members
+            .iter()
+            .filter(|m| !m.is_learner && m.status.is_none())
+            .map(|m| m.id)
+            .collect();
+        let mut state = ctx.shared.write();
+        if state.maintenance.unverified != down {
+            if !down.is_empty() {
+                tracing::warn!(
+                    unverified = ?down,
+                    "healing through the quorum that answers: {} did not answer and cannot be verified; each is checked when it answers again",
+                    down.join(", ")
+                );
+            }
+            state.maintenance.unverified = down;
+        }
+    }
+
     /// Live data fills the quota: nothing is disarmed; say so with the numbers (spacing out
     /// the error log) and retry only once deletions or a new quota can change the verdict.
     fn report_blocked(
@@ -253,12 +277,21 @@ impl Engine {
                     .map(|s| format!("{} {}", m.name, format_bytes(s.db_size)))
             })
             .collect();
+        let down = unverified_members(obs);
         let detail = format!(
-            "every member at most {} ({}% of the {} quota): {}",
+            "every member that answered at most {} ({}% of the {} quota): {}{}",
             format_bytes(line),
             (self.cfg.disarm_threshold * 100.0).round(),
             format_bytes(obs.quota.bytes),
-            sizes.join(", ")
+            sizes.join(", "),
+            if down.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; not verified (no answer; checked when it answers again): {}",
+                    down.join(", ")
+                )
+            }
         );
         let Some(endpoint) = crate::decide::endpoints::mutation_endpoint(obs) else {
             return HealOutcome::Pending("no member answered".into());
@@ -354,5 +387,57 @@ impl Engine {
             self.set_heal_blocked(ctx, None, None);
             ctx.shared.write().maintenance.nospace_since = None;
         }
+    }
+
+    /// The members a heal went on without, once they answer again. One whose file is over the
+    /// disarm line raises NOSPACE again at its next applied write (its old, large file came
+    /// back with it), so it is returned to be defragmented at once — prevention, not a second
+    /// outage.
+    pub(super) fn recheck_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> Vec<u64> {
+        if self.unverified.is_empty() {
+            return Vec::new();
+        }
+        let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
+        let mut over = Vec::new();
+        let back: Vec<u64> = self
+            .unverified
+            .iter()
+            .copied()
+            .filter(|id| obs.member(*id).is_none_or(|m| m.status.is_some()))
+            .collect();
+        for id in back {
+            self.unverified.remove(&id);
+            let Some(status) = obs.member(id).and_then(|m| m.status.as_ref()) else {
+                continue; // it left the cluster
+            };
+            let name = obs.member_name(id);
+            if status.db_size > line {
+                tracing::warn!(member = %name, "{name} answers again with a {} file, over the {} line: defragmenting it before its next write raises NOSPACE", format_bytes(status.db_size), format_bytes(line));
+                over.push(id);
+            } else {
+                tracing::info!(member = %name, "{name} answers again: its {} file is below the {} line", format_bytes(status.db_size), format_bytes(line));
+            }
+        }
+        ctx.shared.write().maintenance.unverified = unverified_members(obs)
+            .into_iter()
+            .filter(|_| !self.unverified.is_empty())
+            .collect();
+        over
+    }
+
+    /// Defragments the members that came back over the line (see `recheck_unverified`):
+    /// rolling, as a heal is, so the gate goes on through a quorum.
+    pub(super) async fn defragment_returned(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        fence: Fence,
+        members: &[u64],
+    ) {
+        let plan = order(obs, PlanCause::Heal, members);
+        let outcome = self
+            .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
+            .await;
+        tracing::info!(?outcome, "defragmentation of the returned members ended");
     }
 }

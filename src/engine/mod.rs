@@ -19,6 +19,7 @@ mod heal;
 mod rolling;
 mod schedule;
 mod space;
+mod takeover;
 mod verify;
 
 pub use config::Config;
@@ -35,6 +36,7 @@ use crate::decide::compaction::CompactionState;
 use crate::decide::endpoints::mutation_endpoint;
 use crate::decide::gate::alarm_blockers;
 use crate::decide::revisions::RevisionLog;
+use crate::decide::takeover::StallWatch;
 use crate::diagnose::churn::ChurnEntry;
 use crate::diagnose::forecast::GrowthSamples;
 use crate::diagnose::history_rate::{HistoryRate, WriteTotals};
@@ -94,6 +96,11 @@ pub struct Engine {
     consistency: verify::Consistency,
     /// The grant this instance last acted under (a new one re-checks the members' agreement).
     last_fence: Option<Fence>,
+    /// How long NOSPACE has lasted without progress (a standby takes over a stalled one).
+    stall: StallWatch,
+    stalled: crate::decide::takeover::Stall,
+    /// Voting members the last heal went on without (down): checked when they answer again.
+    unverified: std::collections::HashSet<u64>,
     /// When this instance last disarmed NOSPACE: observations older than that are stale.
     disarmed_at: f64,
     growth: GrowthSamples,
@@ -131,6 +138,9 @@ impl Engine {
             blocked: BTreeMap::new(),
             consistency: verify::Consistency::Unknown,
             last_fence: None,
+            unverified: Default::default(),
+            stall: StallWatch::default(),
+            stalled: Default::default(),
             disarmed_at: 0.0,
             growth: GrowthSamples::default(),
             nospace_seen: None,
@@ -250,8 +260,10 @@ impl Engine {
             self.nospace_seen = None;
         }
 
+        self.stalled = self.stall.observe(obs, now);
         let Some(actor) = self.actor(ctx, obs, now) else {
             self.last_fence = None;
+            self.take_over_if_stalled(ctx, obs, now).await;
             return;
         };
         let fence = actor.fence;
@@ -279,11 +291,17 @@ impl Engine {
             return;
         }
         self.end_nospace_episode(ctx);
+        let returned_over_the_line = self.recheck_unverified(ctx, obs);
 
         // Prevention: compaction stops no member, so it runs at once, even while settling.
         self.compact_for_space(ctx, obs, space.as_ref(), periodic_target, now)
             .await;
         if actor.settling.is_some() {
+            return;
+        }
+        if !returned_over_the_line.is_empty() {
+            self.defragment_returned(ctx, obs, fence, &returned_over_the_line)
+                .await;
             return;
         }
         if let Some(space) = &space

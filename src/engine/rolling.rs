@@ -105,7 +105,7 @@ impl Engine {
                 tracing::info!("{why}");
                 return RollOutcome::Stopped(why);
             }
-            if let Err(why) = self.gate_before_member(ctx, &obs).await {
+            if let Err(why) = self.gate_before_member(ctx, &obs, plan.cause).await {
                 return RollOutcome::Stopped(why);
             }
             let Some(step) = current_step(&obs, member_id) else {
@@ -192,7 +192,13 @@ impl Engine {
         let target_name = obs.member_name(target);
         if let Err(e) = ctx
             .act(self.cfg.dry_run)
-            .move_leader(&step.endpoint, &step.name, target, &target_name)
+            .move_leader(
+                &step.endpoint,
+                &step.name,
+                target,
+                &target_name,
+                &format!("before defragmenting {}", step.name),
+            )
             .await
         {
             return Leader::Ended(RollOutcome::Stopped(format!(

@@ -31,6 +31,9 @@ pub struct MaintenanceReport {
     pub dry_run: bool,
     /// A step that stops a member, while it runs on the server (e.g. "defragmentation of m1").
     pub in_flight: Option<String>,
+    /// Voting members a heal went on without (they did not answer; the quorum did): not
+    /// verified, each checked when it answers again.
+    pub unverified: Vec<String>,
 }
 
 pub struct DaemonState {

@@ -10,6 +10,7 @@
 mod support;
 
 mod actors;
+mod degraded;
 mod diagnosis;
 mod faults;
 mod fields;

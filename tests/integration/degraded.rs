@@ -1,0 +1,259 @@
+//! NOSPACE seldom comes alone: these tests heal it on a cluster that is already degraded, as a
+//! new user meets it. Every instance here starts after the alarm (the first install, or pods
+//! restarted while etcd refused writes), so none can register as an actor candidate:
+//! - a follower is down, its sidecar gone with it: the quorum is healed, and the member, back
+//!   with its old, large file, is defragmented before it can raise NOSPACE again;
+//! - sidecars beside the followers only, and beside the leader one that cannot observe (a wrong
+//!   CA): a standby moves leadership to its own member and heals.
+//!
+//! "Healed" is judged by a write through the API, overlap by etcd's own defragment log lines,
+//! and nothing lost by equal KV hashes and every key still there.
+
+use crate::support;
+
+use std::time::{Duration, Instant};
+
+use support::{
+    Cluster, Daemon, Pki, alarms, daemon_args, defrags_one_at_a_time, force_nospace, inspect,
+    keys_present, runtime,
+};
+
+const MIB: u64 = 1024 * 1024;
+const KEYS: usize = 5;
+
+/// A sidecar beside member `i`, on the suite's short poll, told the quota (etcd < 3.6 does not
+/// report it).
+fn sidecar(cluster: &Cluster, i: usize, extra: &[&str]) -> Daemon {
+    let quota = format!("{}", cluster.quota);
+    let mut flags = vec!["--poll-interval", "1s", "--quota-backend-bytes", &quota];
+    flags.extend_from_slice(extra);
+    Daemon::start(
+        &daemon_args(cluster, &cluster.endpoints()[i], &flags),
+        cluster.dir.path(),
+    )
+}
+
+/// The leader's index, asked of the members that are up.
+fn leader_of(cluster: &Cluster, up: &[usize]) -> usize {
+    runtime().block_on(async {
+        for &i in up {
+            let mut c = cluster.client(&[cluster.endpoints()[i].clone()]).await;
+            let (Ok(status), Ok(list)) = (c.status().await, c.member_list().await) else {
+                continue;
+            };
+            let name = list
+                .members()
+                .iter()
+                .find(|m| m.id() == status.leader())
+                .map(|m| m.name().to_string());
+            if let Some(i) = cluster
+                .members
+                .iter()
+                .position(|m| Some(&m.name) == name.as_ref())
+            {
+                return i;
+            }
+        }
+        panic!("no member that is up named a leader");
+    })
+}
+
+/// Seconds until a small write through `endpoint` is accepted; panics after `limit`, showing
+/// the daemons' logs.
+fn until_writable(cluster: &Cluster, endpoint: &str, limit: Duration, daemons: &[&Daemon]) -> f64 {
+    let start = Instant::now();
+    let ok = runtime().block_on(async {
+        let mut c = cluster
+            .client_config()
+            .only(&[endpoint.to_string()])
+            .with_timeout(Duration::from_secs(2))
+            .connect()
+            .await;
+        while start.elapsed() < limit {
+            if c.put("upkeep-test/degraded", "ok", None).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        false
+    });
+    if !ok {
+        let logs: Vec<String> = daemons.iter().map(|d| d.log()).collect();
+        panic!(
+            "no write accepted within {limit:?}; daemon logs:\n{}",
+            logs.join("\n----\n")
+        );
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// Whether every member answers Status (a restarted one takes a moment).
+fn every_member_answers(cluster: &Cluster) -> bool {
+    runtime().block_on(async {
+        for endpoint in cluster.endpoints() {
+            let mut c = cluster
+                .client_config()
+                .only(&[endpoint])
+                .with_timeout(Duration::from_secs(2))
+                .connect()
+                .await;
+            if c.status().await.is_err() {
+                return false;
+            }
+        }
+        true
+    })
+}
+
+/// Healthy, no alarm, the same hash everywhere, every key kept, every file below the line.
+fn assert_whole(cluster: &Cluster, daemons: &[&Daemon]) {
+    defrags_one_at_a_time(cluster);
+    let (members, writable) = inspect(cluster);
+    let logs = || {
+        daemons
+            .iter()
+            .map(|d| d.log())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    assert!(writable, "{}", logs());
+    assert!(alarms(cluster).is_empty(), "{}", logs());
+    assert!(members.windows(2).all(|w| w[0].2 == w[1].2), "{members:?}");
+    assert_eq!(keys_present(cluster, KEYS), KEYS);
+    for (name, size, _) in &members {
+        assert!(
+            *size as f64 <= 0.9 * cluster.quota as f64,
+            "{name} at {size}: {}",
+            logs()
+        );
+    }
+}
+
+#[test]
+fn a_member_down_heals_through_the_quorum_and_is_defragmented_when_it_returns() {
+    let mut cluster = Cluster::start(3, 32 * MIB);
+    force_nospace(&cluster, &cluster.endpoints()[0], KEYS);
+    let leader = leader_of(&cluster, &[0, 1, 2]);
+    let lost = (0..3).find(|&i| i != leader).unwrap();
+    // The node is lost, and the sidecar beside that member with it.
+    cluster.kill(lost);
+    let up: Vec<usize> = (0..3).filter(|&i| i != lost).collect();
+    let daemons: Vec<Daemon> = up.iter().map(|&i| sidecar(&cluster, i, &[])).collect();
+    let refs: Vec<&Daemon> = daemons.iter().collect();
+    let endpoint = cluster.endpoints()[leader].clone();
+    let took = until_writable(&cluster, &endpoint, Duration::from_secs(60), &refs);
+    eprintln!("writes accepted {took:.1}s after the sidecars started, with m{lost} down");
+    let log: String = daemons.iter().map(|d| d.log()).collect();
+    let lost_name = &cluster.members[lost].name;
+    assert!(
+        log.contains("cannot be verified") && log.contains(lost_name.as_str()),
+        "the lost member is named as not verified:\n{log}"
+    );
+    let statuses: Vec<serde_json::Value> = daemons.iter().map(|d| d.status_json()).collect();
+    assert!(
+        statuses.iter().any(
+            |s| s["maintenance"]["unverified"].as_array().is_some_and(|a| a
+                .iter()
+                .any(|m| m.as_str().unwrap_or("").starts_with(lost_name.as_str())))
+        ),
+        "{statuses:?}"
+    );
+
+    // The member comes back with its old file (over the line) and the cluster is written to,
+    // as the apiserver always does: within 90 s all three are whole again.
+    cluster.restart(lost);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        until_writable(&cluster, &endpoint, Duration::from_secs(60), &refs);
+        let whole = alarms(&cluster).is_empty() && every_member_answers(&cluster) && {
+            let (members, writable) = inspect(&cluster);
+            writable
+                && members.windows(2).all(|w| w[0].2 == w[1].2)
+                && members
+                    .iter()
+                    .all(|(_, size, _)| *size as f64 <= 0.9 * cluster.quota as f64)
+        };
+        if whole {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not whole 90 s after the member returned:\n{}",
+            daemons
+                .iter()
+                .map(|d| d.log())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_whole(&cluster, &refs);
+    assert!(
+        daemons.iter().any(|d| d.log().contains("answers again")),
+        "the returned member was checked"
+    );
+}
+
+#[test]
+fn sidecars_started_during_nospace_beside_the_followers_only_heal_it() {
+    let cluster = Cluster::start(3, 32 * MIB);
+    force_nospace(&cluster, &cluster.endpoints()[0], KEYS);
+    let leader = leader_of(&cluster, &[0, 1, 2]);
+    // The leader's pod is the one a StatefulSet's ordered rollout holds back.
+    let daemons: Vec<Daemon> = (0..3)
+        .filter(|&i| i != leader)
+        .map(|i| sidecar(&cluster, i, &[]))
+        .collect();
+    let refs: Vec<&Daemon> = daemons.iter().collect();
+    let took = until_writable(
+        &cluster,
+        &cluster.endpoints()[leader],
+        Duration::from_secs(60),
+        &refs,
+    );
+    eprintln!("healed {took:.1}s after the sidecars started beside the followers only");
+    let log: String = daemons.iter().map(|d| d.log()).collect();
+    assert_eq!(
+        log.matches("no instance registered: moving leadership")
+            .count(),
+        1,
+        "exactly one standby took over:\n{log}"
+    );
+    assert_whole(&cluster, &refs);
+}
+
+#[test]
+fn a_blind_sidecar_beside_the_leader_is_taken_over_when_all_started_during_nospace() {
+    let cluster = Cluster::start(3, 32 * MIB);
+    force_nospace(&cluster, &cluster.endpoints()[0], KEYS);
+    let leader = leader_of(&cluster, &[0, 1, 2]);
+    // The leader's sidecar is alive but trusts another CA: it can observe nothing.
+    let wrong = Pki::generate(&cluster.dir.path().join("wrong-ca"), "another-ca");
+    let wrong_ca = wrong.ca.display().to_string();
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            if i == leader {
+                let mut args = daemon_args(
+                    &cluster,
+                    &cluster.endpoints()[i],
+                    &["--poll-interval", "1s"],
+                );
+                let at = args.iter().position(|a| a == "--cacert").unwrap();
+                args[at + 1] = wrong_ca.clone();
+                Daemon::start(&args, cluster.dir.path())
+            } else {
+                sidecar(&cluster, i, &[])
+            }
+        })
+        .collect();
+    let refs: Vec<&Daemon> = daemons.iter().collect();
+    let took = until_writable(
+        &cluster,
+        &cluster.endpoints()[leader],
+        Duration::from_secs(60),
+        &refs,
+    );
+    eprintln!("healed {took:.1}s after start, the leader's sidecar blind");
+    assert_eq!(daemons[leader].metric("etcd_upkeep_ready"), Some(0.0));
+    assert_whole(&cluster, &refs);
+}
