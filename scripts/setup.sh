@@ -2,6 +2,7 @@
 # Installs what building and testing etcd-upkeep needs on a fresh Debian machine, idempotently:
 #   - protoc (etcd-client's build script compiles etcd's protos),
 #   - promtool (lints /metrics and the alert rules),
+#   - libfaketime (the clock tests step the daemon's wall clock),
 #   - etcd 3.5 (from Debian trixie's etcd-server, unpacked into .tools/ — nothing installed system-wide)
 #     and etcd 3.4 (Debian bookworm's etcd-server) so both supported server lines are at hand.
 # Prints the etcd binary to use on its last line. Safe to run again: it skips what is present.
@@ -38,6 +39,8 @@ command -v promtool >/dev/null || apt_install prometheus
 { [ -x /usr/bin/etcd ] && [ -x /usr/bin/etcdctl ]; } || apt_install etcd-server etcd-client
 { command -v jq >/dev/null && [ -x /usr/bin/time ] && command -v ip >/dev/null; } \
   || apt_install jq time iproute2
+# libfaketime: the clock tests step the daemon's wall clock (tests/integration/clock.rs).
+compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null || apt_install faketime libfaketime
 
 # etcd 3.5: fetch trixie's etcd-server .deb with a private apt configuration (the system's
 # sources are left untouched) and unpack it under .tools/etcd-3.5.

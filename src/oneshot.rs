@@ -12,7 +12,7 @@ use crate::decide::gate::alarm_blockers;
 use crate::diagnose::analyze::{self, Analysis};
 use crate::engine::{Ctx, Engine, HealOutcome};
 use crate::etcd::AlarmKind;
-use crate::observe::{self, unix_now};
+use crate::observe;
 use crate::report::state::Shared;
 use crate::report::view::ClusterView;
 use crate::shutdown::Shutdown;
@@ -75,7 +75,7 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
             ActWhen::Always,
             None,
             &mut ActorMemory::default(),
-            unix_now(),
+            crate::clock::mono_now(),
             0.0,
         )?
         .fence;

@@ -9,9 +9,9 @@ pub mod candidacy;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::clock::wall_now;
 use crate::decide::plan::DefragStep;
 use crate::etcd::{CompactOutcome, Etcd, EtcdError};
-use crate::observe::unix_now;
 use crate::report::actions::ActionRecord;
 use crate::report::metrics::{MemberLabel, MemberResultLabel, ResultLabel};
 use crate::report::state::Shared;
@@ -63,7 +63,7 @@ impl Act<'_> {
                 step.what
             );
             self.shared.record_action(ActionRecord {
-                at: unix_now(),
+                at: wall_now(),
                 action: step.action.to_string(),
                 member: step.member.map(str::to_string),
                 result: "dry-run".to_string(),
@@ -72,7 +72,7 @@ impl Act<'_> {
             });
             return None;
         }
-        let started = unix_now();
+        let started = wall_now();
         let clock = Instant::now();
         let result = call.await;
         let took = clock.elapsed();

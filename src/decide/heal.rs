@@ -168,6 +168,38 @@ pub fn unverified_members(obs: &Observation) -> Vec<String> {
         .collect()
 }
 
+/// Members whose file is over the disarm line while every other member that answers is below
+/// it by more than a defragmentation is worth: history the others have given up, e.g. a
+/// member that was down during a heal and came back with its old, large file. Each raises
+/// NOSPACE again at its next applied write, so it is defragmented before that (no alarm needed).
+/// Its own `dbSizeInUse` cannot tell (it is refreshed only when its backend commits); the others'
+/// sizes can. Stateless on purpose: whichever instance acts sees the same. When live data
+/// really fills the quota, every member is over the line alike, and nothing is returned.
+pub fn files_left_behind(obs: &Observation, threshold: f64) -> Vec<u64> {
+    let line = (threshold * obs.quota.bytes as f64) as u64;
+    let worth = (1u64 << 20).max(obs.quota.bytes / 20);
+    let sizes: Vec<(u64, u64)> = obs
+        .members
+        .iter()
+        .filter(|m| !m.is_learner)
+        .filter_map(|m| m.status.as_ref().map(|s| (m.id, s.db_size)))
+        .collect();
+    sizes
+        .iter()
+        .filter(|(_, size)| *size > line)
+        .filter(|(id, size)| {
+            let others: Vec<u64> = sizes
+                .iter()
+                .filter(|(o, _)| o != id)
+                .map(|(_, s)| *s)
+                .collect();
+            let largest_other = others.iter().copied().max();
+            largest_other.is_some_and(|other| other <= line && size.saturating_sub(other) >= worth)
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// `--dry-run`: the cluster as the real heal would find it after compacting to the current
 /// revision and defragmenting `done` — each of those members holding only the live data
 /// (`live_bytes`, counted by a keyspace scan). The real heal's next decisions are then made by
@@ -307,6 +339,24 @@ mod tests {
             heal_verdict(&projected, 0.9, &done),
             HealVerdict::Blocked(_)
         ));
+    }
+
+    #[test]
+    fn a_file_left_behind_over_the_line_is_found_without_an_alarm() {
+        // m2 came back with its 31 MiB file; the others hold 2 MiB after the heal.
+        let obs = cluster(
+            &[(2 * MIB, 2 * MIB), (2 * MIB, 2 * MIB), (31 * MIB, 30 * MIB)],
+            32 * MIB,
+        );
+        assert_eq!(files_left_behind(&obs, 0.9), vec![3]);
+        // Live data over the line everywhere: defragmenting would free nothing.
+        let obs = cluster(&[(31 * MIB, 30 * MIB); 3], 32 * MIB);
+        assert!(files_left_behind(&obs, 0.9).is_empty());
+        // Alone, there is nothing to compare with.
+        assert!(files_left_behind(&cluster(&[(31 * MIB, 30 * MIB)], 32 * MIB), 0.9).is_empty());
+        // Below the line: nothing yet.
+        let obs = cluster(&[(2 * MIB, 2 * MIB), (20 * MIB, 20 * MIB)], 32 * MIB);
+        assert!(files_left_behind(&obs, 0.9).is_empty());
     }
 
     #[test]

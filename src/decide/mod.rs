@@ -69,6 +69,7 @@ pub mod fixtures {
             .collect();
         Observation {
             taken_at: 0.0,
+            seen_at: 0.0,
             members,
             alarms: vec![],
             quota: Quota {

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::clock::mono_now;
 use crate::diagnose::churn::{ChurnDetector, ChurnEntry};
 use crate::diagnose::fields::{FieldTracker, describe};
 use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::{WatchMessage, WatchSubscription};
-use crate::observe::unix_now;
 use crate::observe::{Snapshot, backoff, next_snapshot};
 use crate::report::metrics::ChurnLabel;
 use crate::report::state::Shared;
@@ -153,7 +153,7 @@ impl Watch {
 
     /// One watch response: churn per key, history vs live bytes, hot keys' fields.
     fn count(&mut self, events: Vec<crate::etcd::WatchEvent>) {
-        let now = unix_now();
+        let now = mono_now();
         self.shared.metrics.watch_events.inc_by(events.len() as u64);
         let (mut superseded, mut created) = (0, 0);
         for event in events {
@@ -184,7 +184,7 @@ struct Report {
 
 impl Report {
     fn publish(&mut self, detector: &ChurnDetector, shared: &Shared) {
-        let now = unix_now();
+        let now = mono_now();
         let mut last_minute = detector.top(now, 60.0, TOP);
         let mut last_ten = detector.top(now, 600.0, TOP);
         for entry in last_minute.iter_mut().chain(last_ten.iter_mut()) {

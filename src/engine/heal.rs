@@ -13,11 +13,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::clock::wall_now;
 use crate::decide::actor::{Fence, fence_holds};
 use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented, unverified_members};
 use crate::decide::plan::{PlanCause, order};
 use crate::etcd::AlarmKind;
-use crate::observe::{Observation, unix_now};
+use crate::observe::Observation;
 use crate::units::format_bytes;
 
 use super::rolling::RollOutcome;
@@ -99,7 +100,7 @@ impl Engine {
 
     /// Opens the episode on the first NOSPACE tick (every instance noted when it first saw it).
     fn begin_episode(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
-        let (seen, seen_unix) = self.nospace_seen.unwrap_or((Instant::now(), unix_now()));
+        let (seen, seen_unix) = self.nospace_seen.unwrap_or((Instant::now(), wall_now()));
         let episode = self.nospace.get_or_insert_with(|| {
             let alarmed: Vec<String> = obs.alarms.iter().filter(|a| a.kind == AlarmKind::NoSpace).map(|a| obs.member_name(a.member_id)).collect();
             tracing::warn!(members = ?alarmed, "NOSPACE alarm raised on {}: every write fails; healing: compact → defragment → verified disarm", alarmed.join(", "));
@@ -316,7 +317,7 @@ impl Engine {
             }
             Ok(_) => {
                 let episode = self.nospace.take().expect("episode set");
-                self.disarmed_at = unix_now();
+                self.disarmed_at = self.clock.now();
                 let seconds = episode.since.elapsed().as_secs_f64();
                 ctx.shared.metrics.heal_duration.observe(seconds);
                 ctx.shared.write().maintenance.nospace_since = None;
@@ -389,16 +390,13 @@ impl Engine {
         }
     }
 
-    /// The members a heal went on without, once they answer again. One whose file is over the
-    /// disarm line raises NOSPACE again at its next applied write (its old, large file came
-    /// back with it), so it is returned to be defragmented at once — prevention, not a second
-    /// outage.
-    pub(super) fn recheck_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> Vec<u64> {
+    /// The members a heal went on without, once they answer again: say so (the defragmentation
+    /// of a file left behind is `decide::heal::files_left_behind`, whichever instance acts).
+    pub(super) fn recheck_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
         if self.unverified.is_empty() {
-            return Vec::new();
+            return;
         }
         let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
-        let mut over = Vec::new();
         let back: Vec<u64> = self
             .unverified
             .iter()
@@ -411,23 +409,16 @@ impl Engine {
                 continue; // it left the cluster
             };
             let name = obs.member_name(id);
-            if status.db_size > line {
-                tracing::warn!(member = %name, "{name} answers again with a {} file, over the {} line: defragmenting it before its next write raises NOSPACE", format_bytes(status.db_size), format_bytes(line));
-                over.push(id);
-            } else {
-                tracing::info!(member = %name, "{name} answers again: its {} file is below the {} line", format_bytes(status.db_size), format_bytes(line));
-            }
+            tracing::info!(member = %name, "{name} answers again: its file is {} (the disarm line is {})", format_bytes(status.db_size), format_bytes(line));
         }
-        ctx.shared.write().maintenance.unverified = unverified_members(obs)
-            .into_iter()
-            .filter(|_| !self.unverified.is_empty())
-            .collect();
-        over
+        if self.unverified.is_empty() {
+            ctx.shared.write().maintenance.unverified.clear();
+        }
     }
 
-    /// Defragments the members that came back over the line (see `recheck_unverified`):
+    /// Defragments members whose file was left behind over the line (`files_left_behind`):
     /// rolling, as a heal is, so the gate goes on through a quorum.
-    pub(super) async fn defragment_returned(
+    pub(super) async fn defragment_left_behind(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
@@ -435,9 +426,14 @@ impl Engine {
         members: &[u64],
     ) {
         let plan = order(obs, PlanCause::Heal, members);
+        tracing::warn!(
+            members = ?plan.steps.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            "{} over the disarm line while the other members are far below it (history they gave up, e.g. a member back from being down): defragmenting before its next write raises NOSPACE",
+            plan.steps.iter().map(|s| format!("{} ({})", s.name, format_bytes(s.db_size))).collect::<Vec<_>>().join(", ")
+        );
         let outcome = self
             .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
             .await;
-        tracing::info!(?outcome, "defragmentation of the returned members ended");
+        tracing::info!(?outcome, "defragmentation of the files left behind ended");
     }
 }

@@ -31,10 +31,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 use crate::act::Act;
+use crate::clock::Clock;
 use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
 use crate::decide::compaction::CompactionState;
 use crate::decide::endpoints::mutation_endpoint;
 use crate::decide::gate::alarm_blockers;
+use crate::decide::heal::files_left_behind;
 use crate::decide::revisions::RevisionLog;
 use crate::decide::takeover::StallWatch;
 use crate::diagnose::churn::ChurnEntry;
@@ -42,7 +44,7 @@ use crate::diagnose::forecast::GrowthSamples;
 use crate::diagnose::history_rate::{HistoryRate, WriteTotals};
 use crate::etcd::{AlarmKind, Etcd};
 use crate::observe::Snapshot;
-use crate::observe::{self, Observation, ObserveSettings, unix_now};
+use crate::observe::{self, Observation, ObserveSettings};
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 
@@ -101,7 +103,10 @@ pub struct Engine {
     stalled: crate::decide::takeover::Stall,
     /// Voting members the last heal went on without (down): checked when they answer again.
     unverified: std::collections::HashSet<u64>,
-    /// When this instance last disarmed NOSPACE: observations older than that are stale.
+    /// Where every duration is read (monotonic; a test drives its own).
+    clock: Clock,
+    /// When this instance last disarmed NOSPACE (monotonic): observations older than that are
+    /// stale.
     disarmed_at: f64,
     growth: GrowthSamples,
     /// When this instance first saw the current NOSPACE alarm (monotonic, Unix seconds).
@@ -139,6 +144,7 @@ impl Engine {
             consistency: verify::Consistency::Unknown,
             last_fence: None,
             unverified: Default::default(),
+            clock: Clock::system(),
             stall: StallWatch::default(),
             stalled: Default::default(),
             disarmed_at: 0.0,
@@ -161,6 +167,12 @@ impl Engine {
             churn_top: None,
             cfg,
         }
+    }
+
+    /// Reads time from `clock` instead of the system's monotonic clock (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Engine {
+        self.clock = clock;
+        self
     }
 
     /// Where the candidacy task publishes this instance's lease.
@@ -240,8 +252,8 @@ impl Engine {
     /// keeps the space target; no settling needed), then what stops a member (a file that must
     /// shrink, the rule's defragmentation).
     pub async fn tick(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
-        let now = unix_now();
-        if obs.taken_at < self.disarmed_at {
+        let now = self.clock.now();
+        if obs.seen_at < self.disarmed_at {
             return; // Taken before our own disarm: it still shows the alarm we just cleared.
         }
         // Every instance samples and decides, so a newly elected actor already knows the
@@ -291,7 +303,7 @@ impl Engine {
             return;
         }
         self.end_nospace_episode(ctx);
-        let returned_over_the_line = self.recheck_unverified(ctx, obs);
+        self.recheck_unverified(ctx, obs);
 
         // Prevention: compaction stops no member, so it runs at once, even while settling.
         self.compact_for_space(ctx, obs, space.as_ref(), periodic_target, now)
@@ -299,8 +311,9 @@ impl Engine {
         if actor.settling.is_some() {
             return;
         }
-        if !returned_over_the_line.is_empty() {
-            self.defragment_returned(ctx, obs, fence, &returned_over_the_line)
+        let left_behind = files_left_behind(obs, self.cfg.disarm_threshold);
+        if !left_behind.is_empty() {
+            self.defragment_left_behind(ctx, obs, fence, &left_behind)
                 .await;
             return;
         }

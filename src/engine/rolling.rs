@@ -16,8 +16,8 @@ use crate::decide::actor::{Basis, Fence, fence_holds};
 use crate::decide::integrity::Integrity;
 use crate::decide::plan::{DefragStep, Plan, PlanCause, leader_transfer_target};
 use crate::etcd::FailureKind;
+use crate::observe::Observation;
 use crate::observe::probe::wait_until_answering;
-use crate::observe::{Observation, unix_now};
 
 use super::verify::{Reference, peer_of};
 use super::{Ctx, Engine};
@@ -135,7 +135,7 @@ impl Engine {
                     .ok();
                 // The cool-down applies to simulated defrags too, so the plan is not re-printed
                 // every poll.
-                self.last_defrag.insert(step.member_id, unix_now());
+                self.last_defrag.insert(step.member_id, self.clock.now());
                 pending.remove(&step.member_id);
                 done.insert(step.member_id);
                 continue;
@@ -321,7 +321,7 @@ impl Engine {
                 )));
             }
         }
-        self.last_defrag.insert(step.member_id, unix_now());
+        self.last_defrag.insert(step.member_id, self.clock.now());
         let outcome = self.verify_member(ctx, step, reference).await;
         self.record_integrity(ctx, &step.name, &outcome);
         match outcome {

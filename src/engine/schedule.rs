@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use crate::decide::actor::Fence;
 use crate::decide::plan::{PlanCause, order, rule_matches};
-use crate::observe::{Observation, unix_now};
+use crate::observe::Observation;
 
 use super::{Ctx, Engine};
 
@@ -39,7 +39,7 @@ impl Engine {
 
     /// Rule-driven defragmentation: members the rule picks, outside their cool-down.
     pub(super) async fn rule_pass(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) {
-        let now = unix_now();
+        let now = self.clock.now();
         let cooling: HashSet<u64> = self
             .last_defrag
             .iter()

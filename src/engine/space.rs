@@ -21,7 +21,7 @@ use crate::decide::space::{
     CompactTo, Limit, SpaceInputs, SpaceVerdict, compaction_target, must_shrink, space_verdict,
 };
 use crate::diagnose::analyze::scan;
-use crate::observe::{Observation, unix_now};
+use crate::observe::Observation;
 use crate::report::state::Shared;
 use crate::units::format_bytes;
 
@@ -182,7 +182,7 @@ impl Engine {
     /// Counts the keyspace by resource in the background (at most every 30 minutes), so the
     /// live-data report can name what to delete or the quota it needs.
     fn count_live_data(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
-        let now = unix_now();
+        let now = self.clock.now();
         if now - self.live_scan_at < SCAN_EVERY_SECONDS {
             return;
         }

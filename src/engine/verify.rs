@@ -93,7 +93,7 @@ impl Engine {
     pub(super) fn cluster_disagrees(&mut self, ctx: &Ctx<'_>, message: String) {
         self.consistency = Consistency::Disagree {
             why: message.clone(),
-            checked_at: crate::observe::unix_now(),
+            checked_at: self.clock.now(),
         };
         self.set_blocked(ctx, "hash_mismatch", vec![message]);
     }

@@ -10,7 +10,7 @@ pub mod probe;
 pub mod quota;
 mod snapshot;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -72,8 +72,11 @@ impl MemberObservation {
 /// The cluster at one moment. Immutable: decisions take it by reference.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Observation {
-    /// When it was taken (seconds since the Unix epoch).
+    /// When it was taken (seconds since the Unix epoch), for people.
     pub taken_at: f64,
+    /// When it was taken on the monotonic clock (`clock::mono_now`), for decisions.
+    #[serde(skip)]
+    pub seen_at: f64,
     pub members: Vec<MemberObservation>,
     pub alarms: Vec<Alarm>,
     pub quota: Quota,
@@ -203,7 +206,8 @@ pub async fn observe(
     let (leader, raft_term, revision) = assemble::leadership(&members);
     let quota = resolve_quota(&members, settings, &mut warnings).await;
     Ok(Observation {
-        taken_at: unix_now(),
+        taken_at: crate::clock::wall_now(),
+        seen_at: crate::clock::mono_now(),
         members,
         alarms: cluster.alarms,
         quota,
@@ -353,11 +357,4 @@ async fn resolve_quota(
         bytes: settings.quota_flag,
         source: QuotaSource::Flag,
     }
-}
-
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }

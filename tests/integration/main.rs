@@ -10,6 +10,7 @@
 mod support;
 
 mod actors;
+mod clock;
 mod degraded;
 mod diagnosis;
 mod faults;
