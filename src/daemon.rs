@@ -36,6 +36,7 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
         web,
     } = settings;
     let beside_a_member = cfg.act_when == crate::decide::actor::ActWhen::Leader;
+    let data_dir = cfg.data_dir.clone();
     let totals = Arc::new(WriteTotals::default());
     let (top_tx, top) = watch::channel(Arc::new(Vec::new()));
     let mut engine = crate::engine::Engine::new(cfg);
@@ -88,7 +89,7 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
     loops.spawn(
         "candidacy",
         crate::act::candidacy::run(
-            beside_a_member,
+            crate::act::candidacy::Publisher::new(beside_a_member, data_dir),
             latest.clone(),
             me_tx,
             shared.clone(),

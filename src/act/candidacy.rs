@@ -6,14 +6,21 @@
 //! until etcd accepts it (not during NOSPACE: LeaseGrant and Put are refused then; renewals are
 //! not). The choice itself is `decide::actor`, made from the candidates every observation reads.
 //! It writes one key outside `/registry/`, never touches any other.
+//!
+//! The key's value also carries what only the sidecar beside a member can see and the actor
+//! needs: that member's quota (etcd < 3.6 reports it only on the member's own `/metrics`) and
+//! the free bytes of its data volume (a defragmentation writes a copy there). It is rewritten,
+//! under the same lease, when either changes.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::etcd::KeepAlive;
-use crate::observe::{CandidateInfo, Observation};
+use crate::observe::probe::free_disk_bytes;
+use crate::observe::{CandidateInfo, Observation, QuotaSource};
 use crate::observe::{Snapshot, next_snapshot};
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
@@ -22,20 +29,71 @@ use crate::shutdown::Shutdown;
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 const RENEW_EVERY: Duration = Duration::from_secs(3);
 
+/// What this instance says about itself in its candidate value.
+pub struct Publisher {
+    /// Whether the first endpoint is this instance's own member (a sidecar), as opposed to a
+    /// service that reaches any member.
+    pub local_member: bool,
+    /// The member's data dir as mounted here (`--data-dir`), for its volume's free bytes.
+    pub data_dir: Option<PathBuf>,
+    instance: String,
+}
+
+impl Publisher {
+    pub fn new(local_member: bool, data_dir: Option<PathBuf>) -> Publisher {
+        Publisher {
+            local_member,
+            data_dir,
+            instance: instance_name(),
+        }
+    }
+
+    /// The value to publish, from what `obs` shows of the local member.
+    fn info(&self, obs: &Observation) -> CandidateInfo {
+        let local = obs.local_member.filter(|_| self.local_member);
+        let quota = local
+            .and_then(|id| obs.member_quotas.get(&id))
+            .filter(|q| matches!(q.source, QuotaSource::Etcd | QuotaSource::MetricsUrl))
+            .map(|q| q.bytes);
+        let disk_free = match (&self.data_dir, local) {
+            (Some(dir), Some(_)) => free_disk_bytes(dir).ok(),
+            _ => None,
+        };
+        CandidateInfo {
+            // A service endpoint reaches any member: no local member then.
+            member: format!("{:x}", local.unwrap_or(0)),
+            instance: self.instance.clone(),
+            quota,
+            disk_free,
+        }
+    }
+}
+
+/// Whether `next` says something the actor would decide differently on: another quota, or free
+/// disk moved by more than 5 % (at least 8 MiB) — not every byte the WAL writes.
+fn worth_republishing(published: &CandidateInfo, next: &CandidateInfo) -> bool {
+    if published.quota != next.quota || published.member != next.member {
+        return true;
+    }
+    match (published.disk_free, next.disk_free) {
+        (Some(a), Some(b)) => a.abs_diff(b) > (8u64 << 20).max(a / 20),
+        (a, b) => a.is_some() != b.is_some(),
+    }
+}
+
 /// Registers, renews and withdraws; publishes this instance's lease (None while unregistered).
-/// `local_member`: whether the first endpoint is this instance's own member (a sidecar), as
-/// opposed to a service that reaches any member.
 pub async fn run(
-    local_member: bool,
+    publisher: Publisher,
     mut latest: watch::Receiver<Option<Snapshot>>,
     me: watch::Sender<Option<i64>>,
     shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
-    let instance = instance_name();
+    let instance = publisher.instance.clone();
     let mut failures = 0u32;
     while let Some(snapshot) = next_snapshot(&mut latest, &mut shutdown).await {
-        let registered = register(&snapshot, local_member, &instance).await;
+        let mut published = publisher.info(&snapshot.observation);
+        let registered = register(&snapshot, &published).await;
         let mut keep = match registered {
             Ok(registered) => registered,
             Err(last_error) => {
@@ -56,7 +114,15 @@ pub async fn run(
         tracing::info!(lease = format!("{lease:x}"), instance = %instance, "registered as an actor candidate");
         let _ = me.send(Some(lease));
         shared.metrics.registered.set(1);
-        let ended = keep_alive(&mut keep, &latest, &mut shutdown).await;
+        let ended = keep_alive(
+            &mut keep,
+            &latest,
+            &mut shutdown,
+            &publisher,
+            &mut published,
+            &shared,
+        )
+        .await;
         let _ = me.send(None);
         shared.metrics.registered.set(0);
         match ended {
@@ -73,31 +139,23 @@ pub async fn run(
             KeepEnded::Lost(why) => {
                 tracing::warn!("actor candidacy lost ({why}); registering again");
             }
+            KeepEnded::Withdraw(why) => {
+                let _ = snapshot
+                    .etcd
+                    .revoke_candidate(keep.endpoint(), keep.lease())
+                    .await;
+                tracing::warn!(
+                    "actor candidacy withdrawn ({why}); registering again once writes are accepted"
+                );
+            }
         }
     }
 }
 
 /// Registers through the local member, else another that answered (at most three tried).
-async fn register(
-    snapshot: &Snapshot,
-    local_member: bool,
-    instance: &str,
-) -> Result<KeepAlive, String> {
-    let obs = &snapshot.observation;
-    let endpoints = answering_endpoints(obs);
-    let info = CandidateInfo {
-        // A service endpoint reaches any member: no local member then.
-        member: format!(
-            "{:x}",
-            if local_member {
-                obs.local_member.unwrap_or(0)
-            } else {
-                0
-            }
-        ),
-        instance: instance.to_string(),
-    };
-    let value = serde_json::to_vec(&info).expect("serialisable");
+async fn register(snapshot: &Snapshot, info: &CandidateInfo) -> Result<KeepAlive, String> {
+    let endpoints = answering_endpoints(&snapshot.observation);
+    let value = serde_json::to_vec(info).expect("serialisable");
     let mut last_error = String::from("no member answered");
     for endpoint in endpoints.iter().take(3) {
         match snapshot
@@ -115,6 +173,8 @@ async fn register(
 enum KeepEnded {
     Shutdown,
     Lost(String),
+    /// What it published went stale and cannot be rewritten: withdraw, register again later.
+    Withdraw(String),
 }
 
 /// Renews until shutdown or until the lease is really gone. A renewal that fails does not end
@@ -127,11 +187,17 @@ async fn keep_alive(
     keep: &mut KeepAlive,
     latest: &watch::Receiver<Option<Snapshot>>,
     shutdown: &mut Shutdown,
+    publisher: &Publisher,
+    published: &mut CandidateInfo,
+    shared: &Shared,
 ) -> KeepEnded {
     let mut renewed = Instant::now();
     loop {
         if shutdown.sleep(RENEW_EVERY).await {
             return KeepEnded::Shutdown;
+        }
+        if let Err(why) = republish(keep, latest, publisher, published, shared).await {
+            return KeepEnded::Withdraw(why);
         }
         match keep.renew(RENEW_EVERY).await {
             Ok(ttl) if ttl > 0 => renewed = Instant::now(),
@@ -148,6 +214,52 @@ async fn keep_alive(
             },
         }
     }
+}
+
+/// Rewrites the candidate value when what it says changed. Refused during NOSPACE like every
+/// Put: it is then tried again at the next renewal — except a new quota, which the actor judges
+/// this member by: Err (withdraw), so the stale figure is gone at once and the actor falls back
+/// to what it knows otherwise. Not while this instance is the actor: it reads its own member's
+/// quota first-hand anyway.
+async fn republish(
+    keep: &KeepAlive,
+    latest: &watch::Receiver<Option<Snapshot>>,
+    publisher: &Publisher,
+    published: &mut CandidateInfo,
+    shared: &Shared,
+) -> Result<(), String> {
+    let Some(snapshot) = latest.borrow().clone() else {
+        return Ok(());
+    };
+    let next = publisher.info(&snapshot.observation);
+    if !worth_republishing(published, &next) {
+        return Ok(());
+    }
+    let value = serde_json::to_vec(&next).expect("serialisable");
+    match snapshot
+        .etcd
+        .update_candidate(keep.endpoint(), keep.lease(), value)
+        .await
+    {
+        Ok(()) => {
+            tracing::debug!(?next, "candidate value updated");
+            *published = next;
+        }
+        Err(e)
+            if e.kind == crate::etcd::FailureKind::NoSpace
+                && published.quota.is_some()
+                && next.quota != published.quota
+                && !shared.read().maintenance.actor =>
+        {
+            return Err(format!(
+                "the local member's quota is now {}, but etcd refuses the write that would publish it ({e})",
+                next.quota
+                    .map_or("unknown".into(), crate::units::format_bytes)
+            ));
+        }
+        Err(e) => tracing::debug!("candidate value not updated yet: {e}"),
+    }
+    Ok(())
 }
 
 /// Moves `keep` to another answering member (this instance's own first) and renews there,

@@ -233,6 +233,8 @@ mod tests {
             create_revision: order,
             member,
             instance: format!("pod-{lease}"),
+            quota: None,
+            disk_free: None,
         }
     }
 

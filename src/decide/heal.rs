@@ -37,9 +37,14 @@ pub enum HealVerdict {
 /// The numbers behind a blocked heal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveDataOverQuota {
+    pub member_id: u64,
     pub member: String,
     pub in_use: u64,
+    /// That member's own quota.
     pub quota: u64,
+    /// The largest quota among the other members, when it is larger: a quota raise that has not
+    /// reached this member yet.
+    pub others_quota: Option<u64>,
     pub threshold: f64,
     /// A quota with 25 % headroom over the live data.
     pub suggested_quota: u64,
@@ -49,6 +54,21 @@ pub struct LiveDataOverQuota {
 
 impl std::fmt::Display for LiveDataOverQuota {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(others) = self.others_quota {
+            return write!(
+                f,
+                "live data {} exceeds {}'s quota of {} (the other members have {}): finish the \
+                 quota raise on {} (--quota-backend-bytes={}), or delete about {} of objects; \
+                 NOSPACE stays armed until then, since a disarm would be undone by the next write",
+                format_bytes(self.in_use),
+                self.member,
+                format_bytes(self.quota),
+                format_bytes(others),
+                self.member,
+                others,
+                format_bytes(self.to_delete),
+            );
+        }
         write!(
             f,
             "live data fills the quota: {} holds {} in use, over {:.0}% of the {} quota ({}); \
@@ -95,10 +115,12 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
             ),
         };
     }
-    let line = (threshold * obs.quota.bytes as f64) as u64;
+    // Each member against its own quota: they differ for the whole length of a rolling raise,
+    // and the member still on the old one is where NOSPACE comes back from.
+    let line_of = |id: u64| (threshold * obs.quota_of(id) as f64) as u64;
     let over: Vec<_> = voting
         .iter()
-        .filter(|m| m.status.as_ref().is_some_and(|s| s.db_size > line))
+        .filter(|m| m.status.as_ref().is_some_and(|s| s.db_size > line_of(m.id)))
         .collect();
     // Below the line everywhere, yet alarmed, and nothing defragmented since the compaction:
     // defragment every member before disarming. Why: sizes only shrink by defragmentation, so
@@ -108,10 +130,15 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     // again. Every member, not only those that look reclaimable: until its backend commits, a
     // member reports its pre-compaction `dbSizeInUse` (seen on 3.4), so "nothing to free"
     // cannot be told from that figure. In the second case the defrags are quick and free nothing.
-    if over.is_empty() && defragmented.is_empty() {
-        return HealVerdict::Defragment {
-            members: voting.iter().map(|m| m.id).collect(),
-        };
+    // And every member, not only the first: a disarm that rests on "below the line everywhere"
+    // must rest on sizes that are all the truth.
+    let not_yet: Vec<u64> = voting
+        .iter()
+        .filter(|m| !defragmented.contains(&m.id))
+        .map(|m| m.id)
+        .collect();
+    if over.is_empty() && !not_yet.is_empty() {
+        return HealVerdict::Defragment { members: not_yet };
     }
     if over.is_empty() {
         let mut alarmed: Vec<u64> = obs
@@ -134,13 +161,22 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         .max_by_key(|(_, in_use)| *in_use)
     {
         let (member, in_use) = full;
+        let quota = obs.quota_of(member.id);
+        let others_quota = voting
+            .iter()
+            .filter(|m| m.id != member.id)
+            .map(|m| obs.quota_of(m.id))
+            .max()
+            .filter(|q| *q > quota);
         return HealVerdict::Blocked(LiveDataOverQuota {
+            member_id: member.id,
             member: member.name.clone(),
             in_use,
-            quota: obs.quota.bytes,
+            quota,
+            others_quota,
             threshold,
             suggested_quota: suggest_quota(in_use, threshold),
-            to_delete: in_use.saturating_sub(line),
+            to_delete: in_use.saturating_sub(line_of(member.id)),
         });
     }
     // Over the line and not yet defragmented, plus any other member with reclaimable space.
@@ -176,7 +212,7 @@ pub fn unverified_members(obs: &Observation) -> Vec<String> {
 /// sizes can. Stateless on purpose: whichever instance acts sees the same. When live data
 /// really fills the quota, every member is over the line alike, and nothing is returned.
 pub fn files_left_behind(obs: &Observation, threshold: f64) -> Vec<u64> {
-    let line = (threshold * obs.quota.bytes as f64) as u64;
+    let line = |id: u64| (threshold * obs.quota_of(id) as f64) as u64;
     let worth = (1u64 << 20).max(obs.quota.bytes / 20);
     let sizes: Vec<(u64, u64)> = obs
         .members
@@ -186,15 +222,11 @@ pub fn files_left_behind(obs: &Observation, threshold: f64) -> Vec<u64> {
         .collect();
     sizes
         .iter()
-        .filter(|(_, size)| *size > line)
+        .filter(|(id, size)| *size > line(*id))
         .filter(|(id, size)| {
-            let others: Vec<u64> = sizes
-                .iter()
-                .filter(|(o, _)| o != id)
-                .map(|(_, s)| *s)
-                .collect();
-            let largest_other = others.iter().copied().max();
-            largest_other.is_some_and(|other| other <= line && size.saturating_sub(other) >= worth)
+            let largest_other = sizes.iter().filter(|(o, _)| o != id).map(|(_, s)| *s).max();
+            largest_other
+                .is_some_and(|other| other <= line(*id) && size.saturating_sub(other) >= worth)
         })
         .map(|(id, _)| *id)
         .collect()
@@ -231,193 +263,5 @@ pub fn suggest_quota(in_use: u64, threshold: f64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decide::fixtures::*;
-
-    fn none() -> HashSet<u64> {
-        HashSet::new()
-    }
-
-    #[test]
-    fn below_the_line_but_alarmed_frees_what_it_can_before_disarming() {
-        // etcd enforces 32 MiB; the daemon assumes 2 GiB. Both members look far below the line.
-        let obs = nospace(&[(32 * MIB, MIB), (32 * MIB, 32 * MIB)], 2 << 30);
-        assert!(matches!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Defragment { members } if members.len() == 2
-        ));
-        // Once they are defragmented: disarm.
-        let done: HashSet<u64> = obs.members.iter().map(|m| m.id).collect();
-        assert!(matches!(
-            heal_verdict(&obs, 0.9, &done),
-            HealVerdict::Disarm { .. }
-        ));
-    }
-
-    fn nospace(sizes: &[(u64, u64)], quota: u64) -> Observation {
-        with_alarm(cluster(sizes, quota), 2, AlarmKind::NoSpace)
-    }
-
-    #[test]
-    fn no_alarm_no_heal() {
-        assert_eq!(
-            heal_verdict(&cluster(&[(1, 1)], 16 * MIB), 0.9, &none()),
-            HealVerdict::NoAlarm
-        );
-    }
-
-    #[test]
-    fn disarm_only_when_every_member_is_below_the_line() {
-        // Below the line everywhere: disarm — once every member was defragmented since the
-        // compaction (the one at 14 MiB holds 13 MiB of free pages).
-        let obs = nospace(&[(MIB, MIB), (2 * MIB, MIB), (14 * MIB, MIB)], 16 * MIB);
-        assert_eq!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Defragment {
-                members: vec![1, 2, 3]
-            }
-        );
-        let freed: HashSet<u64> = [1, 2, 3].into();
-        assert_eq!(
-            heal_verdict(&obs, 0.9, &freed),
-            HealVerdict::Disarm {
-                alarmed_members: vec![2]
-            }
-        );
-        // One member at 15 MiB > 14.4 MiB: defragment it (and any other reclaimable one) first.
-        let obs = nospace(
-            &[(MIB, MIB), (2 * MIB, 3 * MIB / 2), (15 * MIB, MIB)],
-            16 * MIB,
-        );
-        assert_eq!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Defragment { members: vec![3] }
-        );
-    }
-
-    #[test]
-    fn stale_in_use_is_not_trusted_before_a_defrag() {
-        // A follower reports its pre-compaction "in use" until it commits again: defragment it.
-        let obs = nospace(&[(MIB, MIB), (36 * MIB, 34 * MIB)], 32 * MIB);
-        assert_eq!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Defragment { members: vec![2] }
-        );
-    }
-
-    #[test]
-    fn live_data_over_the_line_blocks_with_numbers() {
-        let obs = nospace(&[(34 * MIB, 33 * MIB), (33 * MIB, 31 * MIB)], 32 * MIB);
-        let HealVerdict::Blocked(blocked) = heal_verdict(&obs, 0.9, &HashSet::from([1, 2])) else {
-            panic!()
-        };
-        assert_eq!(blocked.member, "m0");
-        assert_eq!(blocked.in_use, 34 * MIB); // a defragmented file holds only live data
-        assert!(blocked.suggested_quota >= 32 * MIB * 5 / 4);
-        assert_eq!(blocked.suggested_quota % (64 << 20), 0);
-        let text = blocked.to_string();
-        assert!(text.contains("--quota-backend-bytes"), "{text}");
-        assert!(text.contains("34.0 MiB in use"), "{text}");
-    }
-
-    #[test]
-    fn the_dry_run_projection_leads_to_the_same_disarm_as_the_real_heal() {
-        let obs = nospace(&[(34 * MIB, 33 * MIB), (33 * MIB, 31 * MIB)], 32 * MIB);
-        let done = HashSet::from([1, 2]);
-        let projected = project_defragmented(&obs, &done, MIB);
-        assert_eq!(projected.members[0].status.as_ref().unwrap().db_size, MIB);
-        assert_eq!(
-            heal_verdict(&projected, 0.9, &done),
-            HealVerdict::Disarm {
-                alarmed_members: vec![2]
-            }
-        );
-        // Live data really over the line: the projection blocks too, with the same numbers.
-        let projected = project_defragmented(&obs, &done, 31 * MIB);
-        assert!(matches!(
-            heal_verdict(&projected, 0.9, &done),
-            HealVerdict::Blocked(_)
-        ));
-    }
-
-    #[test]
-    fn a_file_left_behind_over_the_line_is_found_without_an_alarm() {
-        // m2 came back with its 31 MiB file; the others hold 2 MiB after the heal.
-        let obs = cluster(
-            &[(2 * MIB, 2 * MIB), (2 * MIB, 2 * MIB), (31 * MIB, 30 * MIB)],
-            32 * MIB,
-        );
-        assert_eq!(files_left_behind(&obs, 0.9), vec![3]);
-        // Live data over the line everywhere: defragmenting would free nothing.
-        let obs = cluster(&[(31 * MIB, 30 * MIB); 3], 32 * MIB);
-        assert!(files_left_behind(&obs, 0.9).is_empty());
-        // Alone, there is nothing to compare with.
-        assert!(files_left_behind(&cluster(&[(31 * MIB, 30 * MIB)], 32 * MIB), 0.9).is_empty());
-        // Below the line: nothing yet.
-        let obs = cluster(&[(2 * MIB, 2 * MIB), (20 * MIB, 20 * MIB)], 32 * MIB);
-        assert!(files_left_behind(&obs, 0.9).is_empty());
-    }
-
-    #[test]
-    fn without_a_quorum_of_answering_members_wait() {
-        // Two members, one silent: one of two is no quorum.
-        let mut obs = nospace(&[(MIB, MIB), (MIB, MIB)], 16 * MIB);
-        obs.members[1].status = None;
-        let HealVerdict::Wait { why } = heal_verdict(&obs, 0.9, &none()) else {
-            panic!()
-        };
-        assert!(why.contains("only 1 of 2"), "{why}");
-        // Three members, two silent.
-        let mut obs = nospace(&[(MIB, MIB); 3], 16 * MIB);
-        obs.members[0].status = None;
-        obs.members[2].status = None;
-        assert!(matches!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Wait { .. }
-        ));
-    }
-
-    #[test]
-    fn a_member_down_heals_through_the_quorum() {
-        // m2 (id 3) is down with its old, large file; m0 and m1 answer: a quorum of three.
-        let mut obs = nospace(
-            &[(15 * MIB, MIB), (15 * MIB, MIB), (15 * MIB, MIB)],
-            16 * MIB,
-        );
-        obs.members[2].status = None;
-        obs.members[2].error = Some("connection refused".into());
-        assert_eq!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Defragment {
-                members: vec![1, 2]
-            }
-        );
-        // The two that answer are defragmented and below the line: disarm, though m2 was not
-        // verified (it is named for the log and /status).
-        let mut healed = obs.clone();
-        for m in healed.members.iter_mut().take(2) {
-            let status = m.status.as_mut().unwrap();
-            status.db_size = MIB;
-        }
-        assert_eq!(
-            heal_verdict(&healed, 0.9, &HashSet::from([1, 2])),
-            HealVerdict::Disarm {
-                alarmed_members: vec![2]
-            }
-        );
-        assert_eq!(
-            unverified_members(&healed),
-            vec!["m2 (connection refused)".to_string()]
-        );
-        // Learners are not voting members: they neither count for the quorum nor block it.
-        let mut obs = nospace(&[(MIB, MIB), (MIB, MIB), (MIB, MIB)], 16 * MIB);
-        obs.members[2].is_learner = true;
-        obs.members[2].status = None;
-        assert!(unverified_members(&obs).is_empty());
-        assert!(matches!(
-            heal_verdict(&obs, 0.9, &none()),
-            HealVerdict::Defragment { .. }
-        ));
-    }
-}
+#[path = "heal_tests.rs"]
+mod tests;

@@ -81,6 +81,7 @@ pub mod fixtures {
             local_member: Some(1),
             revision: 500,
             candidates: Some(vec![]),
+            member_quotas: Default::default(),
             warnings: vec![],
         }
     }

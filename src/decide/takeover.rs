@@ -288,6 +288,8 @@ mod tests {
             create_revision: 1,
             member: 3,
             instance: "pod".into(),
+            quota: None,
+            disk_free: None,
         }]);
         assert!(takeover(&obs, ActWhen::Leader, stall(99.0), 1.0).is_err());
         obs.candidates = None;

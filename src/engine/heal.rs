@@ -14,13 +14,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::clock::wall_now;
-use crate::decide::actor::{Fence, fence_holds};
+use crate::decide::actor::Fence;
 use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented, unverified_members};
 use crate::decide::plan::{PlanCause, order};
 use crate::etcd::AlarmKind;
 use crate::observe::Observation;
 use crate::units::format_bytes;
 
+use super::disarm::{Undone, alarmed_members};
 use super::rolling::RollOutcome;
 use super::{Ctx, Engine};
 
@@ -41,6 +42,13 @@ pub struct Episode {
     pub next_blocked_log: Instant,
     /// `--dry-run`: the plan was printed.
     pub described: bool,
+    /// A disarm the next write undid, or a block resting on a quota known only second-hand:
+    /// what a retry waits for.
+    pub undone: Option<Undone>,
+    /// The wait before the last trial disarm: each undone one doubles it (at most 5 minutes).
+    pub undone_wait: Duration,
+    /// The wait is over: the next blocked verdict tries one disarm.
+    pub trial_due: bool,
 }
 
 /// How one heal attempt ended.
@@ -60,7 +68,7 @@ pub enum HealOutcome {
 
 /// Heal rounds per tick: a defrag pass and a disarm normally fit in two.
 const ROUNDS_PER_TICK: usize = 4;
-const MAX_LOG_BACKOFF: Duration = Duration::from_secs(300);
+pub(super) const MAX_LOG_BACKOFF: Duration = Duration::from_secs(300);
 
 impl Engine {
     /// One heal attempt. Called while NOSPACE is active and this instance is the actor.
@@ -113,6 +121,9 @@ impl Engine {
                 blocked_reports: 0,
                 next_blocked_log: Instant::now(),
                 described: false,
+                undone: None,
+                undone_wait: Duration::ZERO,
+                trial_due: false,
             }
         });
         let since_unix = episode.since_unix;
@@ -133,17 +144,14 @@ impl Engine {
         let blocked_still = episode.blocked_at == Some((obs.revision, obs.quota.bytes));
         if !blocked_still && obs.revision > episode.compacted_at {
             // Emergency compaction to the current revision: the only way deletions and
-            // overwritten history turn into free pages.
-            if let Err(why) = fence_holds(fence, self.cfg.act_when, obs) {
-                return Err(HealOutcome::Pending(why));
-            }
+            // overwritten history turn into free pages (fenced on a fresh look in `compact`).
             let why = "NOSPACE emergency: all history before the current revision is given up";
             tracing::warn!(
                 revision = obs.revision,
                 "compacting to the current revision {}: {why}",
                 obs.revision
             );
-            if !self.compact(ctx, obs, obs.revision, why).await {
+            if !self.compact(ctx, fence, obs.revision, why).await {
                 return Err(HealOutcome::Failed(
                     "the emergency compaction failed".into(),
                 ));
@@ -166,6 +174,10 @@ impl Engine {
         defragmented: HashSet<u64>,
     ) -> Option<HealOutcome> {
         self.note_unverified(ctx, now_obs);
+        if let Some(message) = self.still_undone(now_obs) {
+            self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+            return Some(HealOutcome::Blocked(message));
+        }
         let verdict = heal_verdict(now_obs, self.cfg.disarm_threshold, &defragmented);
         // Every member answered unless the verdict is Wait: the heal's own "unhealthy" (a
         // silent member) is over; the gate before each member owns it from here.
@@ -185,6 +197,15 @@ impl Engine {
             HealVerdict::Blocked(details) if self.cfg.dry_run => {
                 tracing::info!("[dry-run] would stop here without disarming: {details}");
                 Some(HealOutcome::Pending("dry run: nothing changed".into()))
+            }
+            HealVerdict::Blocked(details) if self.trial_due(now_obs, &details) => {
+                tracing::warn!(
+                    member = %details.member,
+                    "trying one disarm: {}'s own quota is not known (etcd < 3.6 does not report it, and no sidecar beside it publishes it), so a raise would not be visible from here; if the next write raises NOSPACE again, the heal waits twice as long before the next try",
+                    details.member
+                );
+                let alarmed = alarmed_members(now_obs);
+                Some(self.disarm(ctx, now_obs, &alarmed).await)
             }
             HealVerdict::Blocked(details) => Some(self.report_blocked(ctx, now_obs, &details)),
             HealVerdict::Defragment { members } => {
@@ -261,83 +282,6 @@ impl Engine {
         }
         self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
         HealOutcome::Blocked(message)
-    }
-
-    async fn disarm(&mut self, ctx: &Ctx<'_>, obs: &Observation, alarmed: &[u64]) -> HealOutcome {
-        // No leadership fence here, on purpose: a disarm is idempotent and is only sent when a
-        // fresh observation shows every member below the line, so an instance that just handed
-        // leadership over may still send it — the heal then finishes even when the new
-        // leader has no live etcd-upkeep beside it.
-        let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
-        let sizes: Vec<String> = obs
-            .members
-            .iter()
-            .filter_map(|m| {
-                m.status
-                    .as_ref()
-                    .map(|s| format!("{} {}", m.name, format_bytes(s.db_size)))
-            })
-            .collect();
-        let down = unverified_members(obs);
-        let detail = format!(
-            "every member that answered at most {} ({}% of the {} quota): {}{}",
-            format_bytes(line),
-            (self.cfg.disarm_threshold * 100.0).round(),
-            format_bytes(obs.quota.bytes),
-            sizes.join(", "),
-            if down.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; not verified (no answer; checked when it answers again): {}",
-                    down.join(", ")
-                )
-            }
-        );
-        let Some(endpoint) = crate::decide::endpoints::mutation_endpoint(obs) else {
-            return HealOutcome::Pending("no member answered".into());
-        };
-        for member_id in alarmed {
-            let name = obs.member_name(*member_id);
-            if let Err(e) = ctx
-                .act(self.cfg.dry_run)
-                .disarm_nospace(&endpoint, *member_id, &name, &detail)
-                .await
-            {
-                return HealOutcome::Failed(format!("disarm failed: {e}"));
-            }
-        }
-        if self.cfg.dry_run {
-            return HealOutcome::Pending("dry run: nothing changed".into());
-        }
-        // Verify: the alarm list no longer shows NOSPACE.
-        match ctx.etcd.alarms(&endpoint).await {
-            Ok(alarms) if alarms.iter().any(|a| a.kind == AlarmKind::NoSpace) => {
-                HealOutcome::Failed("NOSPACE is still listed after the disarm".into())
-            }
-            Ok(_) => {
-                let episode = self.nospace.take().expect("episode set");
-                self.disarmed_at = self.clock.now();
-                let seconds = episode.since.elapsed().as_secs_f64();
-                ctx.shared.metrics.heal_duration.observe(seconds);
-                ctx.shared.write().maintenance.nospace_since = None;
-                tracing::info!(
-                    heal_seconds = seconds,
-                    "NOSPACE healed in {seconds:.1}s: alarm gone, writes accepted again"
-                );
-                ctx.shared
-                    .record_action(crate::report::actions::ActionRecord {
-                        at: episode.since_unix,
-                        action: "heal".into(),
-                        member: None,
-                        result: "ok".into(),
-                        detail,
-                        duration_seconds: seconds,
-                    });
-                HealOutcome::Healed { seconds }
-            }
-            Err(e) => HealOutcome::Failed(format!("cannot verify the disarm: {e}")),
-        }
     }
 
     /// `--dry-run`: the live data a real heal would leave behind (the keyspace's key + value

@@ -13,6 +13,7 @@
 
 mod blocked;
 mod config;
+mod disarm;
 mod forecast;
 mod gate;
 mod heal;
@@ -32,7 +33,7 @@ use tokio::sync::watch;
 
 use crate::act::Act;
 use crate::clock::Clock;
-use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
+use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict, fence_holds};
 use crate::decide::compaction::CompactionState;
 use crate::decide::endpoints::mutation_endpoint;
 use crate::decide::gate::alarm_blockers;
@@ -306,7 +307,7 @@ impl Engine {
         self.recheck_unverified(ctx, obs);
 
         // Prevention: compaction stops no member, so it runs at once, even while settling.
-        self.compact_for_space(ctx, obs, space.as_ref(), periodic_target, now)
+        self.compact_for_space(ctx, fence, space.as_ref(), periodic_target, now)
             .await;
         if actor.settling.is_some() {
             return;
@@ -408,10 +409,25 @@ impl Engine {
         true
     }
 
-    /// Physical compaction to `target`, through the leader (the caller holds the fence for the
-    /// observation `obs`: compaction is safe to repeat and stops no member).
-    async fn compact(&mut self, ctx: &Ctx<'_>, obs: &Observation, target: i64, why: &str) -> bool {
-        let Some(endpoint) = mutation_endpoint(obs) else {
+    /// Physical compaction to `target`, through the leader, fenced like every mutation: against
+    /// a fresh observation, not the one the decision came from — between the two, another
+    /// instance may have become the actor (a handover, a takeover), and two compactors would
+    /// each give up history on their own clock. Safe to repeat; stops no member.
+    async fn compact(&mut self, ctx: &Ctx<'_>, fence: Fence, target: i64, why: &str) -> bool {
+        let fresh = match ctx.observe().await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::info!(
+                    "not compacting: cannot observe the cluster to check who acts ({e})"
+                );
+                return false;
+            }
+        };
+        if let Err(why_not) = fence_holds(fence, self.cfg.act_when, &fresh) {
+            tracing::info!("not compacting: {why_not}");
+            return false;
+        }
+        let Some(endpoint) = mutation_endpoint(&fresh) else {
             return false;
         };
         match ctx

@@ -222,7 +222,7 @@ impl Engine {
     pub(super) async fn compact_for_space(
         &mut self,
         ctx: &Ctx<'_>,
-        obs: &Observation,
+        fence: Fence,
         space: Option<&SpaceVerdict>,
         periodic_target: Option<i64>,
         now: f64,
@@ -242,11 +242,11 @@ impl Engine {
                     verdict.keep_seconds,
                     verdict.limit.as_str()
                 );
-                self.compact(ctx, obs, target, &why).await;
+                self.compact(ctx, fence, target, &why).await;
             }
             Some(CompactTo::Periodic(target)) => {
                 let why = "periodic compaction keeps the configured history";
-                self.compact(ctx, obs, target, why).await;
+                self.compact(ctx, fence, target, why).await;
             }
             None => {}
         }

@@ -15,6 +15,8 @@ use super::{Etcd, EtcdError, Result};
 
 /// Where the candidates live. Outside `/registry/`, so no Kubernetes component ever reads it.
 pub const CANDIDATES_PREFIX: &str = "/etcd-upkeep/candidates/";
+/// The key a heal writes (and deletes) to see that writes are accepted again.
+pub const WRITE_CHECK_KEY: &str = "/etcd-upkeep/write-check";
 
 /// One registered candidate, as read back from etcd.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -111,6 +113,36 @@ impl Etcd {
             return Err(e);
         }
         Ok((lease, self.keep_alive_on(endpoint, lease).await?))
+    }
+
+    /// Rewrites a registered candidate's value under its own lease (what it publishes about its
+    /// member changed). Refused during NOSPACE, like every Put: the value then stays as it was.
+    pub async fn update_candidate(&self, endpoint: &str, lease: i64, value: Vec<u8>) -> Result<()> {
+        let key = format!("{CANDIDATES_PREFIX}{lease:016x}");
+        self.call("Put", endpoint, self.dial_timeout, |mut c| async move {
+            c.put(key, value, Some(PutOptions::new().with_lease(lease)))
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// A write through `endpoint` that is undone at once: a small key under etcd-upkeep's own
+    /// prefix, put (the quota check applies to puts only) and deleted. How a heal knows that
+    /// writes are accepted again, not only that the alarm list is empty.
+    pub async fn write_check(&self, endpoint: &str) -> Result<()> {
+        self.call("Put", endpoint, self.dial_timeout, |mut c| async move {
+            c.put(WRITE_CHECK_KEY, "ok", None).await
+        })
+        .await?;
+        self.call(
+            "DeleteRange",
+            endpoint,
+            self.dial_timeout,
+            |mut c| async move { c.delete(WRITE_CHECK_KEY, None).await },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A keep-alive channel for `lease` through `endpoint`: any member renews any lease (the

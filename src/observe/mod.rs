@@ -89,6 +89,9 @@ pub struct Observation {
     pub revision: i64,
     /// The etcd-upkeep instances registered to act, first registered first (None: unreadable).
     pub candidates: Option<Vec<Candidate>>,
+    /// Each member's own quota where it is known (members' quotas differ for the whole length
+    /// of a rolling quota raise). `quota` is the smallest of them: the one NOSPACE comes from.
+    pub member_quotas: std::collections::BTreeMap<u64, Quota>,
     /// Problems that did not prevent the observation (a member down, the metrics URL failing).
     pub warnings: Vec<String>,
 }
@@ -100,6 +103,13 @@ impl Observation {
 
     pub fn has_alarm(&self, kind: AlarmKind) -> bool {
         self.alarms.iter().any(|a| a.kind == kind)
+    }
+
+    /// The quota member `id` enforces: its own where known, else the cluster's.
+    pub fn quota_of(&self, id: u64) -> u64 {
+        self.member_quotas
+            .get(&id)
+            .map_or(self.quota.bytes, |q| q.bytes)
     }
 
     pub fn member_name(&self, id: u64) -> String {
@@ -120,14 +130,24 @@ pub struct Candidate {
     pub member: u64,
     /// Host name and process, for people.
     pub instance: String,
+    /// Its member's quota, as this sidecar reads it from its member (etcd ≥ 3.6 Status or the
+    /// member's own `/metrics`): how the others learn a quota etcd < 3.6 does not report.
+    pub quota: Option<u64>,
+    /// Free bytes on its member's data volume (`--data-dir`), when it can see it.
+    pub disk_free: Option<u64>,
 }
 
-/// What a candidate writes about itself (the value of its key).
+/// What a candidate writes about itself (the value of its key). Fields added later are
+/// optional, so instances of different versions read each other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CandidateInfo {
     /// Hex member ID, "0" when it has no local member.
     pub member: String,
     pub instance: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free: Option<u64>,
 }
 
 impl Candidate {
@@ -143,6 +163,8 @@ impl Candidate {
                     create_revision: k.create_revision,
                     member: u64::from_str_radix(&info.member, 16).ok()?,
                     instance: info.instance,
+                    quota: info.quota,
+                    disk_free: info.disk_free,
                 })
             })
             .collect();
@@ -204,7 +226,14 @@ pub async fn observe(
         )));
     }
     let (leader, raft_term, revision) = assemble::leadership(&members);
-    let quota = resolve_quota(&members, settings, &mut warnings).await;
+    let local_quota = local_quota(&members, local_member, settings, &mut warnings).await;
+    let member_quotas = quota::member_quotas(
+        &members,
+        local_member,
+        local_quota,
+        cluster.candidates.as_deref(),
+    );
+    let quota = quota::cluster_quota(&member_quotas, settings.quota_flag);
     Ok(Observation {
         taken_at: crate::clock::wall_now(),
         seen_at: crate::clock::mono_now(),
@@ -216,6 +245,7 @@ pub async fn observe(
         local_member,
         revision,
         candidates: cluster.candidates,
+        member_quotas,
         warnings,
     })
 }
@@ -324,37 +354,29 @@ async fn discovered(
     failed
 }
 
-async fn resolve_quota(
+/// The local member's quota from its own `/metrics` (`--etcd-metrics-url`), when it does not
+/// report one in Status (etcd < 3.6).
+async fn local_quota(
     members: &[MemberObservation],
+    local_member: Option<u64>,
     settings: &ObserveSettings,
     warnings: &mut Vec<String>,
-) -> Quota {
-    let reported = members
-        .iter()
-        .filter_map(|m| m.status.as_ref())
-        .map(|s| s.db_size_quota)
-        .find(|&q| q > 0);
-    if let Some(bytes) = reported {
-        return Quota {
-            bytes,
-            source: QuotaSource::Etcd,
-        };
+) -> Option<u64> {
+    let url = settings.metrics_url.as_ref()?;
+    let reported = local_member
+        .and_then(|id| members.iter().find(|m| m.id == id))
+        .and_then(|m| m.status.as_ref())
+        .is_some_and(|s| s.db_size_quota > 0);
+    if reported {
+        return None;
     }
-    if let Some(url) = &settings.metrics_url {
-        match quota::fetch_metrics_quota(url, settings.dial_timeout).await {
-            Ok(bytes) => {
-                return Quota {
-                    bytes,
-                    source: QuotaSource::MetricsUrl,
-                };
-            }
-            Err(e) => warnings.push(format!(
+    match quota::fetch_metrics_quota(url, settings.dial_timeout).await {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            warnings.push(format!(
                 "quota from metrics URL unavailable, using the flag: {e}"
-            )),
+            ));
+            None
         }
-    }
-    Quota {
-        bytes: settings.quota_flag,
-        source: QuotaSource::Flag,
     }
 }

@@ -15,6 +15,8 @@ pub enum QuotaSource {
     MetricsUrl,
     /// The `--quota-backend-bytes` flag (or its default).
     Flag,
+    /// Published by the sidecar beside that member (read from its member, etcd < 3.6).
+    Candidate,
 }
 
 impl QuotaSource {
@@ -23,6 +25,7 @@ impl QuotaSource {
             QuotaSource::Etcd => "etcd",
             QuotaSource::MetricsUrl => "metrics-url",
             QuotaSource::Flag => "flag",
+            QuotaSource::Candidate => "candidate",
         }
     }
 }
@@ -31,6 +34,65 @@ impl QuotaSource {
 pub struct Quota {
     pub bytes: u64,
     pub source: QuotaSource,
+}
+
+/// Each member's own quota where it is known, best source first: what the member reports
+/// itself (etcd ≥ 3.6 Status), the local member's `/metrics`, then what the sidecar beside a
+/// member published in its candidate value. A member missing here has no known quota of its own.
+#[cfg(feature = "daemon")]
+pub fn member_quotas(
+    members: &[crate::observe::MemberObservation],
+    local_member: Option<u64>,
+    local_metrics: Option<u64>,
+    candidates: Option<&[crate::observe::Candidate]>,
+) -> std::collections::BTreeMap<u64, Quota> {
+    let mut quotas = std::collections::BTreeMap::new();
+    for member in members {
+        let reported = member
+            .status
+            .as_ref()
+            .map(|s| s.db_size_quota)
+            .filter(|q| *q > 0);
+        let quota = if let Some(bytes) = reported {
+            Some(Quota {
+                bytes,
+                source: QuotaSource::Etcd,
+            })
+        } else if let (Some(bytes), true) = (local_metrics, local_member == Some(member.id)) {
+            Some(Quota {
+                bytes,
+                source: QuotaSource::MetricsUrl,
+            })
+        } else {
+            candidates
+                .unwrap_or(&[])
+                .iter()
+                .filter(|c| c.member == member.id)
+                .find_map(|c| c.quota)
+                .map(|bytes| Quota {
+                    bytes,
+                    source: QuotaSource::Candidate,
+                })
+        };
+        if let Some(quota) = quota {
+            quotas.insert(member.id, quota);
+        }
+    }
+    quotas
+}
+
+/// The quota the cluster as a whole must stay under: the smallest member's (NOSPACE comes from
+/// whichever member reaches its own first), else the flag.
+#[cfg(feature = "daemon")]
+pub fn cluster_quota(member_quotas: &std::collections::BTreeMap<u64, Quota>, flag: u64) -> Quota {
+    member_quotas
+        .values()
+        .copied()
+        .min_by_key(|q| q.bytes)
+        .unwrap_or(Quota {
+            bytes: flag,
+            source: QuotaSource::Flag,
+        })
 }
 
 /// Fetches `url` (plain http) and reads `etcd_server_quota_backend_bytes` from it. The daemon's

@@ -436,6 +436,17 @@ impl Cluster {
         self.spawn(i);
     }
 
+    /// Restarts member `i` with another `--quota-backend-bytes` (one step of a rolling raise).
+    pub fn restart_with_quota(&mut self, i: usize, quota: u64) {
+        let args = &mut self.members[i].args;
+        let at = args
+            .iter()
+            .position(|a| a == "--quota-backend-bytes")
+            .expect("every member has a quota flag");
+        args[at + 1] = quota.to_string();
+        self.restart(i);
+    }
+
     /// A client connected to the given endpoints over TLS.
     pub async fn client(&self, endpoints: &[String]) -> etcd_client::Client {
         self.client_config().only(endpoints).connect().await

@@ -1,0 +1,304 @@
+//! The verified disarm: NOSPACE is disarmed only when the heal's verdict says every member is
+//! below its line, and called healed only once a write was accepted and the alarm stayed away
+//! for a poll.
+//!
+//! Why not trust the alarm list: a member whose quota is below the live data (the one a rolling
+//! quota raise has not reached yet) raises NOSPACE again at the next write. A disarm that the
+//! next write undoes is remembered, and no disarm follows until something that could make it
+//! hold has changed: objects deleted, that member's quota or size. Where its quota is not known
+//! at all (etcd < 3.6, no sidecar beside it), a trial disarm comes after a doubling wait — at
+//! most one undone disarm per wait.
+
+use std::time::Instant;
+
+use crate::decide::heal::{LiveDataOverQuota, unverified_members};
+use crate::etcd::AlarmKind;
+use crate::observe::Observation;
+use crate::units::format_bytes;
+
+use super::heal::{HealOutcome, MAX_LOG_BACKOFF};
+use super::{Ctx, Engine};
+
+/// Whether `member`'s own quota is known: reported by the member (etcd ≥ 3.6), read from this
+/// sidecar's own member's /metrics, or published by the sidecar beside it — which withdraws its
+/// candidacy when a raise cannot be published (during NOSPACE), so a stale figure goes away.
+/// Then a raise is seen within a poll and no trial disarm is needed to find it.
+fn quota_known(obs: &Observation, member: u64) -> bool {
+    obs.member_quotas.contains_key(&member)
+}
+
+/// The members NOSPACE is raised on, each once.
+pub(super) fn alarmed_members(obs: &Observation) -> Vec<u64> {
+    let mut alarmed: Vec<u64> = obs
+        .alarms
+        .iter()
+        .filter(|a| a.kind == AlarmKind::NoSpace)
+        .map(|a| a.member_id)
+        .collect();
+    alarmed.sort_unstable();
+    alarmed.dedup();
+    alarmed
+}
+
+/// Why the heal holds off a disarm, and when it tries again.
+#[derive(Debug, Clone)]
+pub struct Undone {
+    pub member: u64,
+    pub message: String,
+    /// The cluster when it happened: deletions (the revision), a new quota or size of that
+    /// member are what can make a disarm hold.
+    pub revision: i64,
+    pub quota: Option<crate::observe::Quota>,
+    pub db_size: Option<u64>,
+    /// While the member's quota is not known at all (etcd < 3.6 and no sidecar beside it), one
+    /// trial disarm after this, the wait doubling.
+    pub retry_at: Instant,
+}
+
+/// What the first write after a disarm showed.
+enum Confirmed {
+    /// Accepted, and the alarm stayed away for a poll.
+    Held,
+    /// NOSPACE came back: raised by this member.
+    Undone(u64),
+    /// Could not tell (the write failed for another reason, the cluster could not be observed).
+    Unknown(String),
+}
+
+impl Engine {
+    pub(super) async fn disarm(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        alarmed: &[u64],
+    ) -> HealOutcome {
+        // No leadership fence here, on purpose: a disarm is idempotent and is only sent when a
+        // fresh observation shows every member below the line, so an instance that just handed
+        // leadership over may still send it — the heal then finishes even when the new
+        // leader has no live etcd-upkeep beside it.
+        let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
+        let sizes: Vec<String> = obs
+            .members
+            .iter()
+            .filter_map(|m| {
+                m.status
+                    .as_ref()
+                    .map(|s| format!("{} {}", m.name, format_bytes(s.db_size)))
+            })
+            .collect();
+        let down = unverified_members(obs);
+        let detail = format!(
+            "every member that answered at most {} ({}% of the {} quota): {}{}",
+            format_bytes(line),
+            (self.cfg.disarm_threshold * 100.0).round(),
+            format_bytes(obs.quota.bytes),
+            sizes.join(", "),
+            if down.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; not verified (no answer; checked when it answers again): {}",
+                    down.join(", ")
+                )
+            }
+        );
+        let Some(endpoint) = crate::decide::endpoints::mutation_endpoint(obs) else {
+            return HealOutcome::Pending("no member answered".into());
+        };
+        for member_id in alarmed {
+            let name = obs.member_name(*member_id);
+            if let Err(e) = ctx
+                .act(self.cfg.dry_run)
+                .disarm_nospace(&endpoint, *member_id, &name, &detail)
+                .await
+            {
+                return HealOutcome::Failed(format!("disarm failed: {e}"));
+            }
+        }
+        if self.cfg.dry_run {
+            return HealOutcome::Pending("dry run: nothing changed".into());
+        }
+        // Verify: the alarm list no longer shows NOSPACE, a write is accepted, and the alarm
+        // stays away for a poll. Only then is it healed: the alarm list alone says nothing about
+        // a member whose quota is below its data (the next write raises NOSPACE again).
+        match ctx.etcd.alarms(&endpoint).await {
+            Ok(alarms) if alarms.iter().any(|a| a.kind == AlarmKind::NoSpace) => {
+                return HealOutcome::Failed("NOSPACE is still listed after the disarm".into());
+            }
+            Ok(_) => {}
+            Err(e) => return HealOutcome::Failed(format!("cannot verify the disarm: {e}")),
+        }
+        match self.confirm_writes(ctx, &endpoint).await {
+            Confirmed::Held => self.healed(ctx, detail),
+            Confirmed::Undone(member) => self.disarm_undone(ctx, member).await,
+            Confirmed::Unknown(why) => HealOutcome::Pending(why),
+        }
+    }
+
+    /// The first write after the disarm, then one poll's wait for the alarm to come back.
+    async fn confirm_writes(&self, ctx: &Ctx<'_>, endpoint: &str) -> Confirmed {
+        let undone_by = |alarms: &[crate::etcd::Alarm]| {
+            alarms
+                .iter()
+                .find(|a| a.kind == AlarmKind::NoSpace)
+                .map(|a| a.member_id)
+        };
+        // A refused write (NOSPACE again) is told by the alarm list a poll later.
+        if let Err(e) = ctx.etcd.write_check(endpoint).await
+            && e.kind != crate::etcd::FailureKind::NoSpace
+        {
+            return Confirmed::Unknown(format!("no write accepted after the disarm: {e}"));
+        }
+        if ctx.shutdown.clone().sleep(self.cfg.poll).await {
+            return Confirmed::Unknown("shutting down".into());
+        }
+        match ctx.observe().await {
+            Ok(obs) => match undone_by(&obs.alarms) {
+                Some(member) => Confirmed::Undone(member),
+                None => Confirmed::Held,
+            },
+            Err(e) => Confirmed::Unknown(format!("cannot observe after the disarm: {e}")),
+        }
+    }
+
+    fn healed(&mut self, ctx: &Ctx<'_>, detail: String) -> HealOutcome {
+        let episode = self.nospace.take().expect("episode set");
+        self.disarmed_at = self.clock.now();
+        let seconds = episode.since.elapsed().as_secs_f64();
+        ctx.shared.metrics.heal_duration.observe(seconds);
+        ctx.shared.write().maintenance.nospace_since = None;
+        tracing::info!(
+            heal_seconds = seconds,
+            "NOSPACE healed in {seconds:.1}s: alarm gone, a write accepted, and no alarm a poll later"
+        );
+        ctx.shared
+            .record_action(crate::report::actions::ActionRecord {
+                at: episode.since_unix,
+                action: "heal".into(),
+                member: None,
+                result: "ok".into(),
+                detail,
+                duration_seconds: seconds,
+            });
+        HealOutcome::Healed { seconds }
+    }
+
+    /// The disarm did not hold: `member` raised NOSPACE again at the next write, so its quota is
+    /// below the live data. No disarm again until something changes (see `still_undone`).
+    async fn disarm_undone(&mut self, ctx: &Ctx<'_>, member: u64) -> HealOutcome {
+        let obs = match ctx.observe().await {
+            Ok(obs) => obs,
+            Err(e) => return HealOutcome::Pending(format!("cannot observe: {e}")),
+        };
+        let name = obs.member_name(member);
+        let size = obs
+            .member(member)
+            .and_then(|m| m.status.as_ref())
+            .map(|s| s.db_size);
+        let quota = obs.member_quotas.get(&member).copied();
+        let others = obs
+            .members
+            .iter()
+            .filter(|m| m.id != member && !m.is_learner)
+            .map(|m| obs.quota_of(m.id))
+            .max()
+            .filter(|q| *q > obs.quota_of(member));
+        let message = format!(
+            "the disarm did not hold: {name} raised NOSPACE again at the next write, so its data ({}) is over its quota ({}{}): finish the quota raise on {name}, or delete data; no disarm again until {name}'s quota or size changes or objects are deleted",
+            size.map_or("unknown".into(), format_bytes),
+            quota.map_or_else(
+                || format!(
+                    "{} assumed; it does not report its own",
+                    format_bytes(obs.quota_of(member))
+                ),
+                |q| format_bytes(q.bytes)
+            ),
+            others.map_or(String::new(), |o| format!(
+                "; the other members have {}",
+                format_bytes(o)
+            )),
+        );
+        tracing::error!(member = %name, "{message}");
+        if let Some(episode) = self.nospace.as_mut() {
+            // Our own write check moved the revision: not a deletion to compact for again.
+            episode.compacted_at = episode.compacted_at.max(obs.revision);
+            let wait = (episode.undone_wait * 2)
+                .max(self.cfg.poll * 4)
+                .min(MAX_LOG_BACKOFF);
+            episode.undone_wait = wait;
+            episode.undone = Some(Undone {
+                member,
+                message: message.clone(),
+                revision: obs.revision,
+                quota,
+                db_size: size,
+                retry_at: Instant::now() + wait,
+            });
+        }
+        self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+        HealOutcome::Blocked(message)
+    }
+
+    /// Whether a block on `details` is one to try a disarm through: the member's own quota is not
+    /// known, and the wait since the last try (or since the block began) is over.
+    pub(super) fn trial_due(&mut self, obs: &Observation, details: &LiveDataOverQuota) -> bool {
+        let member = details.member_id;
+        if quota_known(obs, member) {
+            return false;
+        }
+        let poll = self.cfg.poll;
+        let Some(episode) = self.nospace.as_mut() else {
+            return false;
+        };
+        if std::mem::take(&mut episode.trial_due) {
+            return true;
+        }
+        // The block begins: the first try comes after the wait, as after an undone disarm.
+        let wait = (episode.undone_wait * 2).max(poll * 4).min(MAX_LOG_BACKOFF);
+        episode.undone_wait = wait;
+        episode.undone = Some(Undone {
+            member,
+            message: details.to_string(),
+            revision: obs.revision,
+            quota: obs.member_quotas.get(&member).copied(),
+            db_size: obs
+                .member(member)
+                .and_then(|m| m.status.as_ref())
+                .map(|s| s.db_size),
+            retry_at: Instant::now() + wait,
+        });
+        false
+    }
+
+    /// While a disarm was undone: Some(why) until something changed that can make the next one
+    /// hold — objects deleted (the revision moved), that member's quota or size changed — or,
+    /// where its quota is not known at all, a trial after a doubling wait (at most one undone
+    /// disarm per wait).
+    pub(super) fn still_undone(&mut self, obs: &Observation) -> Option<String> {
+        let episode = self.nospace.as_mut()?;
+        let undone = episode.undone.as_mut()?;
+        let quota = obs.member_quotas.get(&undone.member).copied();
+        let size = obs
+            .member(undone.member)
+            .and_then(|m| m.status.as_ref())
+            .map(|s| s.db_size);
+        let known = quota_known(obs, undone.member);
+        let changed =
+            obs.revision != undone.revision || quota != undone.quota || size != undone.db_size;
+        let trial = !known && Instant::now() >= undone.retry_at;
+        if !changed && !trial {
+            return Some(undone.message.clone());
+        }
+        tracing::info!(
+            "{}: trying the heal again",
+            if changed {
+                "objects were deleted, or the member's quota or size changed"
+            } else {
+                "its quota is not known, so a raise would not be visible from here"
+            }
+        );
+        episode.undone = None;
+        episode.trial_due = trial && !changed;
+        None
+    }
+}
