@@ -3,6 +3,7 @@
 #   - protoc (etcd-client's build script compiles etcd's protos),
 #   - promtool (lints /metrics and the alert rules),
 #   - libfaketime (the clock tests step the daemon's wall clock),
+#   - etcd 3.6.8 built from the Go module proxy into .tools/etcd-3.6.8 (when Go is there),
 #   - etcd 3.5 (from Debian trixie's etcd-server, unpacked into .tools/ — nothing installed system-wide)
 #     and etcd 3.4 (Debian bookworm's etcd-server) so both supported server lines are at hand.
 # Prints the etcd binary to use on its last line. Safe to run again: it skips what is present.
@@ -58,6 +59,35 @@ if [ ! -x "$tools/etcd-3.5/usr/bin/etcd" ]; then
   rm -rf "$tools/etcd-3.5" && mkdir -p "$tools/etcd-3.5"
   dpkg -x "$deb" "$tools/etcd-3.5"
 fi
+# etcd from the Go module proxy, by version (issue 20: what vCluster users run). Built in a
+# throwaway module under .tools/, never vendored: `go get` the server and etcdctl at that
+# version, `go build` both. The binaries are cached by version in ~/.cache/etcd-upkeep (a fresh
+# clone, as CI's, then copies them instead of building); ETCD_GO_VERSIONS picks the versions.
+build_etcd() {
+  local v="$1" out="$tools/etcd-$1" cache="${XDG_CACHE_HOME:-$HOME/.cache}/etcd-upkeep/etcd-$1"
+  if [ ! -x "$out/etcd" ] && [ -x "$cache/etcd" ]; then
+    mkdir -p "$out" && cp "$cache/etcd" "$cache/etcdctl" "$out/"
+  fi
+  if [ ! -x "$out/etcd" ]; then
+    command -v go >/dev/null || { echo "setup: etcd $v needs Go (https://go.dev) to build from the module proxy; skipped" >&2; return 0; }
+    echo "setup: building etcd $v and etcdctl from the Go module proxy into .tools/etcd-$v (about a minute, once)" >&2
+    local mod="$tools/go-etcd-$v"
+    rm -rf "$mod" && mkdir -p "$mod" "$out"
+    (cd "$mod" && quiet go mod init etcd-upkeep.local/etcd-build \
+      && quiet go get "go.etcd.io/etcd/server/v3@v$v" "go.etcd.io/etcd/etcdctl/v3@v$v" \
+      && quiet go build -o "$out/" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3) \
+      || { echo "setup: etcd $v did not build (see $log); skipped" >&2; rm -rf "$out"; return 0; }
+    mv "$out/server" "$out/etcd"
+    rm -rf "$mod"
+    mkdir -p "$cache" && cp "$out/etcd" "$out/etcdctl" "$cache/"
+  fi
+  local said
+  said="$("$out/etcd" --version)"
+  said="${said%%$'\n'*}"
+  [ "$said" = "etcd Version: $v" ] || { echo "setup: .tools/etcd-$v says '$said'" >&2; return 1; }
+}
+for v in ${ETCD_GO_VERSIONS:-3.6.8}; do build_etcd "$v"; done
+
 # Not `| head -1`: under pipefail, etcd dies of SIGPIPE writing its second line (exit 141).
 version="$("$tools/etcd-3.5/usr/bin/etcd" --version)"
 echo "${version%%$'\n'*}" >&2

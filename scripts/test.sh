@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what is missing (protoc, promtool, etcd 3.4 and 3.5,
-# cargo-nextest, cargo-fuzz), lints the Prometheus rules and unit-tests the alerts, validates the
-# vCluster values snippet, runs every test against real etcd 3.5 processes and the core suites
-# against etcd 3.4, and fuzzes every parser for a short while. CI (.ci/run) also replays the
+# etcd 3.6.8 from the Go module proxy, libfaketime, cargo-nextest, cargo-fuzz), lints the
+# Prometheus rules and unit-tests the alerts, validates the vCluster values snippet, runs every
+# test against real etcd 3.5 processes and the core suites against etcd 3.4 and 3.6.8, and fuzzes
+# every parser for a short while. CI (.ci/run) also replays the
 # Dockerfile's release build, which alone takes longer than all of this.
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -31,6 +32,8 @@ if [ -f "$validator" ]; then
   python3 -c 'import yaml, jsonschema, kubernetes' 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check pyyaml jsonschema kubernetes
   python3 "$validator" helm-values-snippet.yaml
+else
+  echo "== SKIPPED: the vCluster values schema check (no $validator beside this clone)"
 fi
 
 # cargo-nextest runs every test as its own process, three at a time (.config/nextest.toml): each
@@ -66,6 +69,18 @@ etcd34=/usr/bin/etcd
 phase "the core suites on etcd 3.4: foundation, maintenance, actors ($(first_line "$etcd34" --version))"
 ETCD_BIN="$etcd34" cargo nextest run --locked \
   -E 'test(/^(foundation|maintenance|actors)::/)' 2>&1 | tee -a "$log"
+
+# etcd 3.6.8, built from the Go module proxy by scripts/setup.sh (vCluster's deployed default):
+# the same core suites plus the degraded cluster and the stepped clock. Issue 20 moves the whole
+# suite here; until then 3.5 runs it all.
+etcd36="$root/.tools/etcd-3.6.8/etcd"
+if [ -x "$etcd36" ]; then
+  phase "the core suites on etcd 3.6.8: foundation, maintenance, actors, degraded, clock ($(first_line "$etcd36" --version))"
+  ETCD_BIN="$etcd36" cargo nextest run --locked \
+    -E 'test(/^(foundation|maintenance|actors|degraded|clock)::/)' 2>&1 | tee -a "$log"
+else
+  echo "== SKIPPED: etcd 3.6.8 was not built (no Go toolchain, or the module proxy refused it; see .tools/setup.log)"
+fi
 
 phase "waiting for the fuzz targets' build"
 wait "$fuzz_build" || { cat "$fuzz_log"; echo "fuzz: the targets did not build" >&2; exit 1; }

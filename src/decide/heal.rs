@@ -130,15 +130,39 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     // again. Every member, not only those that look reclaimable: until its backend commits, a
     // member reports its pre-compaction `dbSizeInUse` (seen on 3.4), so "nothing to free"
     // cannot be told from that figure. In the second case the defrags are quick and free nothing.
-    // And every member, not only the first: a disarm that rests on "below the line everywhere"
-    // must rest on sizes that are all the truth.
-    let not_yet: Vec<u64> = voting
+    // And not on the first defragmented member alone: a disarm that rests on "below the line
+    // everywhere" must rest on sizes that are the truth. A member not defragmented here is
+    // defragmented too when it has space to give back — by its own figures, or by being
+    // larger than a freshly defragmented member (whose file is the live data), since its own
+    // `dbSizeInUse` may be stale. One already as small needs nothing: another instance
+    // defragmented it (a handover mid-heal), and asking for it again would move leadership
+    // back and forth between two actors that each remember only their own defragmentations.
+    let truth = voting
+        .iter()
+        .filter(|m| defragmented.contains(&m.id))
+        .filter_map(|m| m.status.as_ref().map(|s| s.db_size))
+        .min();
+    let worth = (1u64 << 20).max(obs.quota.bytes / 20);
+    let behind: Vec<u64> = voting
         .iter()
         .filter(|m| !defragmented.contains(&m.id))
+        .filter(|m| {
+            reclaimable(m)
+                || truth.is_some_and(|t| {
+                    m.status
+                        .as_ref()
+                        .is_some_and(|s| s.db_size > t.saturating_add(worth))
+                })
+        })
         .map(|m| m.id)
         .collect();
-    if over.is_empty() && !not_yet.is_empty() {
-        return HealVerdict::Defragment { members: not_yet };
+    if over.is_empty() && defragmented.is_empty() {
+        return HealVerdict::Defragment {
+            members: voting.iter().map(|m| m.id).collect(),
+        };
+    }
+    if over.is_empty() && !behind.is_empty() {
+        return HealVerdict::Defragment { members: behind };
     }
     if over.is_empty() {
         let mut alarmed: Vec<u64> = obs

@@ -61,16 +61,23 @@ fn disarm_only_when_every_member_is_below_the_line() {
         heal_verdict(&obs, 0.9, &none()),
         HealVerdict::Defragment { members: vec![3] }
     );
-    // It shrank below the line: the others are defragmented too before the disarm, so the
-    // disarm rests on sizes that are all the truth.
+    // It shrank below the line; m1's 8 MiB file reports 8 MiB in use (stale: not yet
+    // committed since the compaction), yet it is far larger than the freshly defragmented m2:
+    // defragmented too before the disarm. m0, as small as m2, needs nothing.
     let mut shrunk = obs.clone();
     shrunk.members[2].status.as_mut().unwrap().db_size = MIB;
+    let m1 = shrunk.members[1].status.as_mut().unwrap();
+    (m1.db_size, m1.db_size_in_use) = (8 * MIB, 8 * MIB);
     assert_eq!(
         heal_verdict(&shrunk, 0.9, &HashSet::from([3])),
-        HealVerdict::Defragment {
-            members: vec![1, 2]
-        }
+        HealVerdict::Defragment { members: vec![2] }
     );
+    // Defragmented by another instance (as small as the truth): disarm, no ping-pong.
+    shrunk.members[1].status.as_mut().unwrap().db_size = MIB;
+    assert!(matches!(
+        heal_verdict(&shrunk, 0.9, &HashSet::from([3])),
+        HealVerdict::Disarm { .. }
+    ));
 }
 
 #[test]

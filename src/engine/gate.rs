@@ -2,7 +2,7 @@
 //! member (`decide::gate` over fresh probes), and the local disk has room for the copy a
 //! defragmentation writes (`decide::disk`). Each owns its blocked reason.
 
-use crate::decide::disk::disk_verdict;
+use crate::decide::disk::{copy_bytes, published_free, room_on};
 use crate::decide::gate::{Degraded, gate};
 use crate::decide::heal::unverified_members;
 use crate::decide::plan::{DefragStep, PlanCause};
@@ -51,24 +51,42 @@ impl Engine {
         Err(why)
     }
 
+    /// The last check before a member's defragmentation RPC: room on its volume (see
+    /// `room_for`). A refusal is reported under `disk_space`; a pass of the heal clears it when
+    /// it finds room again (`heal_round`).
     pub(super) fn disk_check(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
         step: &DefragStep,
     ) -> Result<(), String> {
-        let Some(dir) = &self.cfg.data_dir else {
-            return Ok(());
-        };
-        if obs.local_member != Some(step.member_id) {
-            return Ok(()); // The mounted data dir is the local member's; others' disks are not visible.
+        let verdict = self.room_for(obs, step.member_id);
+        if let Err(why) = &verdict {
+            self.set_blocked(ctx, "disk_space", vec![why.clone()]);
         }
-        let verdict = free_disk_bytes(dir).and_then(|free| disk_verdict(free, step.db_size_in_use));
-        self.set_blocked(
-            ctx,
-            "disk_space",
-            verdict.clone().err().into_iter().collect(),
-        );
         verdict
+    }
+
+    /// Whether `member`'s volume has room for the copy a defragmentation writes: the local
+    /// member's mounted `--data-dir`, else what the sidecar beside it published. Where nobody
+    /// knows (deployed etcd: no sidecar beside the members), it says so once and goes on, as
+    /// before there was a check.
+    pub(super) fn room_for(&mut self, obs: &Observation, member: u64) -> Result<(), String> {
+        let name = obs.member_name(member);
+        let copy = copy_bytes(obs);
+        if let (Some(dir), true) = (&self.cfg.data_dir, obs.local_member == Some(member)) {
+            let free = free_disk_bytes(dir)?;
+            return room_on(&name, free, copy);
+        }
+        if let Some(free) = published_free(obs, member) {
+            return room_on(&name, free, copy);
+        }
+        if self.disk_unknown.insert(member) {
+            tracing::info!(
+                member = %name,
+                "{name}'s free disk is not known (no sidecar beside it publishes it, or it has no --data-dir): defragmenting it without that check"
+            );
+        }
+        Ok(())
     }
 }

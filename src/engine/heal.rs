@@ -209,6 +209,24 @@ impl Engine {
             }
             HealVerdict::Blocked(details) => Some(self.report_blocked(ctx, now_obs, &details)),
             HealVerdict::Defragment { members } => {
+                // Never start a defragmentation that cannot finish: a copy into a full volume
+                // fails with ENOSPC, and a member that then cannot write its WAL is lost.
+                let (members, no_room): (Vec<u64>, Vec<String>) =
+                    members
+                        .iter()
+                        .fold((Vec::new(), Vec::new()), |(mut ok, mut refused), id| {
+                            match self.room_for(now_obs, *id) {
+                                Ok(()) => ok.push(*id),
+                                Err(why) => refused.push(why),
+                            }
+                            (ok, refused)
+                        });
+                self.set_blocked(ctx, "disk_space", no_room.clone());
+                if members.is_empty() {
+                    let message = format!("NOSPACE cannot be healed: {}", no_room.join("; "));
+                    self.set_heal_blocked(ctx, Some("maintenance_blocked"), Some(message.clone()));
+                    return Some(HealOutcome::Blocked(message));
+                }
                 self.set_heal_blocked(ctx, None, None);
                 let plan = order(now_obs, PlanCause::Heal, &members);
                 let mut done = defragmented;

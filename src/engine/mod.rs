@@ -102,6 +102,8 @@ pub struct Engine {
     /// How long NOSPACE has lasted without progress (a standby takes over a stalled one).
     stall: StallWatch,
     stalled: crate::decide::takeover::Stall,
+    /// Members whose free disk nobody knows, each said once.
+    disk_unknown: std::collections::HashSet<u64>,
     /// Voting members the last heal went on without (down): checked when they answer again.
     unverified: std::collections::HashSet<u64>,
     /// Where every duration is read (monotonic; a test drives its own).
@@ -145,6 +147,7 @@ impl Engine {
             consistency: verify::Consistency::Unknown,
             last_fence: None,
             unverified: Default::default(),
+            disk_unknown: Default::default(),
             clock: Clock::system(),
             stall: StallWatch::default(),
             stalled: Default::default(),

@@ -213,7 +213,14 @@ impl Engine {
                     Err(outcome) => outcome,
                 };
             }
-            Reference::Peer { id, endpoint } => (id, endpoint),
+            // The peer chosen before the defrag may have gone since (down, cut off): the most
+            // caught-up one that answers now, else the one chosen then.
+            Reference::Peer { id, endpoint } => ctx
+                .observe()
+                .await
+                .ok()
+                .and_then(|now| peer_of(&now, step.member_id))
+                .unwrap_or((id, endpoint)),
         };
         // Equal to the peer at the member's current revision, once the peer has reached it.
         let mut shutdown = ctx.shutdown.clone();

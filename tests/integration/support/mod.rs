@@ -34,6 +34,23 @@ pub fn etcd_bin() -> PathBuf {
     PathBuf::from("etcd")
 }
 
+/// The (major, minor) of the etcd under test, from `--version`.
+pub fn etcd_version() -> (u32, u32) {
+    let out = Command::new(etcd_bin()).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .expect("etcd --version names its version");
+    let mut parts = version.trim().split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Whether etcd reports its quota in Status (`dbSizeQuota`, etcd ≥ 3.6).
+pub fn etcd_reports_quota() -> bool {
+    etcd_version() >= (3, 6)
+}
+
 /// The etcd-upkeep binary: Cargo's for tests; for the demo (an example), the one built beside it.
 pub fn upkeep_bin() -> PathBuf {
     if let Some(bin) = option_env!("CARGO_BIN_EXE_etcd-upkeep") {
@@ -234,6 +251,8 @@ pub struct Cluster {
     pub pki: Pki,
     pub members: Vec<Member>,
     pub quota: u64,
+    /// tmpfs volumes mounted for members' data dirs (unmounted on drop).
+    mounts: Vec<PathBuf>,
 }
 
 impl Cluster {
@@ -252,7 +271,21 @@ impl Cluster {
                 (url("https"), url("https"), url("http"), None)
             })
             .collect();
-        Cluster::start_on(dir, pki, urls, quota, extra)
+        Cluster::start_on(dir, pki, urls, quota, extra, None)
+    }
+
+    /// `n` members with their WAL in a directory of its own, and member `on`'s data dir on a
+    /// tmpfs of `volume` bytes: a volume that the test can fill (needs root to mount).
+    pub fn start_with_volume(n: usize, quota: u64, on: usize, volume: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate(&dir.path().join("pki"), "etcd-ca");
+        let urls: Vec<(String, String, String, Option<String>)> = (0..n)
+            .map(|_| {
+                let url = |scheme: &str| format!("{scheme}://127.0.0.1:{}", free_port());
+                (url("https"), url("https"), url("http"), None)
+            })
+            .collect();
+        Cluster::start_on(dir, pki, urls, quota, &[], Some((on, volume)))
     }
 
     /// `n` members, member `i` on host `i` of `network` (its own namespace and address,
@@ -274,16 +307,18 @@ impl Cluster {
                 )
             })
             .collect();
-        Cluster::start_on(dir, pki, urls, quota, extra)
+        Cluster::start_on(dir, pki, urls, quota, extra, None)
     }
 
-    /// Members at (client, peer, metrics URL, namespace), one each.
+    /// Members at (client, peer, metrics URL, namespace), one each; `volume`: (member, bytes)
+    /// of a tmpfs for that member's data dir, every WAL then in a directory of its own.
     fn start_on(
         dir: tempfile::TempDir,
         pki: Pki,
         urls: Vec<(String, String, String, Option<String>)>,
         quota: u64,
         extra: &[&str],
+        volume: Option<(usize, u64)>,
     ) -> Cluster {
         let n = urls.len();
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
@@ -349,7 +384,11 @@ impl Cluster {
                 "--snapshot-count".into(),
                 "5000".into(),
             ];
-            let args = args.into_iter().chain(s(extra)).collect();
+            let mut args: Vec<String> = args.into_iter().chain(s(extra)).collect();
+            if volume.is_some() {
+                args.push("--wal-dir".into());
+                args.push(p(&dir.path().join(format!("{name}.wal"))));
+            }
             members.push(Member {
                 name: name.clone(),
                 client_url,
@@ -367,7 +406,23 @@ impl Cluster {
             pki,
             members,
             quota,
+            mounts: Vec::new(),
         };
+        if let Some((on, bytes)) = volume {
+            let at = cluster.members[on].data_dir.clone();
+            std::fs::create_dir_all(&at).unwrap();
+            let mounted = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(&at)
+                .status()
+                .unwrap();
+            assert!(
+                mounted.success(),
+                "cannot mount a tmpfs at {}",
+                at.display()
+            );
+            cluster.mounts.push(at);
+        }
         for i in 0..n {
             cluster.spawn(i);
         }
@@ -500,6 +555,9 @@ impl Drop for Cluster {
                 signal(child.id(), "CONT");
             }
             self.kill(i);
+        }
+        for at in &self.mounts {
+            let _ = Command::new("umount").arg(at).status();
         }
     }
 }
@@ -796,4 +854,12 @@ impl Cluster {
             self.members.iter().position(|m| m.name == name).unwrap()
         })
     }
+}
+
+/// Whether the tests run as root (mounts, namespaces and the block-I/O throttle need it).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
