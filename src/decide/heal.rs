@@ -165,16 +165,8 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         return HealVerdict::Defragment { members: behind };
     }
     if over.is_empty() {
-        let mut alarmed: Vec<u64> = obs
-            .alarms
-            .iter()
-            .filter(|a| a.kind == AlarmKind::NoSpace)
-            .map(|a| a.member_id)
-            .collect();
-        alarmed.sort_unstable();
-        alarmed.dedup();
         return HealVerdict::Disarm {
-            alarmed_members: alarmed,
+            alarmed_members: alarmed_members(obs),
         };
     }
     if let Some(full) = over
@@ -211,6 +203,19 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         .map(|m| m.id)
         .collect();
     HealVerdict::Defragment { members }
+}
+
+/// The members NOSPACE is raised on, each once.
+pub fn alarmed_members(obs: &Observation) -> Vec<u64> {
+    let mut alarmed: Vec<u64> = obs
+        .alarms
+        .iter()
+        .filter(|a| a.kind == AlarmKind::NoSpace)
+        .map(|a| a.member_id)
+        .collect();
+    alarmed.sort_unstable();
+    alarmed.dedup();
+    alarmed
 }
 
 /// The smallest majority of `voting` members.

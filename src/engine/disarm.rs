@@ -27,19 +27,6 @@ fn quota_known(obs: &Observation, member: u64) -> bool {
     obs.member_quotas.contains_key(&member)
 }
 
-/// The members NOSPACE is raised on, each once.
-pub(super) fn alarmed_members(obs: &Observation) -> Vec<u64> {
-    let mut alarmed: Vec<u64> = obs
-        .alarms
-        .iter()
-        .filter(|a| a.kind == AlarmKind::NoSpace)
-        .map(|a| a.member_id)
-        .collect();
-    alarmed.sort_unstable();
-    alarmed.dedup();
-    alarmed
-}
-
 /// Why the heal holds off a disarm, and when it tries again.
 #[derive(Debug, Clone)]
 pub struct Undone {

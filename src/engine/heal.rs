@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 
 use crate::clock::wall_now;
 use crate::decide::actor::Fence;
-use crate::decide::heal::{HealVerdict, heal_verdict, project_defragmented, unverified_members};
+use crate::decide::heal::{
+    HealVerdict, alarmed_members, heal_verdict, project_defragmented, unverified_members,
+};
 use crate::decide::plan::{PlanCause, order};
 use crate::etcd::AlarmKind;
 use crate::observe::Observation;
 use crate::units::format_bytes;
 
-use super::disarm::{Undone, alarmed_members};
+use super::disarm::Undone;
 use super::rolling::RollOutcome;
 use super::{Ctx, Engine};
 

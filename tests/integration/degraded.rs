@@ -87,6 +87,13 @@ fn until_writable(cluster: &Cluster, endpoint: &str, limit: Duration, daemons: &
     start.elapsed().as_secs_f64()
 }
 
+/// A write through the leader is accepted within a minute of the sidecars' start (printed).
+fn heals_within_a_minute(cluster: &Cluster, leader: usize, daemons: &[&Daemon], case: &str) {
+    let endpoint = cluster.endpoints()[leader].clone();
+    let took = until_writable(cluster, &endpoint, Duration::from_secs(60), daemons);
+    eprintln!("healed {took:.1}s after the sidecars started ({case})");
+}
+
 /// Whether every member answers Status (a restarted one takes a moment).
 fn every_member_answers(cluster: &Cluster) -> bool {
     runtime().block_on(async {
@@ -205,13 +212,12 @@ fn sidecars_started_during_nospace_beside_the_followers_only_heal_it() {
         .map(|i| sidecar(&cluster, i, &[]))
         .collect();
     let refs: Vec<&Daemon> = daemons.iter().collect();
-    let took = until_writable(
+    heals_within_a_minute(
         &cluster,
-        &cluster.endpoints()[leader],
-        Duration::from_secs(60),
+        leader,
         &refs,
+        "the sidecars beside the followers only",
     );
-    eprintln!("healed {took:.1}s after the sidecars started beside the followers only");
     let log: String = daemons.iter().map(|d| d.log()).collect();
     assert_eq!(
         log.matches("no instance registered: moving leadership")
@@ -247,47 +253,46 @@ fn a_blind_sidecar_beside_the_leader_is_taken_over_when_all_started_during_nospa
         })
         .collect();
     let refs: Vec<&Daemon> = daemons.iter().collect();
-    let took = until_writable(
-        &cluster,
-        &cluster.endpoints()[leader],
-        Duration::from_secs(60),
-        &refs,
-    );
-    eprintln!("healed {took:.1}s after start, the leader's sidecar blind");
+    heals_within_a_minute(&cluster, leader, &refs, "the leader's sidecar blind");
     assert_eq!(daemons[leader].metric("etcd_upkeep_ready"), Some(0.0));
     assert_whole(&cluster, &refs);
 }
 
-/// The quotas the registered sidecars publish, by member name (etcd < 3.6 reports none).
-fn published_quotas(cluster: &Cluster) -> Vec<(String, Option<u64>)> {
+/// What the registered sidecars publish in their candidate values, by member name.
+fn published(cluster: &Cluster) -> Vec<(String, serde_json::Value)> {
     runtime().block_on(async {
         let mut c = cluster.client(&cluster.endpoints()).await;
-        let listed = c
-            .get(
+        let (Ok(listed), Ok(ids)) = (
+            c.get(
                 "/etcd-upkeep/candidates/",
                 Some(etcd_client::GetOptions::new().with_prefix()),
             )
-            .await
-            .unwrap();
-        let ids = c.member_list().await.unwrap();
-        let mut out: Vec<(String, Option<u64>)> = listed
+            .await,
+            c.member_list().await,
+        ) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, serde_json::Value)> = listed
             .kvs()
             .iter()
             .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
             .filter_map(|v| {
                 let id = u64::from_str_radix(v["member"].as_str()?, 16).ok()?;
-                let name = ids
-                    .members()
-                    .iter()
-                    .find(|m| m.id() == id)?
-                    .name()
-                    .to_string();
-                Some((name, v["quota"].as_u64()))
+                let member = ids.members().iter().find(|m| m.id() == id)?;
+                Some((member.name().to_string(), v))
             })
             .collect();
-        out.sort();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     })
+}
+
+/// The quotas the registered sidecars publish, by member name (etcd < 3.6 reports none).
+fn published_quotas(cluster: &Cluster) -> Vec<(String, Option<u64>)> {
+    published(cluster)
+        .into_iter()
+        .map(|(name, v)| (name, v["quota"].as_u64()))
+        .collect()
 }
 
 #[test]
@@ -370,24 +375,7 @@ fn a_rolling_quota_raise_blocks_on_the_member_left_behind_and_heals_once_it_is_r
     let (members, writable) = inspect(&cluster);
     assert!(writable);
     assert!(members.windows(2).all(|w| w[0].2 == w[1].2), "{members:?}");
-    assert_eq!(
-        runtime().block_on(async {
-            let mut c = cluster.client(&cluster.endpoints()).await;
-            c.get(
-                "/registry/fill/",
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_count_only(),
-                ),
-            )
-            .await
-            .unwrap()
-            .count() as usize
-        }),
-        live,
-        "every live key kept"
-    );
+    assert_eq!(keys_present(&cluster, live), live, "every live key kept");
 }
 
 /// Free bytes of the filesystem holding `path`.
@@ -406,24 +394,10 @@ fn free_bytes(path: &std::path::Path) -> u64 {
 
 /// What the sidecar beside `member` (by name) published as its volume's free bytes.
 fn published_free(cluster: &Cluster, member: &str) -> Option<u64> {
-    runtime().block_on(async {
-        let mut c = cluster.client(&cluster.endpoints()).await;
-        let listed = c
-            .get(
-                "/etcd-upkeep/candidates/",
-                Some(etcd_client::GetOptions::new().with_prefix()),
-            )
-            .await
-            .ok()?;
-        let ids = c.member_list().await.ok()?;
-        let id = ids.members().iter().find(|m| m.name() == member)?.id();
-        listed
-            .kvs()
-            .iter()
-            .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
-            .filter(|v| v["member"].as_str() == Some(&format!("{id:x}")))
-            .find_map(|v| v["disk_free"].as_u64())
-    })
+    published(cluster)
+        .into_iter()
+        .find(|(name, _)| name == member)
+        .and_then(|(_, v)| v["disk_free"].as_u64())
 }
 
 #[test]

@@ -100,14 +100,13 @@ fn mutations(daemon: &Daemon) -> Vec<(f64, String)> {
         .collect()
 }
 
-/// What every test checks once the links are back: healed, every member defragmented, one at a
-/// time, writable, every key there and equal hashes.
-fn healed_and_intact(cluster: &Cluster, daemons: &[&Daemon], keys: usize) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while alarms_from(cluster, &[0, 1, 2]) != Some(0) {
+/// Polls `done` until it holds; after `limit`, fails naming `what` with every daemon's log.
+fn until(daemons: &[&Daemon], limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
         assert!(
             Instant::now() < deadline,
-            "not healed after the link came back; logs:\n{}",
+            "{what}; logs:\n{}",
             daemons
                 .iter()
                 .map(|d| d.log())
@@ -116,6 +115,17 @@ fn healed_and_intact(cluster: &Cluster, daemons: &[&Daemon], keys: usize) {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// What every test checks once the links are back: healed, every member defragmented, one at a
+/// time, writable, every key there and equal hashes.
+fn healed_and_intact(cluster: &Cluster, daemons: &[&Daemon], keys: usize) {
+    until(
+        daemons,
+        Duration::from_secs(90),
+        "not healed after the link came back",
+        || alarms_from(cluster, &[0, 1, 2]) == Some(0),
+    );
     let intervals = defrags_one_at_a_time(cluster);
     for i in 0..3 {
         assert!(
@@ -171,19 +181,13 @@ fn a_follower_cut_off_mid_defragmentation_does_not_stop_the_heal_of_the_quorum()
     // The leader and the member being defragmented are a quorum: the heal goes on through them
     // and disarms, the cut member named as not verified; it is never touched while cut.
     let reachable: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while alarms_from(&cluster, &reachable) != Some(0) {
-        assert!(
-            Instant::now() < deadline,
-            "not healed through the quorum; logs:\n{}",
-            daemons
-                .iter()
-                .map(|d| d.log())
-                .collect::<Vec<_>>()
-                .join("\n---\n")
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let all: Vec<&Daemon> = daemons.iter().collect();
+    until(
+        &all,
+        Duration::from_secs(60),
+        "not healed through the quorum",
+        || alarms_from(&cluster, &reachable) == Some(0),
+    );
     assert!(
         defrag_intervals(&cluster.log(victim)).is_empty(),
         "the cut member was not defragmented while cut"
@@ -197,20 +201,13 @@ fn a_follower_cut_off_mid_defragmentation_does_not_stop_the_heal_of_the_quorum()
     network.restore(victim);
 
     // Back with its old, large file: it is defragmented before a write re-raises NOSPACE.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while defrag_intervals(&cluster.log(victim)).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the returned member was not defragmented; logs:\n{}",
-            daemons
-                .iter()
-                .map(|d| d.log())
-                .collect::<Vec<_>>()
-                .join("\n---\n")
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    healed_and_intact(&cluster, &daemons.iter().collect::<Vec<_>>(), KEYS);
+    until(
+        &all,
+        Duration::from_secs(60),
+        "the returned member was not defragmented",
+        || !defrag_intervals(&cluster.log(victim)).is_empty(),
+    );
+    healed_and_intact(&cluster, &all, KEYS);
 }
 
 #[test]

@@ -255,6 +255,16 @@ pub struct Cluster {
     mounts: Vec<PathBuf>,
 }
 
+/// (client, peer, metrics URL, no namespace) for `n` members on loopback ports of their own.
+fn loopback_urls(n: usize) -> Vec<(String, String, String, Option<String>)> {
+    (0..n)
+        .map(|_| {
+            let url = |scheme: &str| format!("{scheme}://127.0.0.1:{}", free_port());
+            (url("https"), url("https"), url("http"), None)
+        })
+        .collect()
+}
+
 impl Cluster {
     /// Starts an `n`-member TLS cluster with the given quota and waits until it serves writes.
     pub fn start(n: usize, quota: u64) -> Cluster {
@@ -265,12 +275,7 @@ impl Cluster {
     pub fn start_with(n: usize, quota: u64, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(&dir.path().join("pki"), "etcd-ca");
-        let urls: Vec<(String, String, String, Option<String>)> = (0..n)
-            .map(|_| {
-                let url = |scheme: &str| format!("{scheme}://127.0.0.1:{}", free_port());
-                (url("https"), url("https"), url("http"), None)
-            })
-            .collect();
+        let urls = loopback_urls(n);
         Cluster::start_on(dir, pki, urls, quota, extra, None)
     }
 
@@ -279,12 +284,7 @@ impl Cluster {
     pub fn start_with_volume(n: usize, quota: u64, on: usize, volume: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate(&dir.path().join("pki"), "etcd-ca");
-        let urls: Vec<(String, String, String, Option<String>)> = (0..n)
-            .map(|_| {
-                let url = |scheme: &str| format!("{scheme}://127.0.0.1:{}", free_port());
-                (url("https"), url("https"), url("http"), None)
-            })
-            .collect();
+        let urls = loopback_urls(n);
         Cluster::start_on(dir, pki, urls, quota, &[], Some((on, volume)))
     }
 
