@@ -145,7 +145,7 @@ pub async fn run(
                     .revoke_candidate(keep.endpoint(), keep.lease())
                     .await;
                 tracing::warn!(
-                    "actor candidacy withdrawn ({why}); registering again once writes are accepted"
+                    "actor candidacy withdrawn ({why}); registering again once it observes and etcd accepts writes"
                 );
             }
         }
@@ -196,6 +196,9 @@ async fn keep_alive(
         if shutdown.sleep(RENEW_EVERY).await {
             return KeepEnded::Shutdown;
         }
+        if let Some(why) = blind(shared) {
+            return KeepEnded::Withdraw(why);
+        }
         if let Err(why) = republish(keep, latest, publisher, published, shared).await {
             return KeepEnded::Withdraw(why);
         }
@@ -214,6 +217,25 @@ async fn keep_alive(
             },
         }
     }
+}
+
+/// An instance that has not completed an observation for this many polls (at least 30 s) gives its
+/// candidacy up: its lease may still renew through another member, but it cannot act, and as
+/// the first registered it would keep every other instance standing by.
+const BLIND_POLLS: u32 = 6;
+
+/// Why this instance must withdraw: no observation has succeeded for `BLIND_POLLS` polls.
+fn blind(shared: &Shared) -> Option<String> {
+    let limit = (shared.poll_interval * BLIND_POLLS).max(Duration::from_secs(30));
+    let last = shared.read().last_success?;
+    let since = last.elapsed();
+    (since > limit).then(|| {
+        format!(
+            "no observation has succeeded for {}s (the limit is {}s): another instance takes over",
+            since.as_secs(),
+            limit.as_secs()
+        )
+    })
 }
 
 /// Rewrites the candidate value when what it says changed. Refused during NOSPACE like every

@@ -100,12 +100,14 @@ pub fn gate(
     let answering = obs
         .members
         .iter()
-        .filter(|m| !m.is_learner && m.status.is_some())
+        .filter(|m| !m.is_learner && m.in_quorum())
         .count();
     let skip_down =
         degraded == Degraded::QuorumSuffices && answering >= crate::decide::heal::quorum(voting);
     for member in obs.members.iter().filter(|m| !m.is_learner) {
-        if member.status.is_none() && skip_down {
+        // Out of the quorum: down, or answering from its own state with no leader (cut off
+        // from the majority). Neither is defragmenting for someone else.
+        if !member.in_quorum() && skip_down {
             continue;
         }
         if member.status.is_none() {

@@ -101,7 +101,7 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     let voting: Vec<_> = all_voting
         .iter()
         .copied()
-        .filter(|m| m.status.is_some())
+        .filter(|m| m.in_quorum())
         .collect();
     if voting.len() < quorum(all_voting.len()) {
         let silent = unverified_members(obs);
@@ -223,13 +223,13 @@ pub fn quorum(voting: usize) -> usize {
     voting / 2 + 1
 }
 
-/// Voting members that gave no Status, with why: a heal through the quorum does not verify
-/// them (their size is unknown); each is checked when it answers again.
+/// Voting members out of the quorum (no Status, or no leader known), with why: a heal through
+/// the quorum does not verify them; each is checked when it is back.
 pub fn unverified_members(obs: &Observation) -> Vec<String> {
     obs.members
         .iter()
-        .filter(|m| !m.is_learner && m.status.is_none())
-        .map(|m| format!("{} ({})", m.name, m.error.as_deref().unwrap_or("no status")))
+        .filter(|m| !m.is_learner)
+        .filter_map(|m| m.out_of_quorum().map(|why| format!("{} ({why})", m.name)))
         .collect()
 }
 
@@ -246,7 +246,7 @@ pub fn files_left_behind(obs: &Observation, threshold: f64) -> Vec<u64> {
     let sizes: Vec<(u64, u64)> = obs
         .members
         .iter()
-        .filter(|m| !m.is_learner)
+        .filter(|m| !m.is_learner && m.in_quorum())
         .filter_map(|m| m.status.as_ref().map(|s| (m.id, s.db_size)))
         .collect();
     sizes

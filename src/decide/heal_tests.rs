@@ -228,6 +228,17 @@ fn a_member_down_heals_through_the_quorum() {
         unverified_members(&healed),
         vec!["m2 (connection refused)".to_string()]
     );
+    // A member that answers Status but knows no leader is cut off from the majority: out of
+    // the quorum like one that is down, and named.
+    let mut cut = nospace(&[(15 * MIB, MIB); 3], 16 * MIB);
+    cut.members[2].status.as_mut().unwrap().leader = 0;
+    assert_eq!(
+        heal_verdict(&cut, 0.9, &none()),
+        HealVerdict::Defragment {
+            members: vec![1, 2]
+        }
+    );
+    assert!(unverified_members(&cut)[0].contains("knows no leader"));
     // Learners are not voting members: they neither count for the quorum nor block it.
     let mut obs = nospace(&[(MIB, MIB), (MIB, MIB), (MIB, MIB)], 16 * MIB);
     obs.members[2].is_learner = true;

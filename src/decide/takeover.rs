@@ -174,17 +174,17 @@ pub fn takeover(
         return Err("the local member leads: this instance is the actor".into());
     }
     let voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
-    let answering = voting.iter().filter(|m| m.status.is_some()).count();
+    let answering = voting.iter().filter(|m| m.in_quorum()).count();
     if answering < quorum(voting.len()) {
         return Err("no quorum answers".into());
     }
     let leader_member = obs
         .member(leader)
-        .filter(|m| m.status.is_some())
+        .filter(|m| m.in_quorum())
         .ok_or("the leader did not answer")?;
     let mut followers: Vec<u64> = voting
         .iter()
-        .filter(|m| m.id != leader && m.status.is_some())
+        .filter(|m| m.id != leader && m.in_quorum())
         .map(|m| m.id)
         .collect();
     followers.sort_unstable();

@@ -261,7 +261,7 @@ impl Engine {
         self.unverified = obs
             .members
             .iter()
-            .filter(|m| !m.is_learner && m.status.is_none())
+            .filter(|m| !m.is_learner && !m.in_quorum())
             .map(|m| m.id)
             .collect();
         let mut state = ctx.shared.write();
@@ -365,7 +365,7 @@ impl Engine {
             .unverified
             .iter()
             .copied()
-            .filter(|id| obs.member(*id).is_none_or(|m| m.status.is_some()))
+            .filter(|id| obs.member(*id).is_none_or(|m| m.in_quorum()))
             .collect();
         for id in back {
             self.unverified.remove(&id);

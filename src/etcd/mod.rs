@@ -138,7 +138,12 @@ impl Etcd {
                 }
                 Err(err)
             }
-            Err(_) => Err(EtcdError::timeout(op, endpoint, timeout)),
+            // A connection that timed out may be wedged (a member cut off from the majority
+            // keeps the TCP session and answers nothing): the next call dials again.
+            Err(_) => {
+                self.forget(endpoint);
+                Err(EtcdError::timeout(op, endpoint, timeout))
+            }
         }
     }
 

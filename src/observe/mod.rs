@@ -46,6 +46,24 @@ pub struct MemberObservation {
 }
 
 impl MemberObservation {
+    /// It answered Status and follows a leader. A member cut off from the majority still
+    /// answers Status from its own state, but knows no leader (raft drops it on its first
+    /// campaign): it is out of the quorum as much as one that is down.
+    pub fn in_quorum(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| s.leader != 0)
+    }
+
+    /// Why it is out of the quorum (for people), when it is.
+    pub fn out_of_quorum(&self) -> Option<String> {
+        match &self.status {
+            None => Some(self.error.clone().unwrap_or_else(|| "no status".into())),
+            Some(s) if s.leader == 0 => {
+                Some("it answers but knows no leader: cut off from the majority".into())
+            }
+            Some(_) => None,
+        }
+    }
+
     /// Bytes that a defragmentation would give back.
     pub fn db_size_free(&self) -> Option<u64> {
         self.status
@@ -288,6 +306,7 @@ async fn cluster_lists(
     warnings: &mut Vec<String>,
 ) -> Result<ClusterLists, ObserveError> {
     let mut seen = std::collections::HashSet::new();
+    let mut partial: Option<ClusterLists> = None;
     for endpoint in endpoints.iter().filter(|e| seen.insert(e.to_string())) {
         let members = match etcd.member_list(endpoint).await {
             Ok(list) => list,
@@ -296,24 +315,41 @@ async fn cluster_lists(
                 continue;
             }
         };
-        let alarms = etcd.alarms(endpoint).await.map_err(|e| {
-            ObserveError(format!(
-                "the alarm list could not be read: {}; {e}",
-                failures.join("; ")
-            ))
-        })?;
-        let candidates = match etcd.candidates(endpoint).await {
-            Ok(keys) => Some(Candidate::parse_all(&keys)),
+        // AlarmList goes through raft: a member cut off from the majority answers Status and
+        // MemberList from its own state but not this. Try the next endpoint, as for MemberList.
+        let alarms = match etcd.alarms(endpoint).await {
+            Ok(alarms) => alarms,
             Err(e) => {
-                warnings.push(format!("the actor candidates could not be read: {e}"));
-                None
+                failures.push(format!("the alarm list could not be read: {e}"));
+                continue;
             }
         };
-        return Ok(ClusterLists {
-            members,
-            alarms,
-            candidates,
-        });
+        // A linearizable read too: another member may answer it; without any, the lists go
+        // out without the candidates (said in the warnings).
+        match etcd.candidates(endpoint).await {
+            Ok(keys) => {
+                return Ok(ClusterLists {
+                    members,
+                    alarms,
+                    candidates: Some(Candidate::parse_all(&keys)),
+                });
+            }
+            Err(e) => {
+                failures.push(format!("the actor candidates could not be read: {e}"));
+                partial.get_or_insert(ClusterLists {
+                    members,
+                    alarms,
+                    candidates: None,
+                });
+            }
+        }
+    }
+    if let Some(lists) = partial {
+        warnings.push(format!(
+            "the actor candidates could not be read: {}",
+            failures.join("; ")
+        ));
+        return Ok(lists);
     }
     failures.dedup();
     Err(ObserveError(format!(

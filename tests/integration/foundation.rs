@@ -76,7 +76,15 @@ fn status_discovers_all_three_members_from_the_first_endpoint() {
     for name in ["m0", "m1", "m2"] {
         assert!(table.contains(name), "{table}");
     }
-    assert!(table.contains("64.0 MiB (source: metrics-url)"), "{table}");
+    let quota_source = if support::etcd_reports_quota() {
+        "etcd"
+    } else {
+        "metrics-url"
+    };
+    assert!(
+        table.contains(&format!("64.0 MiB (source: {quota_source})")),
+        "{table}"
+    );
     assert!(table.contains("alarms: none"), "{table}");
 
     // --no-discover: only the given endpoint is asked; the others are listed as not observed.
@@ -324,7 +332,7 @@ fn daemon_serves_metrics_and_readiness_follows_a_frozen_endpoint() {
         status["observation"]["members"].as_array().unwrap().len(),
         3
     );
-    assert_eq!(status["observation"]["quota"]["source"], "metrics-url");
+    assert_eq!(status["observation"]["quota"]["source"], source);
     assert!(status["actions"].is_array());
     drop(daemon);
 

@@ -280,3 +280,45 @@ fn a_daemon_cut_off_from_etcd_mid_heal_backs_off_and_finishes_when_the_link_retu
     );
     daemon.stop();
 }
+
+#[test]
+fn an_elected_actor_whose_member_is_cut_off_from_its_peers_does_not_keep_the_others_standing_by() {
+    let Some(network) = Network::create(6) else {
+        return;
+    };
+    // Hosts 0–2: the members. Hosts 3–5: three identical `elected` instances (the vCluster pods
+    // of an HA control plane), each listing every member, its "own" first.
+    let cluster = Cluster::start_in(&network, 3, QUOTA, &[]);
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            let mut endpoints: Vec<String> = cluster.endpoints();
+            endpoints.rotate_left(i);
+            let mut args = flags(&cluster, &endpoints.join(","));
+            args.extend(["--act-when".to_string(), "elected".to_string()]);
+            Daemon::start_in(&network, 3 + i, &args, cluster.dir.path())
+        })
+        .collect();
+    let all: Vec<&Daemon> = daemons.iter().collect();
+    until(&all, Duration::from_secs(30), "no actor elected", || {
+        daemons
+            .iter()
+            .filter(|d| d.metric("etcd_upkeep_is_actor") == Some(1.0))
+            .count()
+            == 1
+    });
+    let actor = (0..3)
+        .find(|&i| daemons[i].metric("etcd_upkeep_is_actor") == Some(1.0))
+        .unwrap();
+    // The actor's first member is cut off from its peers, not from the instances: it answers
+    // Status and MemberList from its own state, and nothing that needs the majority.
+    let peers: Vec<usize> = (0..3).filter(|&i| i != actor).collect();
+    network.isolate(actor, &peers);
+    std::thread::sleep(Duration::from_secs(2));
+    force_nospace(&cluster, &cluster.endpoints()[peers[0]], KEYS);
+    until(
+        &all,
+        Duration::from_secs(60),
+        "NOSPACE not healed within 60 s",
+        || alarms_from(&cluster, &peers) == Some(0),
+    );
+}

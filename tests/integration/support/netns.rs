@@ -96,6 +96,17 @@ impl Network {
         ip(&["link", "set", &self.hosts[i].link, "up"]).unwrap();
     }
 
+    /// Cuts host `i` off from hosts `others` only (blackhole routes both ways): a member cut off
+    /// from its peers that the daemons on other hosts still reach.
+    pub fn isolate(&self, i: usize, others: &[usize]) {
+        for &o in others {
+            let to = format!("{}/32", self.hosts[o].ip);
+            let back = format!("{}/32", self.hosts[i].ip);
+            ip(&["-n", &self.hosts[i].ns, "route", "add", "blackhole", &to]).unwrap();
+            ip(&["-n", &self.hosts[o].ns, "route", "add", "blackhole", &back]).unwrap();
+        }
+    }
+
     /// `ip netns exec <ns>`: the program replaces it (the child's pid is the program's).
     pub fn command(&self, i: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("ip");
