@@ -165,6 +165,26 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         return HealVerdict::Defragment { members: behind };
     }
     if over.is_empty() {
+        // A learner counts for no quorum, but its alarm blocks every write all the same: it is
+        // disarmed only once its own size was checked below its own line.
+        if let Some((name, why)) = alarmed_members(obs).into_iter().find_map(|id| {
+            let learner = obs.member(id).filter(|m| m.is_learner)?;
+            match &learner.status {
+                None => Some((
+                    learner.name.clone(),
+                    "its size could not be checked".to_string(),
+                )),
+                Some(s) if s.db_size > line_of(id) => Some((
+                    learner.name.clone(),
+                    format!("its db ({}) is over its line", format_bytes(s.db_size)),
+                )),
+                Some(_) => None,
+            }
+        }) {
+            return HealVerdict::Wait {
+                why: format!("the learner {name} raised NOSPACE and {why}: not disarming it"),
+            };
+        }
         return HealVerdict::Disarm {
             alarmed_members: alarmed_members(obs),
         };

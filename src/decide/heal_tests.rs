@@ -249,3 +249,37 @@ fn a_member_down_heals_through_the_quorum() {
         HealVerdict::Defragment { .. }
     ));
 }
+
+#[test]
+fn a_learner_is_disarmed_only_once_its_size_was_checked() {
+    // m2 (id 3) is a learner and raised NOSPACE; the voting members are small and defragmented.
+    let mut obs = with_alarm(
+        cluster(&[(MIB, MIB), (MIB, MIB), (MIB, MIB)], 16 * MIB),
+        3,
+        AlarmKind::NoSpace,
+    );
+    obs.members[2].is_learner = true;
+    obs.members[2].status = None;
+    let done = HashSet::from([1, 2]);
+    let HealVerdict::Wait { why } = heal_verdict(&obs, 0.9, &done) else {
+        panic!("{:?}", heal_verdict(&obs, 0.9, &done))
+    };
+    assert!(
+        why.contains("learner m2") && why.contains("could not be checked"),
+        "{why}"
+    );
+    obs.members[2].status = cluster(&[(15 * MIB, MIB)], 16 * MIB).members[0]
+        .status
+        .clone();
+    assert!(matches!(
+        heal_verdict(&obs, 0.9, &done),
+        HealVerdict::Wait { .. }
+    ));
+    obs.members[2].status.as_mut().unwrap().db_size = MIB;
+    assert_eq!(
+        heal_verdict(&obs, 0.9, &done),
+        HealVerdict::Disarm {
+            alarmed_members: vec![3]
+        }
+    );
+}

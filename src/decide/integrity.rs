@@ -40,7 +40,10 @@ pub struct MemberHash {
 /// Compares the members' hashes at `revision` (hash, compact revision).
 pub fn compare_hashes(revision: i64, hashes: &[MemberHash]) -> Integrity {
     if hashes.len() < 2 {
-        return Integrity::Verified("a single member: nothing to compare with".into());
+        return Integrity::Unverifiable(format!(
+            "{} KV hash: nothing to compare with",
+            hashes.len()
+        ));
     }
     if let Some(missing) = hashes.iter().find(|h| h.hash.is_err()) {
         let why = missing.hash.clone().err().unwrap_or_default();
@@ -100,6 +103,12 @@ mod tests {
         let v = compare_hashes(100, &[h("m0", 7, 50), h("m1", 8, 50)]);
         assert_eq!(v.label(), "mismatch");
         assert!(matches!(v, Integrity::Mismatch(t) if t.contains("m1")));
+    }
+
+    #[test]
+    fn one_hash_is_no_comparison() {
+        let v = compare_hashes(100, &[h("m0", 7, 50)]);
+        assert_eq!(v.label(), "unverifiable");
     }
 
     #[test]

@@ -51,6 +51,14 @@ use crate::shutdown::Shutdown;
 
 pub use heal::HealOutcome;
 
+/// A member whose defragmentation timed out on our side: it may still be defragmenting.
+#[derive(Debug, Clone)]
+struct Busy {
+    name: String,
+    endpoint: String,
+    since: std::time::Instant,
+}
+
 /// What one tick needs besides the engine's own memory.
 pub struct Ctx<'a> {
     pub etcd: &'a Arc<Etcd>,
@@ -91,7 +99,7 @@ pub struct Engine {
     /// Set by the cron job; a rule-driven pass may start while it is set.
     window: Arc<AtomicBool>,
     /// A member whose defrag timed out on our side: it may still be defragmenting.
-    busy: Option<(String, String)>,
+    busy: Option<Busy>,
     /// Why maintenance is refused, by reason. Each reason is set and cleared by the check that
     /// owns it (alarms, the health gate, the disk check), so the metric does not flap.
     blocked: BTreeMap<&'static str, Vec<String>>,
@@ -283,10 +291,14 @@ impl Engine {
             return;
         };
         let fence = actor.fence;
-        if self.last_fence != Some(fence) {
-            self.forget_agreement(); // a new grant compares the members before its first step
-            self.last_fence = Some(fence);
+        // A new grant compares the members before its first step. A new lease of this same
+        // instance is not one (a renewal that failed through a busy member): otherwise every
+        // lost renewal means another hash of every member, which can repeat without end.
+        let grant = |f: &Fence| (f.basis, f.leader, f.term);
+        if self.last_fence.as_ref().map(grant) != Some(grant(&fence)) {
+            self.forget_agreement();
         }
+        self.last_fence = Some(fence);
         if !self.may_touch(ctx, obs).await || !self.members_agree(ctx, obs, now).await {
             return;
         }
@@ -396,20 +408,38 @@ impl Engine {
         if !blockers.is_empty() {
             return false;
         }
-        if let Some((name, endpoint)) = self.busy.clone() {
+        if let Some(busy) = self.busy.clone() {
+            let name = &busy.name;
             if ctx
                 .etcd
-                .linearizable_read(&endpoint, self.cfg.health_timeout)
+                .linearizable_read(&busy.endpoint, self.cfg.health_timeout)
                 .await
-                .is_err()
+                .is_ok()
             {
-                tracing::info!(member = %name, "{name} is still busy (a defragmentation that timed out on our side may still run); waiting");
-                return false;
+                tracing::info!(member = %name, "{name} answers again");
+                self.busy = None;
+                return true;
             }
-            tracing::info!(member = %name, "{name} answers again");
-            self.busy = None;
+            // Not for ever: a member that answers nothing at all, not even Status, long after
+            // its defragmentation timed out is down, not defragmenting, and the heal goes on
+            // through the quorum without it.
+            let silent = ctx.etcd.status(&busy.endpoint).await.is_err();
+            if silent && busy.since.elapsed() >= Engine::busy_limit(ctx) {
+                tracing::warn!(member = %name, "{name} has answered nothing for {}s since its defragmentation timed out on our side: counting it as down from now on (maintenance goes on through the quorum without it)", busy.since.elapsed().as_secs());
+                self.busy = None;
+                return true;
+            }
+            tracing::info!(member = %name, "{name} is still busy (a defragmentation that timed out on our side may still run); waiting");
+            return false;
         }
         true
+    }
+
+    /// How long a member whose defragmentation timed out on our side may stay busy before it is
+    /// counted as down: ten command timeouts, at least 10 minutes (a multi-GiB defragmentation
+    /// on a slow disk takes minutes; one that never comes back must not hold the actor).
+    pub(super) fn busy_limit(ctx: &Ctx<'_>) -> std::time::Duration {
+        (ctx.etcd.command_timeout() * 10).max(std::time::Duration::from_secs(600))
     }
 
     /// Physical compaction to `target`, through the leader, fenced like every mutation: against

@@ -299,18 +299,26 @@ impl Engine {
         match ctx.act(false).defragment(step, cause.as_str()).await {
             Ok(_) => {}
             Err(e) if e.kind == FailureKind::Timeout => {
-                self.busy = Some((step.name.clone(), step.endpoint.clone()));
+                self.busy = Some(super::Busy {
+                    name: step.name.clone(),
+                    endpoint: step.endpoint.clone(),
+                    since: Instant::now(),
+                });
                 tracing::warn!(member = %step.name, "defragmentation of {} timed out on our side and may still run on the server; touching nothing else until it answers", step.name);
                 let answered = wait_until_answering(
                     ctx.etcd,
                     &step.endpoint,
                     self.cfg.health_timeout,
-                    Duration::MAX / 4,
+                    Engine::busy_limit(ctx),
                     &mut shutdown,
                 )
                 .await;
                 if !answered {
-                    return Err(Stop::before(format!("{} busy; stopping", step.name)));
+                    return Err(Stop::before(format!(
+                        "{} has not answered for {}s since its defragmentation timed out on our side; giving up this pass (the next one decides; it counts as busy until it answers, as down if it answers nothing)",
+                        step.name,
+                        Engine::busy_limit(ctx).as_secs()
+                    )));
                 }
                 self.busy = None;
             }
@@ -351,7 +359,7 @@ impl Engine {
         step: &DefragStep,
     ) -> Result<Reference, Stop> {
         match peer_of(obs, step.member_id) {
-            Some((id, endpoint)) => Ok(Reference::Peer { id, endpoint }),
+            Some((id, _)) => Ok(Reference::Peer { id }),
             // Alone, the member's own hash from before is the only thing to compare with.
             None => {
                 let revision = obs

@@ -58,7 +58,10 @@ impl Engine {
             }
         };
         if due {
-            let outcome = cluster_hashes(ctx, obs).await;
+            let Some(outcome) = cluster_hashes(ctx, obs).await else {
+                self.consistency = Consistency::Agree; // alone: nothing to compare
+                return true;
+            };
             self.record_integrity(ctx, "cluster", &outcome);
             match outcome {
                 Integrity::Verified(what) => {
@@ -206,21 +209,40 @@ impl Engine {
         }
         let (peer_id, peer_endpoint) = match reference {
             Reference::Before(before) => {
+                let alone = ctx
+                    .observe()
+                    .await
+                    .map(|o| o.members.iter().filter(|m| !m.is_learner).count() <= 1)
+                    .unwrap_or(true);
                 return match unchanged_by_defrag(ctx, step, before).await {
-                    Ok(unchanged) => {
+                    Ok(unchanged) if alone => {
                         Verified(format!("{unchanged}; no other member to compare with"))
                     }
+                    Ok(unchanged) => Verified(format!(
+                        "{unchanged}; no other follower to compare with (the leader is not hashed while it leads)"
+                    )),
                     Err(outcome) => outcome,
                 };
             }
             // The peer chosen before the defrag may have gone since (down, cut off): the most
-            // caught-up one that answers now, else the one chosen then.
-            Reference::Peer { id, endpoint } => ctx
-                .observe()
-                .await
-                .ok()
-                .and_then(|now| peer_of(&now, step.member_id))
-                .unwrap_or((id, endpoint)),
+            // caught-up follower that answers now. None left: say so at once rather than wait
+            // for one that is gone (the next pass starts from a fresh look).
+            Reference::Peer { id, .. } => {
+                match ctx
+                    .observe()
+                    .await
+                    .ok()
+                    .and_then(|now| peer_of(&now, step.member_id))
+                {
+                    Some(peer) => peer,
+                    None => {
+                        return Unverifiable(format!(
+                            "no follower to compare {} with any more ({id:x}, chosen before, stopped answering; the leader is not hashed while it leads)",
+                            step.name
+                        ));
+                    }
+                }
+            }
         };
         // Equal to the peer at the member's current revision, once the peer has reached it.
         let mut shutdown = ctx.shutdown.clone();
@@ -266,7 +288,7 @@ impl Engine {
 /// hash at its pre-defrag revision, taken before and again after, is the only reference.
 pub(super) enum Reference {
     /// The most caught-up other voting member.
-    Peer { id: u64, endpoint: String },
+    Peer { id: u64 },
     /// No other member: the member's own KV hash from before the defrag, at that revision.
     Before(Result<(i64, KvHash), String>),
 }
@@ -301,23 +323,42 @@ async fn unchanged_by_defrag(
 }
 
 /// Every voting member's KV hash at a revision all of them have applied, compared.
-async fn cluster_hashes(ctx: &Ctx<'_>, obs: &Observation) -> Integrity {
+async fn cluster_hashes(ctx: &Ctx<'_>, obs: &Observation) -> Option<Integrity> {
     let voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
-    if let Some(silent) = voting.iter().find(|m| m.status.is_none()) {
-        return Integrity::Unverifiable(format!("{} did not answer", silent.name));
+    if voting.len() < 2 {
+        return None; // one member: nothing can disagree, nothing is compared
     }
-    let Some(revision) = voting
+    // Never the leader while it leads: its HashKV stops its apply for the whole scan (seconds
+    // on a GiB db), and with it every lease renewal in the cluster, kube-apiserver's included.
+    // The followers are compared with each other; the leader's data is what they applied.
+    let followers: Vec<_> = voting.iter().filter(|m| Some(m.id) != obs.leader).collect();
+    if let Some(silent) = followers.iter().find(|m| !m.in_quorum()) {
+        return Some(Integrity::Unverifiable(format!(
+            "{} did not answer",
+            silent.name
+        )));
+    }
+    if followers.len() < 2 {
+        return Some(Integrity::Unverifiable(
+            "one follower: the leader is not hashed while it leads (a HashKV stops its apply, and every lease renewal with it)".into(),
+        ));
+    }
+    let revision = followers
         .iter()
         .filter_map(|m| m.status.as_ref().map(|s| s.revision))
-        .min()
-    else {
-        return Integrity::Unverifiable("no member answered".into());
-    };
-    let members: Vec<(String, String)> = voting
+        .min()?;
+    let members: Vec<(String, String)> = followers
         .iter()
         .map(|m| (m.name.clone(), m.endpoint.clone()))
         .collect();
-    compare_hashes(revision, &hash_all(ctx, revision, &members).await)
+    Some(
+        match compare_hashes(revision, &hash_all(ctx, revision, &members).await) {
+            Integrity::Verified(what) => Integrity::Verified(format!(
+                "the followers: {what} (the leader is not hashed while it leads)"
+            )),
+            other => other,
+        },
+    )
 }
 
 /// One member at a time, never together. Why: etcd's HashKV reads the whole key bucket under the
@@ -359,11 +400,14 @@ where
     }
 }
 
-/// The voting member, other than `member_id`, that is furthest ahead, to compare hashes with.
+/// The voting member, other than `member_id`, that is furthest ahead, to compare hashes with —
+/// never the leader while it leads (its HashKV would stop every lease renewal in the cluster).
+/// None: the member's own hash from before is the reference.
 pub(super) fn peer_of(obs: &Observation, member_id: u64) -> Option<(u64, String)> {
     obs.members
         .iter()
-        .filter(|m| m.id != member_id && !m.is_learner)
+        .filter(|m| m.id != member_id && !m.is_learner && Some(m.id) != obs.leader)
+        .filter(|m| m.in_quorum())
         .filter_map(|m| m.status.as_ref().map(|s| (m, s.revision)))
         .max_by_key(|(m, revision)| (*revision, m.id))
         .map(|(m, _)| (m.id, m.endpoint.clone()))
@@ -384,5 +428,10 @@ mod tests {
         obs.members[1].status = None;
         assert_eq!(peer_of(&obs, 1).map(|p| p.0), Some(3));
         assert_eq!(peer_of(&cluster(&[(1, 1)], 100), 1), None);
+        // Never the leader (member 1 here): a follower is compared with the other follower,
+        // and with no other follower, with itself from before.
+        let obs = cluster(&[(1, 1); 3], 100);
+        assert_eq!(peer_of(&obs, 2).map(|p| p.0), Some(3));
+        assert_eq!(peer_of(&cluster(&[(1, 1); 2], 100), 2), None);
     }
 }

@@ -52,19 +52,25 @@ pub fn inspect(cluster: &Cluster) -> (Vec<(String, i64, u32)>, bool) {
             let mut c = cluster.client(&[endpoint]).await;
             let status = c.status().await.unwrap();
             // A follower may not have applied `revision` yet: retry briefly.
-            let mut hash = None;
-            for _ in 0..50 {
-                if let Ok(h) = c.hash_kv(revision).await {
-                    hash = Some(h.hash());
-                    break;
+            // (10 s: a member just back from a partition may still be catching up.)
+            let mut hash = Err(String::from("not tried"));
+            for _ in 0..200 {
+                match c.hash_kv(revision).await {
+                    Ok(h) => {
+                        hash = Ok(h.hash());
+                        break;
+                    }
+                    Err(e) => hash = Err(e.to_string()),
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            out.push((
-                m.name.clone(),
-                status.db_size(),
-                hash.expect("hashkv at a common revision"),
-            ));
+            let hash = hash.unwrap_or_else(|e| {
+                panic!(
+                    "no hashkv of {} at the common revision {revision}: {e}",
+                    m.name
+                )
+            });
+            out.push((m.name.clone(), status.db_size(), hash));
         }
         (out, writable)
     })
