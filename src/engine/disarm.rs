@@ -115,8 +115,11 @@ impl Engine {
             Ok(_) => {}
             Err(e) => return HealOutcome::Failed(format!("cannot verify the disarm: {e}")),
         }
+        // The outage ended with the disarm (writes are accepted from here); the poll that
+        // confirms it is not part of it.
+        let outage = self.nospace.as_ref().map(|e| e.since.elapsed());
         match self.confirm_writes(ctx, &endpoint).await {
-            Confirmed::Held => self.healed(ctx, detail),
+            Confirmed::Held => self.healed(ctx, detail, outage.unwrap_or_default()),
             Confirmed::Undone(member) => self.disarm_undone(ctx, member).await,
             Confirmed::Unknown(why) => HealOutcome::Pending(why),
         }
@@ -148,15 +151,20 @@ impl Engine {
         }
     }
 
-    fn healed(&mut self, ctx: &Ctx<'_>, detail: String) -> HealOutcome {
+    fn healed(
+        &mut self,
+        ctx: &Ctx<'_>,
+        detail: String,
+        outage: std::time::Duration,
+    ) -> HealOutcome {
         let episode = self.nospace.take().expect("episode set");
         self.disarmed_at = self.clock.now();
-        let seconds = episode.since.elapsed().as_secs_f64();
+        let seconds = outage.as_secs_f64();
         ctx.shared.metrics.heal_duration.observe(seconds);
         ctx.shared.write().maintenance.nospace_since = None;
         tracing::info!(
             heal_seconds = seconds,
-            "NOSPACE healed in {seconds:.1}s: alarm gone, a write accepted, and no alarm a poll later"
+            "NOSPACE healed in {seconds:.1}s (writes accepted since the disarm; no alarm a poll later)"
         );
         ctx.shared
             .record_action(crate::report::actions::ActionRecord {

@@ -368,3 +368,55 @@ fn members_whose_data_differs_block_maintenance_in_every_new_instance() {
         );
     }
 }
+
+/// The HashKV calls a member served, from its own /metrics (go-grpc-prometheus).
+fn hashkv_served(cluster: &Cluster, i: usize) -> u64 {
+    let address = cluster.members[i]
+        .metrics_url
+        .trim_start_matches("http://")
+        .to_string();
+    let (_, body) = support::http_get(&address, "/metrics");
+    body.lines()
+        .filter(|l| {
+            l.starts_with("grpc_server_handled_total") && l.contains("grpc_method=\"HashKV\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn a_new_actor_compares_the_followers_and_never_hashes_the_leader() {
+    // On the leader a HashKV stops its apply for the whole scan, and every lease renewal in the
+    // cluster (kube-apiserver's) with it: a new actor's agreement check hashes the followers.
+    let cluster = Cluster::start(3, 64 * MIB);
+    let leader = cluster.leader_index();
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            Daemon::start(
+                &daemon_args(
+                    &cluster,
+                    &cluster.endpoints()[i],
+                    &["--poll-interval", "1s"],
+                ),
+                cluster.dir.path(),
+            )
+        })
+        .collect();
+    daemons[leader].wait_for(Duration::from_secs(30), "the agreement checked", |d| {
+        d.log().contains("integrity verified for cluster")
+    });
+    assert_eq!(
+        cluster.leader_index(),
+        leader,
+        "leadership stayed where it was"
+    );
+    let log = daemons[leader].log();
+    assert!(
+        log.contains("the leader is not hashed while it leads"),
+        "{log}"
+    );
+    assert_eq!(hashkv_served(&cluster, leader), 0, "the leader was hashed");
+    for i in (0..3).filter(|&i| i != leader) {
+        assert!(hashkv_served(&cluster, i) >= 1, "m{i} was not hashed");
+    }
+}
