@@ -706,8 +706,22 @@ struct PinnedWriters {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// What each pinned client does, and records the success of.
+#[derive(Clone, Copy, PartialEq)]
+enum Pinned {
+    /// Small puts, every 5 ms.
+    Writes,
+    /// One lease kept alive every 100 ms (kube-apiserver's leases, and etcd-upkeep's own).
+    Renewals,
+}
+
 impl PinnedWriters {
     fn start(cluster: &Cluster) -> PinnedWriters {
+        PinnedWriters::start_doing(cluster, Pinned::Writes)
+    }
+
+    /// A client pinned to each member, doing `what` until stopped.
+    fn start_doing(cluster: &Cluster, what: Pinned) -> PinnedWriters {
         let stop = Arc::new(AtomicBool::new(false));
         let config = cluster.client_config();
         let mut accepted = Vec::new();
@@ -719,6 +733,22 @@ impl PinnedWriters {
             threads.push(std::thread::spawn(move || {
                 rt().block_on(async move {
                     let mut c = config.only(std::slice::from_ref(&endpoint)).connect().await;
+                    if what == Pinned::Renewals {
+                        let lease = c.lease_grant(30, None).await.unwrap().id();
+                        let (mut keeper, mut stream) = c.lease_keep_alive(lease).await.unwrap();
+                        while !stop.load(Ordering::SeqCst) {
+                            let renew = async {
+                                keeper.keep_alive().await.ok()?;
+                                stream.message().await.ok()?
+                            };
+                            let renewed = tokio::time::timeout(Duration::from_secs(2), renew).await;
+                            if matches!(renewed, Ok(Some(r)) if r.ttl() > 0) {
+                                times.lock().unwrap().push(Instant::now());
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        return;
+                    }
                     let mut i = 0u64;
                     while !stop.load(Ordering::SeqCst) {
                         let key = format!("bench/pinned/{endpoint}/{}", i % 100);
@@ -1102,6 +1132,64 @@ fn hashkv() {
     }
 }
 
+/// What a HashKV does to lease renewals (issue 19 §6): one lease kept alive through each member
+/// every 100 ms, and HashKV run on the raft leader (what a new actor's agreement check and the
+/// proof after each defragmentation did before) against the followers one at a time (what they
+/// do now). Printed: the longest window in which no renewal succeeded anywhere.
+fn lease() {
+    let live_mb: u32 = std::env::var("LEASE_LIVE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2100);
+    let cluster = Cluster::start(3, 8 * 1024 * MIB);
+    let fill = Instant::now();
+    fragment(&cluster, live_mb * 2, 512 * 1024, &[0]);
+    println!(
+        "filled {} × 512 KiB in {:.0} s: db {}",
+        live_mb * 2,
+        fill.elapsed().as_secs_f64(),
+        gib(&db_sizes(&cluster))
+    );
+    let patient = cluster
+        .client_config()
+        .with_timeout(Duration::from_secs(300));
+    let leader = cluster.leader_index();
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for (what, hashed) in [
+        (
+            "the leader (before: every new actor, and the peer of most proofs)",
+            vec![leader],
+        ),
+        ("the followers in turn (now)", followers.clone()),
+        ("the leader (before), again", vec![leader]),
+        ("the followers in turn (now), again", followers),
+    ] {
+        let renewals = PinnedWriters::start_doing(&cluster, Pinned::Renewals);
+        std::thread::sleep(Duration::from_secs(3));
+        let begin = Instant::now();
+        let endpoints = cluster.endpoints();
+        let ok = rt().block_on(async {
+            let mut ok = true;
+            for i in &hashed {
+                let mut c = patient.only(&[endpoints[*i].clone()]).connect().await;
+                ok &= c.hash_kv(0).await.is_ok();
+            }
+            ok
+        });
+        let took = begin.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_secs(2));
+        let gap = renewals.stop(begin);
+        println!(
+            "HashKV of {what}: {took:.2} s ({}); longest window with no lease renewal anywhere {:.2} s; per member {:.2} / {:.2} / {:.2} s",
+            if ok { "ok" } else { "FAILED" },
+            gap.longest,
+            gap.each[0],
+            gap.each[1],
+            gap.each[2]
+        );
+    }
+}
+
 /// The churn detector (the daemon's sketch size) at 100 000 distinct hot keys: every key of a
 /// large cluster rewritten every 10 s (a resync storm), with 5 sync loops among them at
 /// `LOOP_PER_MINUTE`. Memory must stay bounded and the top 5 must be the loops.
@@ -1163,7 +1251,7 @@ fn main() {
         "stall",
         "prevent",
         "hashkv",
-    ]; // bigdb: on request only
+    ]; // bigdb and lease (multi-GiB): on request only
     let chosen: Vec<&str> = if which.is_empty() {
         all.to_vec()
     } else {
@@ -1181,6 +1269,7 @@ fn main() {
             "stall" => stall(),
             "prevent" => prevent(),
             "hashkv" => hashkv(),
+            "lease" => lease(),
             other => eprintln!("unknown benchmark {other}; choose from {all:?}"),
         }
     }

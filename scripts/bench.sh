@@ -2,6 +2,7 @@
 # Benchmarks: figures beside their targets, on a release build against real etcd.
 #   scripts/bench.sh                 # all: idle heal churn analyze stall prevent
 #   scripts/bench.sh bigdb           # the multi-GiB comparison with etcdctl defrag --cluster (long)
+#   scripts/bench.sh lease           # lease renewals while the leader or the followers are hashed, ~2 GiB
 #   scripts/bench.sh heal churn      # some
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

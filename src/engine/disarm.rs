@@ -199,7 +199,7 @@ impl Engine {
             .max()
             .filter(|q| *q > obs.quota_of(member));
         let message = format!(
-            "the disarm did not hold: {name} raised NOSPACE again at the next write, so its data ({}) is over its quota ({}{}): finish the quota raise on {name}, or delete data; no disarm again until {name}'s quota or size changes or objects are deleted",
+            "the disarm did not hold: {name} raised NOSPACE again at the next write: its db ({}) is over its quota ({}{}); if that is history it still holds, it is defragmented next; if it is live data, finish the quota raise on {name} or delete data. No disarm again until {name}'s quota or size changes or objects are deleted",
             size.map_or("unknown".into(), format_bytes),
             quota.map_or_else(
                 || format!(

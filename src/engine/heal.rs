@@ -176,11 +176,11 @@ impl Engine {
         defragmented: HashSet<u64>,
     ) -> Option<HealOutcome> {
         self.note_unverified(ctx, now_obs);
-        if let Some(message) = self.still_undone(now_obs) {
-            self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
-            return Some(HealOutcome::Blocked(message));
-        }
         let verdict = heal_verdict(now_obs, self.cfg.disarm_threshold, &defragmented);
+        let held_off = match verdict {
+            HealVerdict::Disarm { .. } => self.still_undone(now_obs),
+            _ => None,
+        };
         // Every member answered unless the verdict is Wait: the heal's own "unhealthy" (a
         // silent member) is over; the gate before each member owns it from here.
         if !matches!(verdict, HealVerdict::Wait { .. }) {
@@ -246,6 +246,15 @@ impl Engine {
                     }
                     RollOutcome::Stopped(why) => Some(HealOutcome::Failed(why)),
                 }
+            }
+            // A disarm the next write undid is not sent again until something changed that can
+            // make it hold (see `still_undone`). Only the disarm waits: a member that still has
+            // space to give back (e.g. one that came back with its old file and raised NOSPACE
+            // again) is defragmented meanwhile, which is such a change.
+            HealVerdict::Disarm { .. } if held_off.is_some() => {
+                let message = held_off.unwrap_or_default();
+                self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+                Some(HealOutcome::Blocked(message))
             }
             HealVerdict::Disarm { alarmed_members } => {
                 self.set_heal_blocked(ctx, None, None);

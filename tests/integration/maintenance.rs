@@ -419,7 +419,11 @@ fn a_frozen_member_does_not_stop_the_heal_of_the_quorum() {
         if writable && members.windows(2).all(|w| w[0].2 == w[1].2) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{members:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{members:?} writable={writable}:\n{}",
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
