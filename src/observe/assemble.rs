@@ -52,14 +52,24 @@ pub fn members(
         .collect()
 }
 
-/// (leader, its term, the newest revision): the member with the highest term knows the leader.
+/// (leader, its term, the newest revision): of the members that know a leader, the one with
+/// the highest term knows the current one. One that knows none is left out even when its term
+/// is higher: a member cut off from the majority campaigns on its own (its term climbs without
+/// pre-vote) and would otherwise hide the majority's leader from every instance.
 pub fn leadership(members: &[MemberObservation]) -> (Option<u64>, u64, i64) {
     let newest = members
         .iter()
         .filter_map(|m| m.status.as_ref())
+        .filter(|s| s.leader != 0)
         .max_by_key(|s| s.raft_term);
-    let leader = newest.map(|s| s.leader).filter(|&id| id != 0);
-    let term = newest.map(|s| s.raft_term).unwrap_or(0);
+    let leader = newest.map(|s| s.leader);
+    let term = newest.map(|s| s.raft_term).unwrap_or_else(|| {
+        members
+            .iter()
+            .filter_map(|m| m.status.as_ref().map(|s| s.raft_term))
+            .max()
+            .unwrap_or(0)
+    });
     let revision = members
         .iter()
         .filter_map(|m| m.status.as_ref().map(|s| s.revision))
@@ -108,6 +118,11 @@ mod tests {
         obs.members[2].status.as_mut().unwrap().raft_term = 9;
         obs.members[2].status.as_mut().unwrap().leader = 3;
         obs.members[1].status.as_mut().unwrap().revision = 777;
+        assert_eq!(leadership(&obs.members), (Some(3), 9, 777));
+        // A member cut off from the majority campaigns alone: a higher term, no leader. The
+        // majority's leader is still the leader.
+        let cut = obs.members[0].status.as_mut().unwrap();
+        (cut.raft_term, cut.leader) = (15, 0);
         assert_eq!(leadership(&obs.members), (Some(3), 9, 777));
         obs.members.iter_mut().for_each(|m| m.status = None);
         assert_eq!(leadership(&obs.members), (None, 0, 0));
