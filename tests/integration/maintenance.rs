@@ -412,7 +412,9 @@ fn a_frozen_member_does_not_stop_the_heal_of_the_quorum() {
         "the frozen member was never defragmented"
     );
     cluster.thaw(victim);
-    // Back, it catches up: the same data everywhere, and writable.
+    // Back, it catches up (on 3.4 it may make the leader step down first): the same data
+    // everywhere, and writable.
+    cluster.wait_writable(Duration::from_secs(30));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (members, writable) = inspect(&cluster);

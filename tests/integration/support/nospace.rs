@@ -40,13 +40,17 @@ pub fn inspect(cluster: &Cluster) -> (Vec<(String, i64, u32)>, bool) {
         // (etcd 3.4 refuses HashKV at exactly the compact revision).
         let put = any.put("upkeep-test/after-heal", "ok", None).await;
         let writable = put.is_ok();
-        let revision = any
-            .get("x", None)
-            .await
-            .unwrap()
-            .header()
-            .unwrap()
-            .revision();
+        // A member back from being frozen or cut off may make the leader step down (etcd 3.4
+        // has no pre-vote by default): a read retried for a few seconds.
+        let mut revision = None;
+        for _ in 0..50 {
+            if let Ok(r) = any.get("x", None).await {
+                revision = r.header().map(|h| h.revision());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let revision = revision.expect("a read within 5 s");
         let mut out = Vec::new();
         for (m, endpoint) in cluster.members.iter().zip(cluster.endpoints()) {
             let mut c = cluster.client(&[endpoint]).await;
