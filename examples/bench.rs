@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_upkeep::diagnose::churn::ChurnDetector;
-use support::{Cluster, Daemon, fill_until_nospace, s};
+use support::{ClientConfig, Cluster, Daemon, fill_until_nospace, s};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -1082,18 +1082,7 @@ fn hashkv() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(800);
-    let cluster = Cluster::start(3, 4 * 1024 * MIB);
-    let fill = Instant::now();
-    fragment(&cluster, live_mb * 2, 512 * 1024, &[0]);
-    println!(
-        "filled {} × 512 KiB in {:.0} s: db {}",
-        live_mb * 2,
-        fill.elapsed().as_secs_f64(),
-        gib(&db_sizes(&cluster))
-    );
-    let patient = cluster
-        .client_config()
-        .with_timeout(Duration::from_secs(300));
+    let (cluster, patient) = filled(live_mb, 4 * 1024 * MIB);
     for together in [true, false, true, false] {
         let writers = PinnedWriters::start(&cluster);
         std::thread::sleep(Duration::from_secs(2));
@@ -1132,16 +1121,10 @@ fn hashkv() {
     }
 }
 
-/// What a HashKV does to lease renewals (issue 19 §6): one lease kept alive through each member
-/// every 100 ms, and HashKV run on the raft leader (what a new actor's agreement check and the
-/// proof after each defragmentation did before) against the followers one at a time (what they
-/// do now). Printed: the longest window in which no renewal succeeded anywhere.
-fn lease() {
-    let live_mb: u32 = std::env::var("LEASE_LIVE_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2100);
-    let cluster = Cluster::start(3, 8 * 1024 * MIB);
+/// Three members holding `live_mb` MiB of 512 KiB values (written twice, the first copy
+/// compacted away), and a client patient enough for a HashKV of GiBs.
+fn filled(live_mb: u32, quota: u64) -> (Cluster, ClientConfig) {
+    let cluster = Cluster::start(3, quota);
     let fill = Instant::now();
     fragment(&cluster, live_mb * 2, 512 * 1024, &[0]);
     println!(
@@ -1153,6 +1136,19 @@ fn lease() {
     let patient = cluster
         .client_config()
         .with_timeout(Duration::from_secs(300));
+    (cluster, patient)
+}
+
+/// What a HashKV does to lease renewals (issue 19 §6): one lease kept alive through each member
+/// every 100 ms, and HashKV run on the raft leader (what a new actor's agreement check and the
+/// proof after each defragmentation did before) against the followers one at a time (what they
+/// do now). Printed: the longest window in which no renewal succeeded anywhere.
+fn lease() {
+    let live_mb: u32 = std::env::var("LEASE_LIVE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2100);
+    let (cluster, patient) = filled(live_mb, 8 * 1024 * MIB);
     let leader = cluster.leader_index();
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     for (what, hashed) in [

@@ -246,18 +246,7 @@ fn a_candidacy_outlives_its_member_being_busy_for_less_than_the_lease_ttl() {
     let cluster = Cluster::start(3, 64 * MIB);
     let leader = cluster.leader_index();
     let follower = (0..3).find(|&i| i != leader).unwrap();
-    let daemons: Vec<Daemon> = (0..3)
-        .map(|i| {
-            Daemon::start(
-                &daemon_args(
-                    &cluster,
-                    &cluster.endpoints()[i],
-                    &["--poll-interval", "1s"],
-                ),
-                cluster.dir.path(),
-            )
-        })
-        .collect();
+    let daemons = sidecars(&cluster);
     wait_registered(&daemons);
     let sidecar = &daemons[follower];
     let registered = |log: &str| log.matches("registered as an actor candidate").count();
@@ -369,6 +358,18 @@ fn members_whose_data_differs_block_maintenance_in_every_new_instance() {
     }
 }
 
+/// A sidecar beside each member, on a 1 s poll.
+fn sidecars(cluster: &Cluster) -> Vec<Daemon> {
+    (0..cluster.members.len())
+        .map(|i| {
+            Daemon::start(
+                &daemon_args(cluster, &cluster.endpoints()[i], &["--poll-interval", "1s"]),
+                cluster.dir.path(),
+            )
+        })
+        .collect()
+}
+
 /// The HashKV calls a member served, from its own /metrics (go-grpc-prometheus).
 fn hashkv_served(cluster: &Cluster, i: usize) -> u64 {
     let address = cluster.members[i]
@@ -390,18 +391,7 @@ fn a_new_actor_compares_the_followers_and_never_hashes_the_leader() {
     // cluster (kube-apiserver's) with it: a new actor's agreement check hashes the followers.
     let cluster = Cluster::start(3, 64 * MIB);
     let leader = cluster.leader_index();
-    let daemons: Vec<Daemon> = (0..3)
-        .map(|i| {
-            Daemon::start(
-                &daemon_args(
-                    &cluster,
-                    &cluster.endpoints()[i],
-                    &["--poll-interval", "1s"],
-                ),
-                cluster.dir.path(),
-            )
-        })
-        .collect();
+    let daemons = sidecars(&cluster);
     daemons[leader].wait_for(Duration::from_secs(30), "the agreement checked", |d| {
         d.log().contains("integrity verified for cluster")
     });
