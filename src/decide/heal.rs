@@ -142,7 +142,7 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         .filter(|m| defragmented.contains(&m.id))
         .filter_map(|m| m.status.as_ref().map(|s| s.db_size))
         .min();
-    let worth = (1u64 << 20).max(obs.quota.bytes / 20);
+    let worth = worth_a_defrag(obs);
     let behind: Vec<u64> = voting
         .iter()
         .filter(|m| !defragmented.contains(&m.id))
@@ -238,6 +238,12 @@ pub fn alarmed_members(obs: &Observation) -> Vec<u64> {
     alarmed
 }
 
+/// How much larger than another member a file must be for its defragmentation to be worth
+/// stopping the member: 5 % of the quota, at least 1 MiB.
+fn worth_a_defrag(obs: &Observation) -> u64 {
+    (1u64 << 20).max(obs.quota.bytes / 20)
+}
+
 /// The smallest majority of `voting` members.
 pub fn quorum(voting: usize) -> usize {
     voting / 2 + 1
@@ -262,7 +268,7 @@ pub fn unverified_members(obs: &Observation) -> Vec<String> {
 /// really fills the quota, every member is over the line alike, and nothing is returned.
 pub fn files_left_behind(obs: &Observation, threshold: f64) -> Vec<u64> {
     let line = |id: u64| (threshold * obs.quota_of(id) as f64) as u64;
-    let worth = (1u64 << 20).max(obs.quota.bytes / 20);
+    let worth = worth_a_defrag(obs);
     let sizes: Vec<(u64, u64)> = obs
         .members
         .iter()

@@ -213,16 +213,17 @@ impl Engine {
             HealVerdict::Defragment { members } => {
                 // Never start a defragmentation that cannot finish: a copy into a full volume
                 // fails with ENOSPC, and a member that then cannot write its WAL is lost.
-                let (members, no_room): (Vec<u64>, Vec<String>) =
-                    members
-                        .iter()
-                        .fold((Vec::new(), Vec::new()), |(mut ok, mut refused), id| {
-                            match self.room_for(now_obs, *id) {
-                                Ok(()) => ok.push(*id),
-                                Err(why) => refused.push(why),
-                            }
-                            (ok, refused)
-                        });
+                let mut no_room = Vec::new();
+                let members: Vec<u64> = members
+                    .into_iter()
+                    .filter(|id| match self.room_for(now_obs, *id) {
+                        Ok(()) => true,
+                        Err(why) => {
+                            no_room.push(why);
+                            false
+                        }
+                    })
+                    .collect();
                 self.set_blocked(ctx, "disk_space", no_room.clone());
                 if members.is_empty() {
                     let message = format!("NOSPACE cannot be healed: {}", no_room.join("; "));

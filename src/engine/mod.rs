@@ -109,7 +109,6 @@ pub struct Engine {
     last_fence: Option<Fence>,
     /// How long NOSPACE has lasted without progress (a standby takes over a stalled one).
     stall: StallWatch,
-    stalled: crate::decide::takeover::Stall,
     /// Members whose free disk nobody knows, each said once.
     disk_unknown: std::collections::HashSet<u64>,
     /// Voting members the last heal went on without (down): checked when they answer again.
@@ -158,7 +157,6 @@ impl Engine {
             disk_unknown: Default::default(),
             clock: Clock::system(),
             stall: StallWatch::default(),
-            stalled: Default::default(),
             disarmed_at: 0.0,
             growth: GrowthSamples::default(),
             nospace_seen: None,
@@ -284,10 +282,10 @@ impl Engine {
             self.nospace_seen = None;
         }
 
-        self.stalled = self.stall.observe(obs, now);
+        let stall = self.stall.observe(obs, now);
         let Some(actor) = self.actor(ctx, obs, now) else {
             self.last_fence = None;
-            self.take_over_if_stalled(ctx, obs, now).await;
+            self.take_over_if_stalled(ctx, obs, stall, now).await;
             return;
         };
         let fence = actor.fence;

@@ -381,7 +381,8 @@ impl Engine {
                         step.name
                     )));
                 }
-                Ok(Reference::Before(before))
+                let alone = obs.members.iter().filter(|m| !m.is_learner).count() <= 1;
+                Ok(Reference::Before { before, alone })
             }
         }
     }

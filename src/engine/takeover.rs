@@ -2,7 +2,7 @@
 //! nobody could register (see `decide::takeover` for why and when). After the move this
 //! instance is the one beside the leader, and the ordinary choice makes it the actor.
 
-use crate::decide::takeover::takeover;
+use crate::decide::takeover::{Stall, takeover};
 use crate::observe::Observation;
 
 use super::{Ctx, Engine};
@@ -13,10 +13,11 @@ impl Engine {
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
+        stall: Stall,
         now: f64,
     ) {
         let wait = self.cfg.takeover_wait().as_secs_f64();
-        let Ok(move_to) = takeover(obs, self.cfg.act_when, self.stalled, wait) else {
+        let Ok(move_to) = takeover(obs, self.cfg.act_when, stall, wait) else {
             return;
         };
         let leader_name = obs.member_name(move_to.leader);

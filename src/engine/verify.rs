@@ -208,12 +208,7 @@ impl Engine {
             return Unverifiable(why);
         }
         let (peer_id, peer_endpoint) = match reference {
-            Reference::Before(before) => {
-                let alone = ctx
-                    .observe()
-                    .await
-                    .map(|o| o.members.iter().filter(|m| !m.is_learner).count() <= 1)
-                    .unwrap_or(true);
+            Reference::Before { before, alone } => {
                 return match unchanged_by_defrag(ctx, step, before).await {
                     Ok(unchanged) if alone => {
                         Verified(format!("{unchanged}; no other member to compare with"))
@@ -289,8 +284,12 @@ impl Engine {
 pub(super) enum Reference {
     /// The most caught-up other voting member.
     Peer { id: u64 },
-    /// No other member: the member's own KV hash from before the defrag, at that revision.
-    Before(Result<(i64, KvHash), String>),
+    /// No follower to compare with: the member's own KV hash from before the defrag, at that
+    /// revision; `alone` when it is the only voting member (else the other is the leader).
+    Before {
+        before: Result<(i64, KvHash), String>,
+        alone: bool,
+    },
 }
 
 /// The member's KV hash at its pre-defrag revision, taken again: what was compared, or the
