@@ -24,6 +24,8 @@
 //! - `analyze` also runs the baselines users reach for: `etcdctl get --prefix "" --keys-only` and
 //!   `etcdctl get -w json | jq` summed by resource, on the same keys.
 
+#[path = "bench_parts/apiserver.rs"]
+mod apiserver_bench;
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
 
@@ -1252,7 +1254,7 @@ fn main() {
         "stall",
         "prevent",
         "hashkv",
-    ]; // bigdb and lease (multi-GiB): on request only
+    ]; // bigdb and lease (multi-GiB) and apiserver (20 minutes): on request only
     let chosen: Vec<&str> = if which.is_empty() {
         all.to_vec()
     } else {
@@ -1271,6 +1273,7 @@ fn main() {
             "prevent" => prevent(),
             "hashkv" => hashkv(),
             "lease" => lease(),
+            "apiserver" => apiserver_bench::apiserver(),
             other => eprintln!("unknown benchmark {other}; choose from {all:?}"),
         }
     }

@@ -47,4 +47,8 @@ binary="$workdir/target/release/etcd-upkeep"
 help="$("$binary" run --help)"
 [[ $help == *--space-target* ]] \
   || { echo "dockerfile-build: the image's binary is not the real etcd-upkeep" >&2; exit 1; }
+# The release binary reads no test-only environment variable (src/daemon.rs TestFault).
+if grep -q ETCD_UPKEEP_TEST_FAULT "$binary"; then
+  echo "dockerfile-build: the release binary still reads ETCD_UPKEEP_TEST_FAULT" >&2; exit 1
+fi
 echo "dockerfile-build: the build stage ran as written and produced $("$binary" --version)"

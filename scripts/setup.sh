@@ -3,10 +3,14 @@
 #   - protoc (etcd-client's build script compiles etcd's protos),
 #   - promtool (lints /metrics and the alert rules),
 #   - libfaketime (the clock tests step the daemon's wall clock),
-#   - etcd 3.6.8 built from the Go module proxy into .tools/etcd-3.6.8 (when Go is there),
-#   - etcd 3.5 (from Debian trixie's etcd-server, unpacked into .tools/ — nothing installed system-wide)
-#     and etcd 3.4 (Debian bookworm's etcd-server) so both supported server lines are at hand.
-# Prints the etcd binary to use on its last line. Safe to run again: it skips what is present.
+#   - the etcd matrix built from the Go module proxy into .tools/etcd-X (when Go is there): 3.6.8
+#     (vCluster's deployed default, the suite's default), 3.6.4 (reports dbSizeQuota 0 when the
+#     quota flag is unset), 3.7.3 (the newest 3.7) and 3.5.21 (vCluster with Kubernetes 1.32/1.33),
+#   - etcd 3.4 (Debian bookworm's etcd-server: 3.4 is no `/v3` Go module, and the proxy refuses
+#     go.etcd.io/etcd@v3.4.x+incompatible with 403) and, only when 3.5.21 did not build, Debian
+#     trixie's etcd 3.5.16 as 3.5.
+# Prints the etcd binary to use on its last line (3.6.8, else 3.5). Safe to run again: it skips
+# what is present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -43,9 +47,9 @@ command -v promtool >/dev/null || apt_install prometheus
 # libfaketime: the clock tests step the daemon's wall clock (tests/integration/clock.rs).
 compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null || apt_install faketime libfaketime
 
-# etcd 3.5: fetch trixie's etcd-server .deb with a private apt configuration (the system's
-# sources are left untouched) and unpack it under .tools/etcd-3.5.
-if [ ! -x "$tools/etcd-3.5/usr/bin/etcd" ]; then
+# etcd 3.5 fallback: fetch trixie's etcd-server .deb with a private apt configuration (the
+# system's sources are left untouched) and unpack it under .tools/etcd-3.5.
+fetch_debian_35() {
   aptdir="$tools/apt-trixie"
   mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/etc"
   echo "deb http://deb.debian.org/debian trixie main" > "$aptdir/etc/sources.list"
@@ -58,7 +62,7 @@ if [ ! -x "$tools/etcd-3.5/usr/bin/etcd" ]; then
   debs=("$aptdir"/etcd-server_*.deb); deb="${debs[0]}"
   rm -rf "$tools/etcd-3.5" && mkdir -p "$tools/etcd-3.5"
   dpkg -x "$deb" "$tools/etcd-3.5"
-fi
+}
 # etcd from the Go module proxy, by version (issue 20: what vCluster users run). Built in a
 # throwaway module under .tools/, never vendored: `go get` the server and etcdctl at that
 # version, `go build` both. The binaries are cached by version in ~/.cache/etcd-upkeep (a fresh
@@ -70,7 +74,7 @@ build_etcd() {
   fi
   if [ ! -x "$out/etcd" ]; then
     command -v go >/dev/null || { echo "setup: etcd $v needs Go (https://go.dev) to build from the module proxy; skipped" >&2; return 0; }
-    echo "setup: building etcd $v and etcdctl from the Go module proxy into .tools/etcd-$v (about a minute, once)" >&2
+    echo "setup: building etcd $v and etcdctl from the Go module proxy into .tools/etcd-$v (about a minute each, once)" >&2
     local mod="$tools/go-etcd-$v"
     rm -rf "$mod" && mkdir -p "$mod" "$out"
     (cd "$mod" && quiet go mod init etcd-upkeep.local/etcd-build \
@@ -86,9 +90,21 @@ build_etcd() {
   said="${said%%$'\n'*}"
   [ "$said" = "etcd Version: $v" ] || { echo "setup: .tools/etcd-$v says '$said'" >&2; return 1; }
 }
-for v in ${ETCD_GO_VERSIONS:-3.6.8}; do build_etcd "$v"; done
+# The matrix (issue 20). A version that does not build is skipped with its error in the log;
+# the test command says which versions ran.
+versions="${ETCD_GO_VERSIONS:-3.6.8 3.6.4 3.7.3 3.5.21}"
+for v in $versions; do build_etcd "$v"; done
+# Debian's 3.5 stands in for 3.5.21 when that was asked for and did not build, and for the
+# default when no etcd came from the proxy at all (no Go here).
+if [ ! -x "$tools/etcd-3.5/usr/bin/etcd" ] && [ ! -x "$tools/etcd-3.5.21/etcd" ] \
+   && { [[ " $versions " == *" 3.5.21 "* ]] || [ ! -x "$tools/etcd-3.6.8/etcd" ]; }; then
+  fetch_debian_35
+fi
 
 # Not `| head -1`: under pipefail, etcd dies of SIGPIPE writing its second line (exit 141).
-version="$("$tools/etcd-3.5/usr/bin/etcd" --version)"
+default="$tools/etcd-3.6.8/etcd"
+[ -x "$default" ] || default="$tools/etcd-3.5.21/etcd"
+[ -x "$default" ] || default="$tools/etcd-3.5/usr/bin/etcd"
+version="$("$default" --version)"
 echo "${version%%$'\n'*}" >&2
-echo "$tools/etcd-3.5/usr/bin/etcd"
+echo "$default"

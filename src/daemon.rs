@@ -20,13 +20,31 @@ use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
 
-crate::message_error!(
-    /// The HTTP address could not be bound (in use, not permitted): a runtime fault (exit 3),
-    /// not bad input.
-    ListenError
-);
+/// Why the daemon stopped on its own, and the exit code each reason means (`main` maps it).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The HTTP address could not be bound (in use, not permitted): a runtime fault, not bad
+    /// input.
+    #[error("--listen-address {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// One of its loops ended or panicked (the supervisor stops the others and says which).
+    #[error("{0}")]
+    LoopEnded(String),
+}
 
-pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>> {
+impl DaemonError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Listen { .. } => 3,
+            DaemonError::LoopEnded(_) => 1,
+        }
+    }
+}
+
+pub async fn run(settings: RunSettings) -> Result<(), DaemonError> {
     let RunSettings {
         connection,
         engine: cfg,
@@ -34,6 +52,8 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
         poll_interval,
         churn,
         web,
+        events,
+        progress_notify_interval,
     } = settings;
     let beside_a_member = cfg.act_when == crate::decide::actor::ActWhen::Leader;
     let data_dir = cfg.data_dir.clone();
@@ -45,12 +65,21 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
     }
     let shared = Shared::new(poll_interval, connection.command_timeout);
     let shutdown = Shutdown::on_signals();
+    if let Some(events) = events {
+        tracing::info!(
+            "recording Kubernetes Events on pod {}/{} through {}",
+            events.pod.namespace,
+            events.pod.name,
+            events.api.address()
+        );
+        let sink =
+            crate::report::events::start(events.api, events.pod, &shared.metrics, shutdown.clone());
+        let _ = shared.events.set(sink);
+    }
     let connector = connection.connector();
     let observe_settings = connection.observe.clone();
 
-    let listener = tokio::net::TcpListener::bind(listen_address)
-        .await
-        .map_err(|e| ListenError(format!("--listen-address {listen_address}: {e}")))?;
+    let listener = bind(listen_address).await?;
     tracing::info!(
         listen = %listen_address,
         endpoints = %observe_settings.endpoints.join(","),
@@ -60,7 +89,14 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
 
     let (publish, latest) = watch::channel::<Option<Snapshot>>(None);
     let (me_tx, me) = watch::channel::<Option<i64>>(None);
-    let engine = engine.with_identity(me);
+    // The members' progress-notify interval: as given, or measured by a watch of our own.
+    let initial = progress_notify_interval.map_or_else(
+        crate::decide::watch_history::ProgressInterval::assumed,
+        crate::decide::watch_history::ProgressInterval::given,
+    );
+    let (interval_tx, interval) = watch::channel(initial);
+    crate::observe::progress_notify::share(&interval_tx, &shared, initial);
+    let engine = engine.with_identity(me).with_progress_notify(interval);
     let fault = TestFault::from_env();
     let mut loops = Supervisor::new(shared.clone(), shutdown.clone());
     loops.spawn(
@@ -86,6 +122,17 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
         );
         loops.spawn("churn watch", fault.inject("churn", watch));
     }
+    if progress_notify_interval.is_none() {
+        loops.spawn(
+            "progress-notify watch",
+            crate::observe::progress_notify::run(
+                interval_tx,
+                latest.clone(),
+                shared.clone(),
+                shutdown.clone(),
+            ),
+        );
+    }
     loops.spawn(
         "candidacy",
         crate::act::candidacy::run(
@@ -105,19 +152,35 @@ pub async fn run(settings: RunSettings) -> Result<(), Box<dyn std::error::Error>
 
     let outcome = loops.wait().await;
     tracing::info!("etcd-upkeep stopped");
-    outcome.map_err(|e| e.into())
+    outcome.map_err(DaemonError::LoopEnded)
 }
 
-/// A fault only tests set (`ETCD_UPKEEP_TEST_FAULT=engine:3s` or `churn:3s`): that loop ends
-/// after the delay, to prove the supervisor notices. Never set in production.
+/// The HTTP listener, before any loop starts: a port in use is exit 3 at once, not a loop that
+/// dies later.
+async fn bind(address: std::net::SocketAddr) -> Result<tokio::net::TcpListener, DaemonError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| DaemonError::Listen { address, source })
+}
+
+/// A fault only the supervision tests set (`ETCD_UPKEEP_TEST_FAULT=engine:3s` or `churn:3s`):
+/// that loop ends after the delay, to prove the supervisor notices. Read by debug builds only
+/// (the tests'): a release build, the image's, is compiled without the read and never looks at
+/// the variable (scripts/dockerfile-build.sh checks that the name is not in the binary).
 struct TestFault(Option<(String, Duration)>);
 
 impl TestFault {
+    #[cfg(debug_assertions)]
     fn from_env() -> TestFault {
         TestFault(std::env::var("ETCD_UPKEEP_TEST_FAULT").ok().and_then(|v| {
             let (name, after) = v.split_once(':')?;
             Some((name.to_string(), crate::units::parse_duration(after).ok()?))
         }))
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn from_env() -> TestFault {
+        TestFault(None)
     }
 
     fn inject(
@@ -138,6 +201,17 @@ impl TestFault {
             }
             _ => Box::pin(task),
         }
+    }
+}
+
+/// One line per new cause of a failed observation (and a reminder every 10th failure), not one
+/// per poll: a refused certificate fails the same way until someone fixes it.
+fn say_failure(shared: &Shared, failures: u32, error: &str) {
+    let repeated = shared.read().last_error.as_deref() == Some(error);
+    if !repeated || failures.is_multiple_of(10) {
+        tracing::warn!(consecutive = failures, "observation failed: {error}");
+    } else {
+        tracing::debug!(consecutive = failures, "observation failed: {error}");
     }
 }
 
@@ -188,7 +262,7 @@ async fn observation_loop(
             Err(error) => {
                 failures += 1;
                 shared.metrics.observation_errors.inc();
-                tracing::warn!(consecutive = failures, "observation failed: {error}");
+                say_failure(&shared, failures, &error);
                 let mut state = shared.write();
                 state.last_error = Some(error);
                 state.heartbeat = Instant::now();

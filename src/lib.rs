@@ -34,6 +34,8 @@ pub mod engine;
 #[cfg(feature = "daemon")]
 pub mod etcd;
 #[cfg(feature = "daemon")]
+pub mod kube;
+#[cfg(feature = "daemon")]
 pub mod observe;
 #[cfg(feature = "daemon")]
 pub mod oneshot;
@@ -43,6 +45,7 @@ pub mod report;
 pub mod shutdown;
 #[cfg(feature = "daemon")]
 pub mod supervisor;
+pub mod tls;
 pub mod units;
 
 // The parsers alone, from the same files (inline modules here resolve to `src/<module>/…`), for

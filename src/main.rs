@@ -16,7 +16,30 @@ use etcd_upkeep::cli::{Cli, Command, LogFormat};
 use etcd_upkeep::config::{
     AnalyzeSettings, ConfigError, HealSettings, RunSettings, StatusSettings,
 };
+use etcd_upkeep::daemon::DaemonError;
+use etcd_upkeep::oneshot::OneshotError;
 use etcd_upkeep::{daemon, oneshot};
+
+/// Whatever a command ended with; each kind knows its exit code.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Oneshot(#[from] OneshotError),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Config(_) => 2,
+            Failure::Daemon(e) => e.exit_code(),
+            Failure::Oneshot(e) => e.exit_code(),
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,30 +62,23 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            let code = if e.is::<ConfigError>() {
-                2
-            } else if e.is::<daemon::ListenError>() {
-                3
-            } else {
-                1
-            };
             eprintln!("etcd-upkeep: {e}");
-            ExitCode::from(code)
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
 /// Flags become settings (`config`, the only place that reads them), then the command runs.
-async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     let g = &cli.global;
     match &cli.command {
         Command::Run(a) => {
             daemon::run(RunSettings::from_cli(g, a)?).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status(a) => oneshot::status(StatusSettings::from_cli(g, a)?).await,
-        Command::Heal(a) => oneshot::heal(HealSettings::from_cli(g, a)?).await,
-        Command::Analyze(a) => oneshot::analyze(AnalyzeSettings::from_cli(g, a)?).await,
+        Command::Status(a) => Ok(oneshot::status(StatusSettings::from_cli(g, a)?).await?),
+        Command::Heal(a) => Ok(oneshot::heal(HealSettings::from_cli(g, a)?).await?),
+        Command::Analyze(a) => Ok(oneshot::analyze(AnalyzeSettings::from_cli(g, a)?).await?),
     }
 }
 

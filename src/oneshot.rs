@@ -6,18 +6,48 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::config::{AnalyzeSettings, HealSettings, Output, StatusSettings};
+use crate::config::{AnalyzeSettings, ConfigError, HealSettings, Output, StatusSettings};
 use crate::decide::actor::{ActWhen, ActorMemory, actor_verdict};
 use crate::decide::gate::alarm_blockers;
 use crate::diagnose::analyze::{self, Analysis};
 use crate::engine::{Ctx, Engine, HealOutcome};
-use crate::etcd::AlarmKind;
+use crate::etcd::{AlarmKind, EtcdError};
 use crate::observe;
 use crate::report::state::Shared;
 use crate::report::view::ClusterView;
 use crate::shutdown::Shutdown;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+/// Why a one-shot command failed, and the exit code each reason means (`main` maps it): 2 for
+/// bad input, 1 for everything the cluster did or refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OneshotError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    #[error(transparent)]
+    Observe(#[from] observe::ObserveError),
+    /// The heal cannot go on without a person (live data over the quota, a CORRUPT alarm,
+    /// members that disagree).
+    #[error("{0}")]
+    CannotHeal(String),
+    /// The heal ran out of its `--heal-timeout`, or was interrupted.
+    #[error("{0}")]
+    GaveUp(String),
+    #[error("cannot print the result: {0}")]
+    Output(#[from] serde_json::Error),
+}
+
+impl OneshotError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OneshotError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, OneshotError>;
 
 pub async fn status(settings: StatusSettings) -> Result<ExitCode> {
     let etcd = settings.connection.etcd()?;
@@ -51,11 +81,8 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
     let mut deferred = false;
     loop {
         let obs = ctx.observe().await?;
-        if let Some(blocker) = alarm_blockers(&obs).first() {
-            return Err(format!("not healing: {blocker}").into());
-        }
         if !obs.has_alarm(AlarmKind::NoSpace) {
-            return Ok(no_alarm(&obs, acted));
+            return no_alarm(&obs, acted);
         }
         if !acted {
             print!("{}", ClusterView::from_observation(&obs).to_table());
@@ -77,9 +104,12 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
             &mut ActorMemory::default(),
             crate::clock::mono_now(),
             0.0,
-        )?
+        )
+        .map_err(OneshotError::CannotHeal)?
         .fence;
-        match engine.heal(&ctx, &obs, fence).await {
+        // The daemon's own heal step, its checks included (alarms, a busy member, the members'
+        // hashes): only the fence differs, "no registered daemon acts" (above).
+        match engine.heal_step(&ctx, &obs, fence).await {
             HealOutcome::Healed { seconds } => {
                 let after = ctx.observe().await?;
                 print!("{}", ClusterView::from_observation(&after).to_table());
@@ -87,18 +117,19 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             HealOutcome::NoAlarm => continue,
-            HealOutcome::Blocked(why) => return Err(format!("cannot heal: {why}").into()),
+            HealOutcome::Blocked(why) => {
+                return Err(OneshotError::CannotHeal(format!("cannot heal: {why}")));
+            }
             HealOutcome::Pending(why) if dry_run => {
                 println!("{why}");
                 return Ok(ExitCode::SUCCESS);
             }
             HealOutcome::Pending(why) | HealOutcome::Failed(why) => {
                 if Instant::now() >= deadline || shutdown.is_requested() {
-                    return Err(format!(
+                    return Err(OneshotError::GaveUp(format!(
                         "gave up after {}: {why}",
                         humantime::format_duration(heal_timeout)
-                    )
-                    .into());
+                    )));
                 }
                 tracing::info!("not healed yet: {why}; retrying");
                 tokio::time::sleep(poll).await;
@@ -107,9 +138,15 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
     }
 }
 
-/// NOSPACE is gone (or never was): the table and one line saying which.
-fn no_alarm(obs: &crate::observe::Observation, acted: bool) -> ExitCode {
+/// NOSPACE is gone (or never was): the table and one line saying which. Another alarm (CORRUPT)
+/// is no healthy cluster: exit 1, naming it.
+fn no_alarm(obs: &crate::observe::Observation, acted: bool) -> Result<ExitCode> {
     print!("{}", ClusterView::from_observation(obs).to_table());
+    if let Some(blocker) = alarm_blockers(obs).first() {
+        return Err(OneshotError::CannotHeal(format!(
+            "no NOSPACE to heal, but {blocker}"
+        )));
+    }
     println!(
         "{}",
         if acted {
@@ -118,7 +155,7 @@ fn no_alarm(obs: &crate::observe::Observation, acted: bool) -> ExitCode {
             "no NOSPACE alarm: nothing to heal"
         }
     );
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Says once which daemons heal instead of this command; `Err` when they ran out of time.
@@ -139,12 +176,11 @@ fn defer_to(
         *said = true;
     }
     if Instant::now() >= deadline || shutdown.is_requested() {
-        return Err(format!(
+        return Err(OneshotError::GaveUp(format!(
             "NOSPACE still raised after {} while the daemons ({}) were healing; see their logs and /status",
             humantime::format_duration(timeout),
             daemons.len()
-        )
-        .into());
+        )));
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::etcd::KeepAlive;
 use crate::observe::probe::free_disk_bytes;
-use crate::observe::{CandidateInfo, Observation, QuotaSource};
+use crate::observe::{CandidateInfo, CandidateWatch, Observation, QuotaSource};
 use crate::observe::{Snapshot, next_snapshot};
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
@@ -48,23 +48,44 @@ impl Publisher {
         }
     }
 
-    /// The value to publish, from what `obs` shows of the local member.
-    fn info(&self, obs: &Observation) -> CandidateInfo {
+    /// The value to publish, from what `obs` shows of the local member (and what the engine
+    /// compared of its progress notifications).
+    fn info(&self, obs: &Observation, shared: &Shared) -> CandidateInfo {
         let local = obs.local_member.filter(|_| self.local_member);
         let quota = local
             .and_then(|id| obs.member_quotas.get(&id))
-            .filter(|q| matches!(q.source, QuotaSource::Etcd | QuotaSource::MetricsUrl))
+            .filter(|q| {
+                matches!(
+                    q.source,
+                    QuotaSource::Etcd | QuotaSource::EtcdDefault | QuotaSource::MetricsUrl
+                )
+            })
             .map(|q| q.bytes);
         let disk_free = match (&self.data_dir, local) {
             (Some(dir), Some(_)) => free_disk_bytes(dir).ok(),
             _ => None,
         };
+        let watch_progress = local.and_then(|_| {
+            let state = shared.read();
+            let interval = state.watch_progress?;
+            Some(CandidateWatch {
+                interval_seconds: interval.seconds.round() as u64,
+                source: interval.source,
+                set_to: state
+                    .space
+                    .watch_history
+                    .as_ref()
+                    .filter(|w| w.below)
+                    .map(|w| w.recommended.clone()),
+            })
+        });
         CandidateInfo {
             // A service endpoint reaches any member: no local member then.
             member: format!("{:x}", local.unwrap_or(0)),
             instance: self.instance.clone(),
             quota,
             disk_free,
+            watch_progress,
         }
     }
 }
@@ -74,6 +95,18 @@ impl Publisher {
 fn worth_republishing(published: &CandidateInfo, next: &CandidateInfo) -> bool {
     if published.quota != next.quota || published.member != next.member {
         return true;
+    }
+    // Another source or advice, or an interval off by more than etcd's tenth of jitter.
+    match (&published.watch_progress, &next.watch_progress) {
+        (Some(a), Some(b))
+            if a.source != b.source
+                || a.set_to != b.set_to
+                || a.interval_seconds.abs_diff(b.interval_seconds) > a.interval_seconds / 10 =>
+        {
+            return true;
+        }
+        (a, b) if a.is_some() != b.is_some() => return true,
+        _ => {}
     }
     match (published.disk_free, next.disk_free) {
         (Some(a), Some(b)) => a.abs_diff(b) > (8u64 << 20).max(a / 20),
@@ -92,7 +125,7 @@ pub async fn run(
     let instance = publisher.instance.clone();
     let mut failures = 0u32;
     while let Some(snapshot) = next_snapshot(&mut latest, &mut shutdown).await {
-        let mut published = publisher.info(&snapshot.observation);
+        let mut published = publisher.info(&snapshot.observation, &shared);
         let registered = register(&snapshot, &published).await;
         let mut keep = match registered {
             Ok(registered) => registered,
@@ -253,7 +286,7 @@ async fn republish(
     let Some(snapshot) = latest.borrow().clone() else {
         return Ok(());
     };
-    let next = publisher.info(&snapshot.observation);
+    let next = publisher.info(&snapshot.observation, shared);
     if !worth_republishing(published, &next) {
         return Ok(());
     }

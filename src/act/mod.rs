@@ -100,12 +100,14 @@ impl Act<'_> {
     }
 
     /// Physical compaction to `revision` through `endpoint`. "Already compacted" is a normal
-    /// outcome (the apiserver or etcd itself got there first).
+    /// outcome (the apiserver or etcd itself got there first). A `routine` one (the space
+    /// controller's, every poll under a sync loop) logs at DEBUG: its caller summarises them.
     pub async fn compact(
         &self,
         endpoint: &str,
         revision: i64,
         why: &str,
+        routine: bool,
     ) -> Result<CompactOutcome, EtcdError> {
         let step = Step {
             action: "compact",
@@ -124,13 +126,25 @@ impl Act<'_> {
             Ok(CompactOutcome::Compacted) => {
                 self.shared.metrics.compacted_revision.set(revision);
                 self.shared.write().maintenance.compacted_revision = Some(revision);
-                tracing::info!(
-                    action = "compact",
-                    revision,
-                    why,
-                    duration_s = ran.took.as_secs_f64(),
-                    "compacted to revision {revision} ({why})"
-                );
+                let took = ran.took.as_secs_f64();
+                let message = format!("compacted to revision {revision} ({why})");
+                if routine {
+                    tracing::debug!(
+                        action = "compact",
+                        revision,
+                        why,
+                        duration_s = took,
+                        "{message}"
+                    );
+                } else {
+                    tracing::info!(
+                        action = "compact",
+                        revision,
+                        why,
+                        duration_s = took,
+                        "{message}"
+                    );
+                }
                 ("ok", step.detail.clone())
             }
             Ok(CompactOutcome::AlreadyCompacted) => {

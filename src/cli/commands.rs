@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 
-use super::OutputFormat;
+use crate::config::Output;
+use crate::decide::actor::ActWhen;
 use crate::units::parse_duration;
 
 /// `--output`, shared by the one-shot commands that print a report.
@@ -20,11 +21,13 @@ pub struct OutputArgs {
         value_enum,
         default_value = "table"
     )]
-    pub format: OutputFormat,
+    pub format: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub observe: super::ObserveArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -53,8 +56,9 @@ pub struct AnalyzeArgs {
     )]
     pub top: usize,
 
-    /// At most this many keys per Range request; pages also aim at ~2 MiB (two are read at a
-    /// time, on disjoint ranges). Each request costs etcd a fixed overhead: very small pages are slow.
+    /// At most this many keys per Range request (pages also stop near 2 MiB). Lower it on a busy
+    /// etcd: each Range is served in one read transaction, and smaller ones interleave with the
+    /// apiserver's requests; each costs a fixed overhead, so very small pages make the scan slow.
     #[arg(long, env = "ETCD_UPKEEP_ANALYZE_PAGE_SIZE", default_value_t = 50_000,
           value_parser = clap::value_parser!(i64).range(1..=100_000), value_name = "N")]
     pub page_size: i64,
@@ -65,6 +69,9 @@ pub struct AnalyzeArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub observe: super::ObserveArgs,
+
     /// HTTP address for /metrics, /healthz, /readyz and /status. 9479 clashes with nothing in a
     /// vCluster pod (2379-2381, 6443, 8443, 10099, 10257, 10259, 14000+).
     #[arg(
@@ -115,15 +122,6 @@ pub struct RunArgs {
           value_name = "BOOL")]
     pub churn_watch: bool,
 
-    /// Same as `--churn-watch=false` (kept for existing configurations).
-    #[arg(
-        long,
-        env = "ETCD_UPKEEP_NO_CHURN_WATCH",
-        hide = true,
-        overrides_with = "churn_watch"
-    )]
-    pub no_churn_watch: bool,
-
     /// Writes per minute to one object above which it is reported as a sync loop. A healthy
     /// controller updates an object a few times a minute at most (lease renewals: 6/min).
     #[arg(
@@ -149,17 +147,101 @@ pub struct RunArgs {
     pub space_target: f64,
 
     /// The least history the space controller keeps while it fits: watchers that fall further
-    /// behind relist. Below it only when even this much would not fit.
-    #[arg(help_heading = "Prevention", long, env = "ETCD_UPKEEP_HISTORY_FLOOR", default_value = "1m",
+    /// behind relist. Below it only when even this much would not fit. Default: 1m, or the
+    /// compaction retention when that is shorter; given, it may not exceed the retention.
+    #[arg(help_heading = "Prevention", long, env = "ETCD_UPKEEP_HISTORY_FLOOR",
           value_parser = parse_duration, value_name = "DURATION")]
-    pub history_floor: Duration,
+    pub history_floor: Option<Duration>,
+
+    /// The members' `--watch-progress-notify-interval` (3.5: `--experimental-…`), when known.
+    /// Default: measured on a watch of etcd-upkeep's own (etcd's 10m assumed until then). The
+    /// history kept is compared with it, and /status names the etcd flag to set when it is
+    /// shorter: the kube-apiserver reads its watch cache's revision, which only these
+    /// notifications move.
+    #[arg(help_heading = "Prevention", long, env = "ETCD_UPKEEP_WATCH_PROGRESS_NOTIFY_INTERVAL",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub watch_progress_notify_interval: Option<Duration>,
 
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
+
+    #[command(flatten)]
+    pub events: EventsArgs,
+}
+
+/// Kubernetes Events about the daemon's own pod (off by default).
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Record Kubernetes Events on this pod (NOSPACE healed, heal blocked, sync loop suspected,
+    /// live data over the target, integrity mismatch) through the in-cluster service account.
+    /// Needs create/patch on events, and the pod's name and namespace from the downward API.
+    #[arg(help_heading = "Kubernetes Events", long, env = "ETCD_UPKEEP_KUBERNETES_EVENTS",
+          action = ArgAction::Set, num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub kubernetes_events: bool,
+
+    /// The API server as host:port. Default: $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT,
+    /// which the kubelet sets in every pod.
+    #[arg(
+        help_heading = "Kubernetes Events",
+        long,
+        env = "ETCD_UPKEEP_KUBERNETES_API",
+        value_name = "HOST:PORT"
+    )]
+    pub kubernetes_api: Option<String>,
+
+    /// The service account's token (read again for every request: it is rotated).
+    #[arg(
+        help_heading = "Kubernetes Events",
+        long,
+        env = "ETCD_UPKEEP_KUBERNETES_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        value_name = "FILE"
+    )]
+    pub kubernetes_token_file: PathBuf,
+
+    /// The CA that signed the API server's certificate.
+    #[arg(
+        help_heading = "Kubernetes Events",
+        long,
+        env = "ETCD_UPKEEP_KUBERNETES_CA_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+        value_name = "FILE"
+    )]
+    pub kubernetes_ca_file: PathBuf,
+
+    /// The pod the Events are about (downward API: fieldRef metadata.name).
+    #[arg(
+        help_heading = "Kubernetes Events",
+        long,
+        env = "POD_NAME",
+        value_name = "NAME"
+    )]
+    pub pod_name: Option<String>,
+
+    /// Its namespace (fieldRef metadata.namespace).
+    #[arg(
+        help_heading = "Kubernetes Events",
+        long,
+        env = "POD_NAMESPACE",
+        value_name = "NAMESPACE"
+    )]
+    pub pod_namespace: Option<String>,
+
+    /// Its uid (fieldRef metadata.uid): `kubectl describe pod` lists only Events that name it.
+    #[arg(
+        help_heading = "Kubernetes Events",
+        long,
+        env = "POD_UID",
+        value_name = "UID"
+    )]
+    pub pod_uid: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct HealArgs {
+    #[command(flatten)]
+    pub observe: super::ObserveArgs,
     #[command(flatten)]
     pub healing: HealingArgs,
 
@@ -202,7 +284,7 @@ pub struct MaintenanceArgs {
     pub defrag_rule: String,
 
     /// Cron (5 fields, UTC) of the moments rule-driven defragmentations may start; unset = any
-    /// time. NOSPACE healing and forecast-driven runs ignore it.
+    /// time. NOSPACE healing and the space controller's shrink of a file near the quota ignore it.
     #[arg(
         help_heading = "Maintenance",
         long,
@@ -268,16 +350,6 @@ pub enum CompactionMode {
     Periodic,
     Revision,
     Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ActWhen {
-    /// The instance beside the raft leader acts; the first registered when the leader has none.
-    Leader,
-    /// The first registered of identical instances acts (an election through etcd).
-    Elected,
-    /// Always act (a single instance for the whole cluster).
-    Always,
 }
 
 /// A fraction, or `0` for "off".

@@ -1,9 +1,11 @@
 //! The command-line contract: flag names, defaults and environment variables.
 //!
 //! Why it matters: other tools (Helm values, alert runbooks, CI checks) depend on these exact
-//! names. Every flag can also be set through `ETCD_UPKEEP_<FLAG>` (upper case, `-` → `_`), and the
-//! global flags work before or after the subcommand. Only parsing lives here; what the values
-//! mean is decided in `config` and the modules that consume them.
+//! names. Every flag can also be set through `ETCD_UPKEEP_<FLAG>` (upper case, `-` → `_`), and
+//! the global flags (connection, TLS, logging) work before or after the subcommand; the others
+//! belong to the subcommands that use them (`config::help_tests` checks every one is read).
+//! Only parsing lives here; what the values mean is decided in `config` and the modules that
+//! consume them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +15,10 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 mod commands;
 
 pub use commands::*;
+
+// The domain's own choices, read through clap::ValueEnum (implemented in config::value_enums).
+pub use crate::certs::Preset;
+pub use crate::decide::actor::ActWhen;
 
 use crate::units::{parse_duration, parse_size};
 
@@ -110,23 +116,6 @@ pub struct GlobalArgs {
     )]
     pub pki_dir: Option<PathBuf>,
 
-    /// Find every member through MemberList from the given endpoints; `--discover=false` talks
-    /// only to the endpoints given.
-    #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_DISCOVER", action = ArgAction::Set,
-          num_args = 0..=1, default_value_t = true, default_missing_value = "true",
-          value_name = "BOOL")]
-    pub discover: bool,
-
-    /// Same as `--discover=false` (kept for existing configurations).
-    #[arg(
-        long,
-        global = true,
-        env = "ETCD_UPKEEP_NO_DISCOVER",
-        hide = true,
-        overrides_with = "discover"
-    )]
-    pub no_discover: bool,
-
     /// Connect timeout, also used for the quick observation RPCs.
     #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_DIAL_TIMEOUT", default_value = "5s",
           value_parser = parse_duration, value_name = "DURATION")]
@@ -136,21 +125,6 @@ pub struct GlobalArgs {
     #[arg(help_heading = "Connection and TLS", long, global = true, env = "ETCD_UPKEEP_COMMAND_TIMEOUT", default_value = "600s",
           value_parser = parse_duration, value_name = "DURATION")]
     pub command_timeout: Duration,
-
-    /// The space quota to assume when etcd does not report it (etcd < 3.6 and no metrics URL).
-    #[arg(help_heading = "Quota", long, global = true, env = "ETCD_UPKEEP_QUOTA_BACKEND_BYTES", default_value = "2Gi",
-          value_parser = parse_size, value_name = "SIZE")]
-    pub quota_backend_bytes: u64,
-
-    /// An etcd /metrics URL (plain http) to read etcd_server_quota_backend_bytes from.
-    #[arg(
-        help_heading = "Quota",
-        long,
-        global = true,
-        env = "ETCD_UPKEEP_ETCD_METRICS_URL",
-        value_name = "URL"
-    )]
-    pub etcd_metrics_url: Option<String>,
 
     /// Log format.
     #[arg(
@@ -175,30 +149,36 @@ pub struct GlobalArgs {
     pub log_level: String,
 }
 
-impl GlobalArgs {
-    /// Whether to discover members: `--no-discover` or `--discover=false` turn it off.
-    pub fn discover(&self) -> bool {
-        self.discover && !self.no_discover
-    }
-}
+/// How to observe the cluster: which members, and the quota when etcd does not say. Only the
+/// commands that observe every member take these (`run`, `status`, `heal`); `analyze` reads
+/// one endpoint's keyspace and has no use for them.
+#[derive(Debug, Args, Clone)]
+pub struct ObserveArgs {
+    /// Find every member through MemberList from the given endpoints; `--discover=false` talks
+    /// only to the endpoints given.
+    #[arg(help_heading = "Observation", long, env = "ETCD_UPKEEP_DISCOVER", action = ArgAction::Set,
+          num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub discover: bool,
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Preset {
-    /// etcd embedded in the vCluster pod: certificates under /data/pki.
-    Embedded,
-    /// etcd deployed as its own StatefulSet: certificates under /run/config/pki.
-    Deployed,
+    /// The space quota to assume when etcd does not report it (etcd < 3.6 and no metrics URL).
+    #[arg(help_heading = "Quota", long, env = "ETCD_UPKEEP_QUOTA_BACKEND_BYTES", default_value = "2Gi",
+          value_parser = parse_size, value_name = "SIZE")]
+    pub quota_backend_bytes: u64,
+
+    /// An etcd /metrics URL (plain http) to read etcd_server_quota_backend_bytes from.
+    #[arg(
+        help_heading = "Quota",
+        long,
+        env = "ETCD_UPKEEP_ETCD_METRICS_URL",
+        value_name = "URL"
+    )]
+    pub etcd_metrics_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
     Json,
 }
 
@@ -219,17 +199,29 @@ mod tests {
             "status",
             "--endpoints",
             "http://a:1,http://b:2",
-            "--no-discover",
+            "--discover=false",
         ])
         .unwrap();
         assert_eq!(cli.global.endpoints, vec!["http://a:1", "http://b:2"]);
-        assert!(!cli.global.discover());
+        let Command::Status(status) = cli.command else {
+            panic!("status")
+        };
+        assert!(!status.observe.discover);
     }
 
     #[test]
-    fn discover_is_on_by_default() {
+    fn discover_is_on_by_default_and_analyze_has_no_observation_flags() {
         let cli = Cli::try_parse_from(["etcd-upkeep", "status"]).unwrap();
-        assert!(cli.global.discover());
-        assert_eq!(cli.global.quota_backend_bytes, 2 << 30);
+        let Command::Status(status) = cli.command else {
+            panic!("status")
+        };
+        assert!(status.observe.discover);
+        assert_eq!(status.observe.quota_backend_bytes, 2 << 30);
+        for flag in ["--discover=false", "--quota-backend-bytes=8Gi"] {
+            assert!(
+                Cli::try_parse_from(["etcd-upkeep", "analyze", flag]).is_err(),
+                "{flag}"
+            );
+        }
     }
 }

@@ -4,10 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cli::{self, AnalyzeArgs, GlobalArgs, HealArgs, RunArgs, StatusArgs};
-use crate::decide::actor::ActWhen;
+use crate::cli::{AnalyzeArgs, GlobalArgs, HealArgs, RunArgs, StatusArgs};
 
-use super::{ConfigError, Connection, at_least, connection, maintenance};
+use super::{ConfigError, Connection, at_least, at_most, connection, maintenance};
 
 /// How a one-shot command prints its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,12 +15,8 @@ pub enum Output {
     Json,
 }
 
-fn output(format: cli::OutputFormat) -> Output {
-    match format {
-        cli::OutputFormat::Table => Output::Table,
-        cli::OutputFormat::Json => Output::Json,
-    }
-}
+/// The history floor when `--history-floor` is not given (capped at the retention).
+const DEFAULT_HISTORY_FLOOR: Duration = Duration::from_secs(60);
 
 /// `etcd-upkeep run`.
 #[derive(Debug)]
@@ -34,27 +29,125 @@ pub struct RunSettings {
     pub churn: Option<(String, f64)>,
     /// TLS and basic auth for the HTTP surface (`--web-config-file`).
     pub web: Option<crate::report::web::WebConfig>,
+    /// Kubernetes Events on the daemon's pod (`--kubernetes-events`); None: off.
+    pub events: Option<EventsSettings>,
+    /// The members' progress-notify interval as given (`--watch-progress-notify-interval`);
+    /// None: measured.
+    pub progress_notify_interval: Option<Duration>,
+}
+
+/// Where Kubernetes Events go and which pod they are about.
+#[derive(Debug)]
+pub struct EventsSettings {
+    /// Built here, so a wrong CA is named at start, not at the first Event.
+    pub api: crate::kube::KubeApi,
+    pub pod: crate::report::events::PodRef,
+}
+
+/// Timeout of one request to the Kubernetes API: an Event is never worth waiting longer for.
+const KUBE_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn events(a: &crate::cli::EventsArgs) -> Result<Option<EventsSettings>, ConfigError> {
+    if !a.kubernetes_events {
+        return Ok(None);
+    }
+    let address = match &a.kubernetes_api {
+        Some(address) => address.clone(),
+        None => match (
+            std::env::var("KUBERNETES_SERVICE_HOST"),
+            std::env::var("KUBERNETES_SERVICE_PORT"),
+        ) {
+            (Ok(host), Ok(port)) if host.contains(':') => format!("[{host}]:{port}"),
+            (Ok(host), Ok(port)) => format!("{host}:{port}"),
+            _ => {
+                return Err(ConfigError(
+                    "--kubernetes-events: no API server: KUBERNETES_SERVICE_HOST/PORT are unset (not in a pod?); give --kubernetes-api HOST:PORT".into(),
+                ));
+            }
+        },
+    };
+    if address
+        .rsplit_once(':')
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(ConfigError(format!(
+            "--kubernetes-api {address}: expected HOST:PORT"
+        )));
+    }
+    let named = |value: &Option<String>, what: &str, env: &str, field: &str| {
+        value.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
+            ConfigError(format!(
+                "--kubernetes-events needs the pod's {what}: set {env} from the downward API (fieldRef {field}) or --pod-{what}"
+            ))
+        })
+    };
+    let pod = crate::report::events::PodRef {
+        name: named(&a.pod_name, "name", "POD_NAME", "metadata.name")?,
+        namespace: named(
+            &a.pod_namespace,
+            "namespace",
+            "POD_NAMESPACE",
+            "metadata.namespace",
+        )?,
+        uid: a.pod_uid.clone().filter(|u| !u.is_empty()),
+    };
+    let api = crate::kube::KubeApiSettings {
+        address,
+        token_file: a.kubernetes_token_file.clone(),
+        ca_file: a.kubernetes_ca_file.clone(),
+    };
+    let api = crate::kube::KubeApi::new(&api, KUBE_REQUEST_TIMEOUT).map_err(ConfigError)?;
+    Ok(Some(EventsSettings { api, pod }))
 }
 
 impl RunSettings {
     pub fn from_cli(g: &GlobalArgs, a: &RunArgs) -> Result<RunSettings, ConfigError> {
-        let connection = connection(g)?;
+        let connection = connection(g, Some(&a.observe))?;
         // A zero poll observes etcd in a busy loop (measured: etcd at ~42 % of a core).
         let poll = at_least(
             "--poll-interval",
             a.poll_interval,
             Duration::from_millis(200),
         )?;
-        let floor = at_least("--history-floor", a.history_floor, Duration::from_secs(1))?;
+        let floor = a
+            .history_floor
+            .map(|f| at_least("--history-floor", f, Duration::from_secs(1)))
+            .transpose()?;
         if a.churn_threshold.is_nan() || a.churn_threshold <= 0.0 {
             return Err(ConfigError(format!(
                 "--churn-threshold {}: must be above 0",
                 a.churn_threshold
             )));
         }
-        let mut engine =
-            maintenance::for_run(g, &a.maintenance, poll)?.with_space_target(a.space_target, floor);
-        engine.forecast_horizon = (!a.forecast_horizon.is_zero()).then_some(a.forecast_horizon);
+        let engine = maintenance::for_run(g, &a.maintenance, poll)?;
+        // The floor is the least history the controller keeps before going under it; above the
+        // history it keeps at most, it would mean nothing (it used to be capped without a word).
+        if let crate::decide::compaction::CompactionPolicy::Periodic { retention } =
+            engine.compaction
+            && let Some(floor) = floor.filter(|f| *f > retention)
+        {
+            return Err(ConfigError(format!(
+                "--history-floor {}: must not exceed --compaction-retention {} (the most history kept)",
+                humantime::format_duration(floor),
+                humantime::format_duration(retention)
+            )));
+        }
+        // Not given: the default, which the retention caps (a 2s retention keeps 2s at most).
+        let floor = floor.unwrap_or(DEFAULT_HISTORY_FLOOR);
+        let mut engine = engine.with_space_target(a.space_target, floor);
+        let progress_notify_interval = a
+            .watch_progress_notify_interval
+            .map(|i| {
+                at_least(
+                    "--watch-progress-notify-interval",
+                    i,
+                    Duration::from_secs(1),
+                )?;
+                at_most("--watch-progress-notify-interval", i, super::A_WEEK)
+            })
+            .transpose()?;
+        let horizon = at_most("--forecast-horizon", a.forecast_horizon, super::A_WEEK)?;
+        engine.forecast_horizon = (!horizon.is_zero()).then_some(horizon);
         let web = a
             .web_config_file
             .as_deref()
@@ -62,20 +155,17 @@ impl RunSettings {
             .transpose()
             .map_err(ConfigError)?;
         Ok(RunSettings {
+            events: events(&a.events)?,
             web,
             connection,
             engine,
             listen_address: a.listen_address,
             poll_interval: poll,
-            churn: (a.churn_watch && !a.no_churn_watch)
+            progress_notify_interval,
+            churn: a
+                .churn_watch
                 .then(|| (a.churn_prefix.clone(), a.churn_threshold)),
         })
-    }
-
-    /// Whether the first endpoint is this instance's own member (a sidecar), as opposed to a
-    /// service that reaches any member.
-    pub fn beside_a_member(&self) -> bool {
-        self.engine.act_when == ActWhen::Leader
     }
 }
 
@@ -90,7 +180,7 @@ pub struct HealSettings {
 impl HealSettings {
     pub fn from_cli(g: &GlobalArgs, a: &HealArgs) -> Result<HealSettings, ConfigError> {
         Ok(HealSettings {
-            connection: connection(g)?,
+            connection: connection(g, Some(&a.observe))?,
             engine: maintenance::for_heal(g, &a.healing)?,
             timeout: at_least("--heal-timeout", a.heal_timeout, Duration::from_secs(1))?,
         })
@@ -107,8 +197,8 @@ pub struct StatusSettings {
 impl StatusSettings {
     pub fn from_cli(g: &GlobalArgs, a: &StatusArgs) -> Result<StatusSettings, ConfigError> {
         Ok(StatusSettings {
-            connection: connection(g)?,
-            output: output(a.output.format),
+            connection: connection(g, Some(&a.observe))?,
+            output: a.output.format,
         })
     }
 }
@@ -134,8 +224,8 @@ impl AnalyzeSettings {
             return Err(ConfigError("--top 0: must be at least 1".into()));
         }
         Ok(AnalyzeSettings {
-            connection: connection(g)?,
-            output: output(a.output.format),
+            connection: connection(g, None)?,
+            output: a.output.format,
             prefix: a.prefix.clone(),
             top: a.top,
             page_size: a.page_size,

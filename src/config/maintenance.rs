@@ -31,13 +31,13 @@ pub(super) fn for_run(
         .as_deref()
         .map(cron_with_seconds)
         .transpose()?;
-    config.min_defrag_interval = m.min_defrag_interval;
+    config.min_defrag_interval = super::at_most(
+        "--min-defrag-interval",
+        m.min_defrag_interval,
+        super::A_WEEK,
+    )?;
     config.auto_heal = m.auto_heal;
-    config.act_when = match m.act_when {
-        cli::ActWhen::Leader => ActWhen::Leader,
-        cli::ActWhen::Elected => ActWhen::Elected,
-        cli::ActWhen::Always => ActWhen::Always,
-    };
+    config.act_when = m.act_when;
     Ok(config)
 }
 

@@ -9,18 +9,23 @@
 mod commands;
 mod cron;
 mod error;
+#[cfg(test)]
+mod help_tests;
 mod maintenance;
+mod value_enums;
 
 pub use cron::cron_with_seconds;
 pub use error::ConfigError;
 
 use std::time::Duration;
 
-use crate::certs::{CertFlags, CertPaths, Preset};
-use crate::cli::{self, GlobalArgs};
+use crate::certs::{CertFlags, CertPaths};
+use crate::cli::{GlobalArgs, ObserveArgs};
 use crate::observe::ObserveSettings;
 
-pub use commands::{AnalyzeSettings, HealSettings, Output, RunSettings, StatusSettings};
+pub use commands::{
+    AnalyzeSettings, EventsSettings, HealSettings, Output, RunSettings, StatusSettings,
+};
 
 /// How to reach etcd: what observing needs, the certificate paths and the timeouts.
 #[derive(Debug, Clone)]
@@ -58,8 +63,23 @@ fn at_least(flag: &str, value: Duration, min: Duration) -> Result<Duration, Conf
     Ok(value)
 }
 
-/// Checks the endpoints, the certificate flags and the timeouts.
-fn connection(args: &GlobalArgs) -> Result<Connection, ConfigError> {
+fn at_most(flag: &str, value: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    if value > max {
+        return Err(ConfigError(format!(
+            "{flag} {}: must be at most {}",
+            humantime::format_duration(value),
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(value)
+}
+
+/// A week: beyond it a defragmentation interval or a forecast says nothing a person could use.
+const A_WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Checks the endpoints, the certificate flags, the timeouts and, for the commands that observe
+/// every member (`observe`; None for `analyze`), the observation flags.
+fn connection(args: &GlobalArgs, observe: Option<&ObserveArgs>) -> Result<Connection, ConfigError> {
     let endpoints: Vec<String> = args
         .endpoints
         .iter()
@@ -76,10 +96,7 @@ fn connection(args: &GlobalArgs) -> Result<Connection, ConfigError> {
         cacert: args.cacert.clone(),
         cert: args.cert.clone(),
         key: args.key.clone(),
-        preset: args.preset.map(|p| match p {
-            cli::Preset::Embedded => Preset::Embedded,
-            cli::Preset::Deployed => Preset::Deployed,
-        }),
+        preset: args.preset,
         pki_dir: args.pki_dir.clone(),
     };
     let paths = CertPaths::resolve(&flags).map_err(|e| ConfigError(e.to_string()))?;
@@ -91,7 +108,8 @@ fn connection(args: &GlobalArgs) -> Result<Connection, ConfigError> {
                  write http:// explicitly for a plain-text etcd"
         )));
     }
-    if let Some(url) = &args.etcd_metrics_url
+    let metrics_url = observe.and_then(|o| o.etcd_metrics_url.clone());
+    if let Some(url) = &metrics_url
         && !url.starts_with("http://")
     {
         return Err(ConfigError(format!(
@@ -109,18 +127,20 @@ fn connection(args: &GlobalArgs) -> Result<Connection, ConfigError> {
         args.command_timeout,
         Duration::from_secs(1),
     )?;
-    if args.quota_backend_bytes < 1 << 20 {
+    // analyze asks one endpoint, and never divides by a quota.
+    let (discover, quota_flag) =
+        observe.map_or((false, 2 << 30), |o| (o.discover, o.quota_backend_bytes));
+    if quota_flag < 1 << 20 {
         return Err(ConfigError(format!(
-            "--quota-backend-bytes {}: must be at least 1Mi (etcd's quota, e.g. 2Gi or 8Gi)",
-            args.quota_backend_bytes
+            "--quota-backend-bytes {quota_flag}: must be at least 1Mi (etcd's quota, e.g. 2Gi or 8Gi)"
         )));
     }
     Ok(Connection {
         observe: ObserveSettings {
             endpoints,
-            discover: args.discover(),
-            quota_flag: args.quota_backend_bytes,
-            metrics_url: args.etcd_metrics_url.clone(),
+            discover,
+            quota_flag,
+            metrics_url,
             dial_timeout,
         },
         certs: paths,

@@ -235,6 +235,7 @@ mod tests {
             instance: format!("pod-{lease}"),
             quota: None,
             disk_free: None,
+            watch_progress: None,
         }
     }
 

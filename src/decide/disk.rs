@@ -76,6 +76,7 @@ mod tests {
             instance: "pod-2".into(),
             quota: None,
             disk_free: Some(12 * MIB),
+            watch_progress: None,
         }]);
         let free = published_free(&obs, 3).unwrap();
         let why = room_on("m2", free, copy_bytes(&obs)).unwrap_err();

@@ -22,7 +22,33 @@ pub enum Blocker {
         member: String,
         why: String,
     },
+    /// A voting member is defragmenting for someone else: its read failed while its gRPC health
+    /// service says NOT_SERVING, which etcd does only during a defragmentation with
+    /// `StopGRPCServiceOnDefrag` on. Not a fault: wait for it, never a second one at once.
+    Defragmenting {
+        member: String,
+    },
+    /// A downgrade is enabled (`etcdctl downgrade enable`): members are about to be replaced by
+    /// an older release. A cluster in the middle of a version change is no place to rewrite
+    /// every member's file; defragmentation waits until the downgrade finishes or is cancelled.
+    Downgrade {
+        member: String,
+        target: String,
+    },
 }
+
+/// Why a linearizable read of the health gate failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeFailure {
+    /// The member's gRPC health service reports NOT_SERVING: a defragmentation is running on it
+    /// (etcd ≥ 3.5.13/3.6 with `StopGRPCServiceOnDefrag`).
+    Defragmenting,
+    /// Anything else: the read's own error.
+    Failed(String),
+}
+
+/// One member's probe: `Ok` when the linearizable read answered.
+pub type Probe = (u64, Result<(), ProbeFailure>);
 
 impl Blocker {
     /// The `reason` label of `etcd_upkeep_maintenance_blocked`.
@@ -31,6 +57,8 @@ impl Blocker {
             Blocker::CorruptAlarm { .. } => "corrupt_alarm",
             Blocker::UnknownAlarm { .. } => "unknown_alarm",
             Blocker::Unhealthy { .. } => "unhealthy",
+            Blocker::Defragmenting { .. } => "defragmenting",
+            Blocker::Downgrade { .. } => "downgrade",
         }
     }
 }
@@ -52,6 +80,16 @@ impl std::fmt::Display for Blocker {
             Blocker::Unhealthy { member, why } => {
                 write!(f, "member {member} is not healthy: {why}")
             }
+            Blocker::Defragmenting { member } => write!(
+                f,
+                "member {member} is defragmenting (its gRPC health reports NOT_SERVING, \
+                 StopGRPCServiceOnDefrag): waiting for it to finish"
+            ),
+            Blocker::Downgrade { member, target } => write!(
+                f,
+                "a downgrade to {target} is enabled (Status of {member}): defragmentation paused \
+                 until it completes or `etcdctl downgrade cancel`"
+            ),
         }
     }
 }
@@ -86,16 +124,20 @@ pub enum Degraded {
     QuorumSuffices,
 }
 
-/// The full gate: alarms, every voting member answered Status, and every voting member answered
-/// a linearizable read (`probes`: member id → result of the read). With
+/// The full gate before a defragmentation: alarms, no downgrade under way, every voting member
+/// answered Status, and every voting member answered a linearizable read (`probes`: member id →
+/// result of the read). With
 /// [`Degraded::QuorumSuffices`], members that gave no Status are left out while the rest are a
 /// quorum.
-pub fn gate(
-    obs: &Observation,
-    probes: &[(u64, Result<(), String>)],
-    degraded: Degraded,
-) -> Vec<Blocker> {
+pub fn gate(obs: &Observation, probes: &[Probe], degraded: Degraded) -> Vec<Blocker> {
     let mut blockers = alarm_blockers(obs);
+    // One downgrade is cluster-wide; the first member that reports it is named.
+    if let Some((member, target)) = obs.members.iter().find_map(|m| {
+        let target = m.status.as_ref()?.downgrade_target.clone()?;
+        Some((m.name.clone(), target))
+    }) {
+        blockers.push(Blocker::Downgrade { member, target });
+    }
     let voting = obs.members.iter().filter(|m| !m.is_learner).count();
     let answering = obs
         .members
@@ -105,6 +147,15 @@ pub fn gate(
     let skip_down =
         degraded == Degraded::QuorumSuffices && answering >= crate::decide::heal::quorum(voting);
     for member in obs.members.iter().filter(|m| !m.is_learner) {
+        let probe = probes.iter().find(|(id, _)| *id == member.id);
+        // Defragmenting for someone else answers neither Status nor reads, yet it is not down:
+        // two members at once is what the gate exists to prevent.
+        if let Some((_, Err(ProbeFailure::Defragmenting))) = probe {
+            blockers.push(Blocker::Defragmenting {
+                member: member.name.clone(),
+            });
+            continue;
+        }
         // Out of the quorum: down, or answering from its own state with no leader (cut off
         // from the majority). Neither is defragmenting for someone else.
         if !member.in_quorum() && skip_down {
@@ -117,9 +168,9 @@ pub fn gate(
             });
             continue;
         }
-        match probes.iter().find(|(id, _)| *id == member.id) {
-            Some((_, Ok(()))) => {}
-            Some((_, Err(why))) => blockers.push(Blocker::Unhealthy {
+        match probe {
+            Some((_, Ok(()))) | Some((_, Err(ProbeFailure::Defragmenting))) => {}
+            Some((_, Err(ProbeFailure::Failed(why)))) => blockers.push(Blocker::Unhealthy {
                 member: member.name.clone(),
                 why: format!("linearizable read failed: {why}"),
             }),
@@ -137,7 +188,11 @@ mod tests {
     use super::*;
     use crate::decide::fixtures::*;
 
-    fn all_ok(n: u64) -> Vec<(u64, Result<(), String>)> {
+    fn failed(why: &str) -> Result<(), ProbeFailure> {
+        Err(ProbeFailure::Failed(why.into()))
+    }
+
+    fn all_ok(n: u64) -> Vec<Probe> {
         (1..=n).map(|id| (id, Ok(()))).collect()
     }
 
@@ -165,7 +220,7 @@ mod tests {
     fn a_silent_or_unprobed_member_blocks_but_learners_do_not_count() {
         let mut obs = cluster(&[(10, 5); 3], 100);
         let mut probes = all_ok(3);
-        probes[2].1 = Err("timeout".into());
+        probes[2].1 = failed("timeout");
         assert_eq!(
             gate(&obs, &probes, Degraded::Refuse)[0].reason(),
             "unhealthy"
@@ -187,15 +242,50 @@ mod tests {
         obs.members[2].status = None;
         obs.members[2].error = Some("connection refused".into());
         let mut probes = all_ok(3);
-        probes[2].1 = Err("connection refused".into());
+        probes[2].1 = failed("connection refused");
         assert_eq!(gate(&obs, &probes, Degraded::Refuse).len(), 1);
         assert!(gate(&obs, &probes, Degraded::QuorumSuffices).is_empty());
         // A member that answers Status but not the read may be defragmenting: still closed.
         let mut busy = probes.clone();
-        busy[1].1 = Err("deadline exceeded".into());
+        busy[1].1 = failed("deadline exceeded");
         assert_eq!(gate(&obs, &busy, Degraded::QuorumSuffices).len(), 1);
         // Two of three down: no quorum, closed.
         obs.members[1].status = None;
         assert_eq!(gate(&obs, &probes, Degraded::QuorumSuffices).len(), 2);
+    }
+
+    /// StopGRPCServiceOnDefrag: a member whose read fails while its gRPC health says NOT_SERVING
+    /// is defragmenting, not faulty. The gate waits for it under its own reason, in every mode.
+    #[test]
+    fn a_member_not_serving_is_defragmenting_not_unhealthy() {
+        let mut obs = cluster(&[(10, 5); 3], 100);
+        let mut probes = all_ok(3);
+        probes[1].1 = Err(ProbeFailure::Defragmenting);
+        for degraded in [Degraded::Refuse, Degraded::QuorumSuffices] {
+            let blockers = gate(&obs, &probes, degraded);
+            assert_eq!(blockers.len(), 1);
+            assert_eq!(blockers[0].reason(), "defragmenting");
+            assert!(blockers[0].to_string().contains("m1 is defragmenting"));
+        }
+        // A defragmenting member answers no Status either: still not "down", even where a
+        // quorum would suffice.
+        obs.members[1].status = None;
+        obs.members[1].error = Some("no answer within 1s".into());
+        let blockers = gate(&obs, &probes, Degraded::QuorumSuffices);
+        assert_eq!(blockers.len(), 1);
+        assert_eq!(blockers[0].reason(), "defragmenting");
+    }
+
+    /// `etcdctl downgrade enable`: defragmentation pauses, naming the target, whatever the cause.
+    #[test]
+    fn an_enabled_downgrade_pauses_defragmentation() {
+        let mut obs = cluster(&[(10, 5); 3], 100);
+        obs.members[0].status.as_mut().unwrap().downgrade_target = Some("3.5.0".into());
+        for degraded in [Degraded::Refuse, Degraded::QuorumSuffices] {
+            let blockers = gate(&obs, &all_ok(3), degraded);
+            assert_eq!(blockers.len(), 1);
+            assert_eq!(blockers[0].reason(), "downgrade");
+            assert!(blockers[0].to_string().contains("downgrade to 3.5.0"));
+        }
     }
 }

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 
 use crate::etcd::AlarmKind;
-use crate::observe::Observation;
+use crate::observe::{MemberObservation, Observation};
 use crate::units::format_bytes;
 
 use super::plan::reclaimable;
@@ -93,10 +93,62 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
     if !obs.has_alarm(AlarmKind::NoSpace) {
         return HealVerdict::NoAlarm;
     }
-    // A member that is down cannot be verified, but it need not be: the members that answer
-    // are a quorum, and compaction, defragmentation and disarm all go through them. Waiting
-    // for the lost member would keep the cluster read-only until a person brings it back.
-    // Without a quorum of answering members nothing is decided (nor could be written).
+    let voting = match answering_quorum(obs) {
+        Ok(voting) => voting,
+        Err(wait) => return wait,
+    };
+    // Each member against its own quota: they differ for the whole length of a rolling raise,
+    // and the member still on the old one is where NOSPACE comes back from.
+    let line_of = |id: u64| line(obs, threshold, id);
+    let over: Vec<&MemberObservation> = voting
+        .iter()
+        .copied()
+        .filter(|m| m.status.as_ref().is_some_and(|s| s.db_size > line_of(m.id)))
+        .collect();
+    if over.is_empty() {
+        // Below the line everywhere, yet alarmed, and nothing defragmented since the
+        // compaction: defragment every member before disarming (see `behind`).
+        if defragmented.is_empty() {
+            return HealVerdict::Defragment {
+                members: voting.iter().map(|m| m.id).collect(),
+            };
+        }
+        let behind = behind(obs, &voting, defragmented);
+        if !behind.is_empty() {
+            return HealVerdict::Defragment { members: behind };
+        }
+        if let Some(wait) = a_learner_not_below_its_line(obs, threshold) {
+            return wait;
+        }
+        return HealVerdict::Disarm {
+            alarmed_members: alarmed_members(obs),
+        };
+    }
+    if let Some(blocked) = live_data_over_quota(obs, &voting, &over, defragmented, threshold) {
+        return blocked;
+    }
+    // Over the line and not yet defragmented, plus any other member with reclaimable space.
+    let members: Vec<u64> = voting
+        .iter()
+        .filter(|m| !defragmented.contains(&m.id))
+        .filter(|m| over.iter().any(|o| o.id == m.id) || reclaimable(m))
+        .map(|m| m.id)
+        .collect();
+    HealVerdict::Defragment { members }
+}
+
+/// The size above which a member is over its line (`threshold` of its own quota).
+fn line(obs: &Observation, threshold: f64, id: u64) -> u64 {
+    (threshold * obs.quota_of(id) as f64) as u64
+}
+
+/// The voting members that answer, when they are a quorum; else what to wait for.
+///
+/// A member that is down cannot be verified, but it need not be: the members that answer are a
+/// quorum, and compaction, defragmentation and disarm all go through them. Waiting for the lost
+/// member would keep the cluster read-only until a person brings it back. Without a quorum of
+/// answering members nothing is decided (nor could be written).
+fn answering_quorum(obs: &Observation) -> Result<Vec<&MemberObservation>, HealVerdict> {
     let all_voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
     let voting: Vec<_> = all_voting
         .iter()
@@ -105,7 +157,7 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
         .collect();
     if voting.len() < quorum(all_voting.len()) {
         let silent = unverified_members(obs);
-        return HealVerdict::Wait {
+        return Err(HealVerdict::Wait {
             why: format!(
                 "only {} of {} voting members answered (a quorum is {}); {} cannot be verified",
                 voting.len(),
@@ -113,37 +165,40 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
                 quorum(all_voting.len()),
                 silent.join(", ")
             ),
-        };
+        });
     }
-    // Each member against its own quota: they differ for the whole length of a rolling raise,
-    // and the member still on the old one is where NOSPACE comes back from.
-    let line_of = |id: u64| (threshold * obs.quota_of(id) as f64) as u64;
-    let over: Vec<_> = voting
-        .iter()
-        .filter(|m| m.status.as_ref().is_some_and(|s| s.db_size > line_of(m.id)))
-        .collect();
-    // Below the line everywhere, yet alarmed, and nothing defragmented since the compaction:
-    // defragment every member before disarming. Why: sizes only shrink by defragmentation, so
-    // no member over the line means the line is misjudged (a daemon not told etcd's
-    // `--quota-backend-bytes`; before 3.6 etcd does not report it) or the space was freed
-    // already. A disarm in the first case frees nothing, and the next write raises NOSPACE
-    // again. Every member, not only those that look reclaimable: until its backend commits, a
-    // member reports its pre-compaction `dbSizeInUse` (seen on 3.4), so "nothing to free"
-    // cannot be told from that figure. In the second case the defrags are quick and free nothing.
-    // And not on the first defragmented member alone: a disarm that rests on "below the line
-    // everywhere" must rest on sizes that are the truth. A member not defragmented here is
-    // defragmented too when it has space to give back — by its own figures, or by being
-    // larger than a freshly defragmented member (whose file is the live data), since its own
-    // `dbSizeInUse` may be stale. One already as small needs nothing: another instance
-    // defragmented it (a handover mid-heal), and asking for it again would move leadership
-    // back and forth between two actors that each remember only their own defragmentations.
+    Ok(voting)
+}
+
+/// Members below the line, not defragmented here, that still have space to give back.
+///
+/// Why defragment below the line before disarming: sizes only shrink by defragmentation, so no
+/// member over the line means the line is misjudged (a daemon not told etcd's
+/// `--quota-backend-bytes`; before 3.6 etcd does not report it) or the space was freed already.
+/// A disarm in the first case frees nothing, and the next write raises NOSPACE again. Every
+/// member, not only those that look reclaimable: until its backend commits, a member reports its
+/// pre-compaction `dbSizeInUse` (seen on 3.4), so "nothing to free" cannot be told from that
+/// figure. In the second case the defrags are quick and free nothing.
+///
+/// And not on the first defragmented member alone: a disarm that rests on "below the line
+/// everywhere" must rest on sizes that are the truth. A member not defragmented here is
+/// defragmented too when it has space to give back — by its own figures, or by being larger
+/// than a freshly defragmented member (whose file is the live data), since its own `dbSizeInUse`
+/// may be stale. One already as small needs nothing: another instance defragmented it (a
+/// handover mid-heal), and asking for it again would move leadership back and forth between two
+/// actors that each remember only their own defragmentations.
+fn behind(
+    obs: &Observation,
+    voting: &[&MemberObservation],
+    defragmented: &HashSet<u64>,
+) -> Vec<u64> {
     let truth = voting
         .iter()
         .filter(|m| defragmented.contains(&m.id))
         .filter_map(|m| m.status.as_ref().map(|s| s.db_size))
         .min();
     let worth = worth_a_defrag(obs);
-    let behind: Vec<u64> = voting
+    voting
         .iter()
         .filter(|m| !defragmented.contains(&m.id))
         .filter(|m| {
@@ -155,74 +210,62 @@ pub fn heal_verdict(obs: &Observation, threshold: f64, defragmented: &HashSet<u6
                 })
         })
         .map(|m| m.id)
-        .collect();
-    if over.is_empty() && defragmented.is_empty() {
-        return HealVerdict::Defragment {
-            members: voting.iter().map(|m| m.id).collect(),
-        };
-    }
-    if over.is_empty() && !behind.is_empty() {
-        return HealVerdict::Defragment { members: behind };
-    }
-    if over.is_empty() {
-        // A learner counts for no quorum, but its alarm blocks every write all the same: it is
-        // disarmed only once its own size was checked below its own line.
-        if let Some((name, why)) = alarmed_members(obs).into_iter().find_map(|id| {
-            let learner = obs.member(id).filter(|m| m.is_learner)?;
-            match &learner.status {
-                None => Some((
-                    learner.name.clone(),
-                    "its size could not be checked".to_string(),
-                )),
-                Some(s) if s.db_size > line_of(id) => Some((
-                    learner.name.clone(),
-                    format!("its db ({}) is over its line", format_bytes(s.db_size)),
-                )),
-                Some(_) => None,
-            }
-        }) {
-            return HealVerdict::Wait {
-                why: format!("the learner {name} raised NOSPACE and {why}: not disarming it"),
-            };
+        .collect()
+}
+
+/// A learner counts for no quorum, but its alarm blocks every write all the same: it is
+/// disarmed only once its own size was checked below its own line.
+fn a_learner_not_below_its_line(obs: &Observation, threshold: f64) -> Option<HealVerdict> {
+    let (name, why) = alarmed_members(obs).into_iter().find_map(|id| {
+        let learner = obs.member(id).filter(|m| m.is_learner)?;
+        match &learner.status {
+            None => Some((
+                learner.name.clone(),
+                "its size could not be checked".to_string(),
+            )),
+            Some(s) if s.db_size > line(obs, threshold, id) => Some((
+                learner.name.clone(),
+                format!("its db ({}) is over its line", format_bytes(s.db_size)),
+            )),
+            Some(_) => None,
         }
-        return HealVerdict::Disarm {
-            alarmed_members: alarmed_members(obs),
-        };
-    }
-    if let Some(full) = over
+    })?;
+    Some(HealVerdict::Wait {
+        why: format!("the learner {name} raised NOSPACE and {why}: not disarming it"),
+    })
+}
+
+/// A member over its line although freshly defragmented: its file holds only live data, so no
+/// compaction or defragmentation can bring it under; the quota or the objects must change.
+fn live_data_over_quota(
+    obs: &Observation,
+    voting: &[&MemberObservation],
+    over: &[&MemberObservation],
+    defragmented: &HashSet<u64>,
+    threshold: f64,
+) -> Option<HealVerdict> {
+    let (member, in_use) = over
         .iter()
         .filter(|m| defragmented.contains(&m.id))
-        // Freshly defragmented, the file holds only live data: its size is what is in use.
         .filter_map(|m| m.status.as_ref().map(|s| (m, s.db_size)))
-        .max_by_key(|(_, in_use)| *in_use)
-    {
-        let (member, in_use) = full;
-        let quota = obs.quota_of(member.id);
-        let others_quota = voting
-            .iter()
-            .filter(|m| m.id != member.id)
-            .map(|m| obs.quota_of(m.id))
-            .max()
-            .filter(|q| *q > quota);
-        return HealVerdict::Blocked(LiveDataOverQuota {
-            member_id: member.id,
-            member: member.name.clone(),
-            in_use,
-            quota,
-            others_quota,
-            threshold,
-            suggested_quota: suggest_quota(in_use, threshold),
-            to_delete: in_use.saturating_sub(line_of(member.id)),
-        });
-    }
-    // Over the line and not yet defragmented, plus any other member with reclaimable space.
-    let members: Vec<u64> = voting
+        .max_by_key(|(_, in_use)| *in_use)?;
+    let quota = obs.quota_of(member.id);
+    let others_quota = voting
         .iter()
-        .filter(|m| !defragmented.contains(&m.id))
-        .filter(|m| over.iter().any(|o| o.id == m.id) || reclaimable(m))
-        .map(|m| m.id)
-        .collect();
-    HealVerdict::Defragment { members }
+        .filter(|m| m.id != member.id)
+        .map(|m| obs.quota_of(m.id))
+        .max()
+        .filter(|q| *q > quota);
+    Some(HealVerdict::Blocked(LiveDataOverQuota {
+        member_id: member.id,
+        member: member.name.clone(),
+        in_use,
+        quota,
+        others_quota,
+        threshold,
+        suggested_quota: suggest_quota(in_use, threshold),
+        to_delete: in_use.saturating_sub(line(obs, threshold, member.id)),
+    }))
 }
 
 /// The members NOSPACE is raised on, each once.

@@ -15,6 +15,8 @@
 //! - [`space`]: how much history to keep so the db stays under its space target, and when the
 //!   file itself must shrink.
 //! - [`revisions`]: when each revision was current (the clock the space controller compacts by).
+//! - [`watch_history`]: is the history kept long enough for the apiserver's watch cache (the
+//!   members' progress-notify interval), and which etcd flag to set when it is not.
 
 pub mod actor;
 pub mod compaction;
@@ -28,6 +30,7 @@ pub mod plan;
 pub mod revisions;
 pub mod space;
 pub mod takeover;
+pub mod watch_history;
 
 #[cfg(test)]
 pub mod fixtures {
@@ -36,6 +39,16 @@ pub mod fixtures {
     use crate::observe::{MemberObservation, Observation, Quota, QuotaSource};
 
     pub const MIB: u64 = 1024 * 1024;
+
+    /// The space controller's defaults: 0.7 of the quota, 30 minutes kept, a 1-minute floor.
+    pub fn space_policy() -> crate::decide::space::SpacePolicy {
+        crate::decide::space::SpacePolicy {
+            target: 0.7,
+            retention: 1800.0,
+            floor: 60.0,
+            minimum: 10.0,
+        }
+    }
 
     /// Members `1..=n`, member 1 the leader; sizes (db_size, in_use) per member.
     pub fn cluster(sizes: &[(u64, u64)], quota: u64) -> Observation {
@@ -61,9 +74,11 @@ pub mod fixtures {
                         is_learner: false,
                         errors: vec![],
                         db_size_quota: 0,
+                        downgrade_target: None,
                         revision: 500,
                     }),
                     error: None,
+                    defragmenting: false,
                 }
             })
             .collect();

@@ -290,6 +290,7 @@ mod tests {
             instance: "pod".into(),
             quota: None,
             disk_free: None,
+            watch_progress: None,
         }]);
         assert!(takeover(&obs, ActWhen::Leader, stall(99.0), 1.0).is_err());
         obs.candidates = None;

@@ -109,6 +109,17 @@ impl Breakdown {
     }
 }
 
+/// The live data of the whole keyspace, by resource, read through `endpoint`: what the engine
+/// counts when live data fills the quota (the space controller names the biggest resources, a
+/// dry-run heal projects what a defragmented member would hold). One scan for both, at
+/// `analyze`'s own page size.
+pub async fn live_data(etcd: &Etcd, endpoint: &str) -> Result<Breakdown, EtcdError> {
+    scan(etcd, endpoint, "", LIVE_DATA_PAGE).await
+}
+
+/// Keys per Range of a live-data count (analyze's `--page-size` default).
+pub const LIVE_DATA_PAGE: i64 = 50_000;
+
 /// Scans the keys under `prefix` (empty: all), at most `max_page_keys` per Range request.
 ///
 /// Why spans: etcd counts every key between a Range's start and end even when it returns only
@@ -237,6 +248,7 @@ pub async fn watch_churn(
                     }
                 }
             }
+            Some(WatchMessage::Created) | Some(WatchMessage::Progress { .. }) => {}
             // A compaction can only cancel a lagging watch; start again from now.
             Some(WatchMessage::Compacted { .. }) | Some(WatchMessage::Canceled(_)) | None => {
                 subscription = etcd.watch_prefix(endpoint, prefix, 0).await?;

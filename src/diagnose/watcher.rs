@@ -19,6 +19,7 @@ use crate::diagnose::fields::{FieldTracker, describe};
 use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::{WatchMessage, WatchSubscription};
 use crate::observe::{Snapshot, backoff, next_snapshot};
+use crate::report::events::EventReason;
 use crate::report::metrics::ChurnLabel;
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
@@ -128,6 +129,7 @@ impl Watch {
             };
             match message {
                 Ok(Some(WatchMessage::Events(events))) => self.count(events),
+                Ok(Some(WatchMessage::Created | WatchMessage::Progress { .. })) => {}
                 Ok(Some(WatchMessage::Compacted { compact_revision })) => {
                     tracing::info!(
                         compact_revision,
@@ -219,15 +221,26 @@ impl Report {
             self.warned
                 .insert(entry.key.clone(), (now, described.is_some()));
             let fields = described.map(|d| format!("; {d}")).unwrap_or_default();
+            // One wording for the log and the Event.
+            let message = format!(
+                "sync loop suspected: {} ({}) is rewritten {:.0} times a minute ({}/min of new history){fields}; likely synced by {}",
+                entry.key,
+                entry.resource,
+                entry.writes_per_minute,
+                format_bytes(entry.bytes_per_minute as u64),
+                entry
+                    .vcluster_hint
+                    .as_deref()
+                    .unwrap_or("an unknown controller")
+            );
             tracing::warn!(
                 key = %entry.key, resource = %entry.resource, writes_per_minute = entry.writes_per_minute,
                 bytes_per_minute = entry.bytes_per_minute,
                 changed_fields = ?entry.changed_fields.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
                 writers = ?entry.writers.iter().map(|w| w.manager.as_str()).collect::<Vec<_>>(),
-                "sync loop suspected: {} ({}) is rewritten {:.0} times a minute ({}/min of new history){fields}; likely synced by {}",
-                entry.key, entry.resource, entry.writes_per_minute, format_bytes(entry.bytes_per_minute as u64),
-                entry.vcluster_hint.as_deref().unwrap_or("an unknown controller")
+                "{message}"
             );
+            shared.event(EventReason::SyncLoopSuspected, &entry.key, message);
         }
         self.warned
             .retain(|_, (at, _)| now - *at < REWARN_SECONDS * 2.0);

@@ -23,15 +23,37 @@ impl Engine {
         if previous == messages {
             return;
         }
+        // The log speaks once per change of what is refused, not per change of its figures: a
+        // volume's free bytes or the live data move every poll while the refusal stays the same.
+        let said_before = previous
+            .iter()
+            .map(|m| shape(m))
+            .eq(messages.iter().map(|m| shape(m)));
+        if said_before && !messages.is_empty() {
+            self.blocked.insert(reason, messages);
+            self.publish_blocked(ctx);
+            return;
+        }
         if messages.is_empty() {
             tracing::info!("maintenance no longer blocked ({reason})");
             self.blocked.remove(reason);
         } else {
+            // A member busy defragmenting for someone else, or a downgrade, is no fault.
+            let fault = !matches!(reason, "defragmenting" | "downgrade");
             for m in &messages {
-                tracing::error!("maintenance blocked: {m}");
+                if fault {
+                    tracing::error!("maintenance blocked: {m}");
+                } else {
+                    tracing::warn!("maintenance paused: {m}");
+                }
             }
             self.blocked.insert(reason, messages);
         }
+        self.publish_blocked(ctx);
+    }
+
+    /// The metric and /status, from every reason maintenance is refused for now.
+    fn publish_blocked(&self, ctx: &Ctx<'_>) {
         let active: Vec<&str> = self.blocked.keys().copied().collect();
         Metrics::set_reasons(
             &ctx.shared.metrics.maintenance_blocked,
@@ -53,6 +75,26 @@ impl Engine {
             &HEAL_BLOCKED_REASONS,
             &active,
         );
-        ctx.shared.write().maintenance.heal_blocked = message;
+        let mut state = ctx.shared.write();
+        // An Event when what is refused changes, not every poll it stays refused.
+        if let Some(now) = &message
+            && state.maintenance.heal_blocked.as_deref().map(shape) != Some(shape(now))
+        {
+            ctx.shared.event(
+                crate::report::events::EventReason::HealBlocked,
+                &shape(now),
+                format!("NOSPACE cannot be healed yet: {now}"),
+            );
+        }
+        state.maintenance.heal_blocked = message;
     }
+}
+
+/// A message without its figures (digits and decimal points), to tell a new refusal from the
+/// same one with other numbers.
+pub(super) fn shape(message: &str) -> String {
+    message
+        .chars()
+        .filter(|c| !c.is_ascii_digit() && *c != '.')
+        .collect()
 }

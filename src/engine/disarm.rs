@@ -120,7 +120,7 @@ impl Engine {
         let outage = self.nospace.as_ref().map(|e| e.since.elapsed());
         match self.confirm_writes(ctx, &endpoint).await {
             Confirmed::Held => self.healed(ctx, detail, outage.unwrap_or_default()),
-            Confirmed::Undone(member) => self.disarm_undone(ctx, member).await,
+            Confirmed::Undone(member) => self.disarm_undone(ctx, member, obs.revision).await,
             Confirmed::Unknown(why) => HealOutcome::Pending(why),
         }
     }
@@ -166,6 +166,11 @@ impl Engine {
             heal_seconds = seconds,
             "NOSPACE healed in {seconds:.1}s (writes accepted since the disarm; no alarm a poll later)"
         );
+        ctx.shared.event(
+            crate::report::events::EventReason::NospaceHealed,
+            "nospace",
+            format!("NOSPACE healed in {seconds:.1}s: writes are accepted again ({detail})"),
+        );
         ctx.shared
             .record_action(crate::report::actions::ActionRecord {
                 at: episode.since_unix,
@@ -180,7 +185,12 @@ impl Engine {
 
     /// The disarm did not hold: `member` raised NOSPACE again at the next write, so its quota is
     /// below the live data. No disarm again until something changes (see `still_undone`).
-    async fn disarm_undone(&mut self, ctx: &Ctx<'_>, member: u64) -> HealOutcome {
+    async fn disarm_undone(
+        &mut self,
+        ctx: &Ctx<'_>,
+        member: u64,
+        revision_at_disarm: i64,
+    ) -> HealOutcome {
         let obs = match ctx.observe().await {
             Ok(obs) => obs,
             Err(e) => return HealOutcome::Pending(format!("cannot observe: {e}")),
@@ -215,8 +225,13 @@ impl Engine {
         );
         tracing::error!(member = %name, "{message}");
         if let Some(episode) = self.nospace.as_mut() {
-            // Our own write check moved the revision: not a deletion to compact for again.
-            episode.compacted_at = episode.compacted_at.max(obs.revision);
+            // Only our own write check moved the revision: nothing to compact for again. Other
+            // writers' revisions since the disarm (a sync loop going on) are new history: the
+            // next round compacts them, which also forgets which files were defragmented (they
+            // grew since, so their sizes are no longer the live data).
+            if only_our_write_since(revision_at_disarm, obs.revision) {
+                episode.compacted_at = episode.compacted_at.max(obs.revision);
+            }
             let wait = (episode.undone_wait * 2)
                 .max(self.cfg.poll * 4)
                 .min(MAX_LOG_BACKOFF);
@@ -295,5 +310,25 @@ impl Engine {
         episode.undone = None;
         episode.trial_due = trial && !changed;
         None
+    }
+}
+
+/// Whether the revisions since the disarm are at most the one put of our own write check.
+fn only_our_write_since(revision_at_disarm: i64, revision_now: i64) -> bool {
+    revision_now <= revision_at_disarm + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_our_write_since;
+
+    #[test]
+    fn writes_of_others_after_a_disarm_are_history_to_compact() {
+        assert!(only_our_write_since(100, 100), "our write refused");
+        assert!(only_our_write_since(100, 101), "our write accepted");
+        assert!(
+            !only_our_write_since(100, 160),
+            "a writer went on after the disarm"
+        );
     }
 }

@@ -35,13 +35,16 @@ impl Engine {
                 );
             }
         }
-        // Alarms are the tick's to report; the gate owns "unhealthy".
-        let unhealthy: Vec<String> = blockers
-            .iter()
-            .filter(|b| b.reason() == "unhealthy")
-            .map(|b| b.to_string())
-            .collect();
-        self.set_blocked(ctx, "unhealthy", unhealthy);
+        // Alarms are the tick's to report; the gate owns the rest, each under its own reason (a
+        // member defragmenting for someone else or a downgrade is no fault, and says so).
+        for reason in ["unhealthy", "defragmenting", "downgrade"] {
+            let these: Vec<String> = blockers
+                .iter()
+                .filter(|b| b.reason() == reason)
+                .map(|b| b.to_string())
+                .collect();
+            self.set_blocked(ctx, reason, these);
+        }
         if blockers.is_empty() {
             return Ok(());
         }

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::wall_now;
 use crate::decide::actor::Fence;
-use crate::decide::heal::{
-    HealVerdict, alarmed_members, heal_verdict, project_defragmented, unverified_members,
-};
+use crate::decide::heal::{HealVerdict, alarmed_members, heal_verdict, project_defragmented};
 use crate::decide::plan::{PlanCause, order};
 use crate::etcd::AlarmKind;
 use crate::observe::Observation;
@@ -153,7 +151,7 @@ impl Engine {
                 "compacting to the current revision {}: {why}",
                 obs.revision
             );
-            if !self.compact(ctx, fence, obs.revision, why).await {
+            if !self.compact(ctx, fence, obs.revision, why, false).await {
                 return Err(HealOutcome::Failed(
                     "the emergency compaction failed".into(),
                 ));
@@ -211,42 +209,8 @@ impl Engine {
             }
             HealVerdict::Blocked(details) => Some(self.report_blocked(ctx, now_obs, &details)),
             HealVerdict::Defragment { members } => {
-                // Never start a defragmentation that cannot finish: a copy into a full volume
-                // fails with ENOSPC, and a member that then cannot write its WAL is lost.
-                let mut no_room = Vec::new();
-                let members: Vec<u64> = members
-                    .into_iter()
-                    .filter(|id| match self.room_for(now_obs, *id) {
-                        Ok(()) => true,
-                        Err(why) => {
-                            no_room.push(why);
-                            false
-                        }
-                    })
-                    .collect();
-                self.set_blocked(ctx, "disk_space", no_room.clone());
-                if members.is_empty() {
-                    let message = format!("NOSPACE cannot be healed: {}", no_room.join("; "));
-                    self.set_heal_blocked(ctx, Some("maintenance_blocked"), Some(message.clone()));
-                    return Some(HealOutcome::Blocked(message));
-                }
-                self.set_heal_blocked(ctx, None, None);
-                let plan = order(now_obs, PlanCause::Heal, &members);
-                let mut done = defragmented;
-                let outcome = self.rolling_defrag(ctx, plan, fence, &mut done).await;
-                if let Some(episode) = self.nospace.as_mut() {
-                    episode.defragmented = done;
-                }
-                match outcome {
-                    RollOutcome::Completed => None,
-                    // We defragmented our own member before handing over: look again, and
-                    // disarm if that finished the job (see `disarm`).
-                    RollOutcome::HandedOver(why) => {
-                        tracing::info!("{why}");
-                        None
-                    }
-                    RollOutcome::Stopped(why) => Some(HealOutcome::Failed(why)),
-                }
+                self.heal_defragment(ctx, now_obs, fence, members, defragmented)
+                    .await
             }
             // A disarm the next write undid is not sent again until something changed that can
             // make it hold (see `still_undone`). Only the disarm waits: a member that still has
@@ -264,26 +228,51 @@ impl Engine {
         }
     }
 
-    /// A heal through the quorum: name the voting members it goes on without, once per change,
-    /// in the log and /status. They stay named after the disarm until they answer again.
-    fn note_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
-        let down = unverified_members(obs);
-        self.unverified = obs
-            .members
-            .iter()
-            .filter(|m| !m.is_learner && !m.in_quorum())
-            .map(|m| m.id)
+    /// The heal's defragmentations: the members the verdict names that have room for the copy,
+    /// rolling (leader last); None when the heal goes on at the next look.
+    async fn heal_defragment(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now_obs: &Observation,
+        fence: Fence,
+        members: Vec<u64>,
+        defragmented: HashSet<u64>,
+    ) -> Option<HealOutcome> {
+        // Never start a defragmentation that cannot finish: a copy into a full volume
+        // fails with ENOSPC, and a member that then cannot write its WAL is lost.
+        let mut no_room = Vec::new();
+        let members: Vec<u64> = members
+            .into_iter()
+            .filter(|id| match self.room_for(now_obs, *id) {
+                Ok(()) => true,
+                Err(why) => {
+                    no_room.push(why);
+                    false
+                }
+            })
             .collect();
-        let mut state = ctx.shared.write();
-        if state.maintenance.unverified != down {
-            if !down.is_empty() {
-                tracing::warn!(
-                    unverified = ?down,
-                    "healing through the quorum that answers: {} did not answer and cannot be verified; each is checked when it answers again",
-                    down.join(", ")
-                );
+        self.set_blocked(ctx, "disk_space", no_room.clone());
+        if members.is_empty() {
+            let message = format!("NOSPACE cannot be healed: {}", no_room.join("; "));
+            self.set_heal_blocked(ctx, Some("maintenance_blocked"), Some(message.clone()));
+            return Some(HealOutcome::Blocked(message));
+        }
+        self.set_heal_blocked(ctx, None, None);
+        let plan = order(now_obs, PlanCause::Heal, &members);
+        let mut done = defragmented;
+        let outcome = self.rolling_defrag(ctx, plan, fence, &mut done).await;
+        if let Some(episode) = self.nospace.as_mut() {
+            episode.defragmented = done;
+        }
+        match outcome {
+            RollOutcome::Completed => None,
+            // We defragmented our own member before handing over: look again, and
+            // disarm if that finished the job (see `disarm`).
+            RollOutcome::HandedOver(why) => {
+                tracing::info!("{why}");
+                None
             }
-            state.maintenance.unverified = down;
+            RollOutcome::Stopped(why) => Some(HealOutcome::Failed(why)),
         }
     }
 
@@ -327,7 +316,7 @@ impl Engine {
         let Some(endpoint) = obs.members.iter().find(|m| m.status.is_some()) else {
             return in_use;
         };
-        match crate::diagnose::analyze::scan(ctx.etcd, &endpoint.endpoint, "", 50_000).await {
+        match crate::diagnose::analyze::live_data(ctx.etcd, &endpoint.endpoint).await {
             Ok(breakdown) => {
                 let live: u64 = breakdown.resources().iter().map(|r| r.bytes).sum();
                 tracing::info!(
@@ -362,52 +351,5 @@ impl Engine {
             self.set_heal_blocked(ctx, None, None);
             ctx.shared.write().maintenance.nospace_since = None;
         }
-    }
-
-    /// The members a heal went on without, once they answer again: say so (the defragmentation
-    /// of a file left behind is `decide::heal::files_left_behind`, whichever instance acts).
-    pub(super) fn recheck_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
-        if self.unverified.is_empty() {
-            return;
-        }
-        let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
-        let back: Vec<u64> = self
-            .unverified
-            .iter()
-            .copied()
-            .filter(|id| obs.member(*id).is_none_or(|m| m.in_quorum()))
-            .collect();
-        for id in back {
-            self.unverified.remove(&id);
-            let Some(status) = obs.member(id).and_then(|m| m.status.as_ref()) else {
-                continue; // it left the cluster
-            };
-            let name = obs.member_name(id);
-            tracing::info!(member = %name, "{name} answers again: its file is {} (the disarm line is {})", format_bytes(status.db_size), format_bytes(line));
-        }
-        if self.unverified.is_empty() {
-            ctx.shared.write().maintenance.unverified.clear();
-        }
-    }
-
-    /// Defragments members whose file was left behind over the line (`files_left_behind`):
-    /// rolling, as a heal is, so the gate goes on through a quorum.
-    pub(super) async fn defragment_left_behind(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        fence: Fence,
-        members: &[u64],
-    ) {
-        let plan = order(obs, PlanCause::Heal, members);
-        tracing::warn!(
-            members = ?plan.steps.iter().map(|s| &s.name).collect::<Vec<_>>(),
-            "{} over the disarm line while the other members are far below it (history they gave up, e.g. a member back from being down): defragmenting before its next write raises NOSPACE",
-            plan.steps.iter().map(|s| format!("{} ({})", s.name, format_bytes(s.db_size))).collect::<Vec<_>>().join(", ")
-        );
-        let outcome = self
-            .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
-            .await;
-        tracing::info!(?outcome, "defragmentation of the files left behind ended");
     }
 }

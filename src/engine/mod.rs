@@ -11,17 +11,24 @@
 //! - [`space`]: the space controller — compaction that keeps the db under its space target, and
 //!   a defragmentation when the file itself must shrink.
 
+mod agreement;
 mod blocked;
+mod compact;
 mod config;
 mod disarm;
 mod forecast;
 mod gate;
+mod handover;
 mod heal;
+mod hold;
+mod left_out;
 mod rolling;
 mod schedule;
 mod space;
+mod space_summary;
 mod takeover;
 mod verify;
+mod watch_history;
 
 pub use config::Config;
 
@@ -33,16 +40,13 @@ use tokio::sync::watch;
 
 use crate::act::Act;
 use crate::clock::Clock;
-use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict, fence_holds};
+use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
 use crate::decide::compaction::CompactionState;
-use crate::decide::endpoints::mutation_endpoint;
-use crate::decide::gate::alarm_blockers;
 use crate::decide::heal::files_left_behind;
-use crate::decide::revisions::RevisionLog;
 use crate::decide::takeover::StallWatch;
 use crate::diagnose::churn::ChurnEntry;
 use crate::diagnose::forecast::GrowthSamples;
-use crate::diagnose::history_rate::{HistoryRate, WriteTotals};
+use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::{AlarmKind, Etcd};
 use crate::observe::Snapshot;
 use crate::observe::{self, Observation, ObserveSettings};
@@ -50,14 +54,8 @@ use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 
 pub use heal::HealOutcome;
-
-/// A member whose defragmentation timed out on our side: it may still be defragmenting.
-#[derive(Debug, Clone)]
-struct Busy {
-    name: String,
-    endpoint: String,
-    since: std::time::Instant,
-}
+use hold::Busy;
+pub use hold::Hold;
 
 /// What one tick needs besides the engine's own memory.
 pub struct Ctx<'a> {
@@ -69,10 +67,8 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// A fresh observation (between steps, the published one may be stale).
-    pub async fn observe(&self) -> Result<Observation, String> {
-        observe::observe(self.etcd, self.settings, None)
-            .await
-            .map_err(|e| e.to_string())
+    pub async fn observe(&self) -> Result<Observation, observe::ObserveError> {
+        observe::observe(self.etcd, self.settings, None).await
     }
 
     /// The engine is alive (liveness): called between steps of long passes too.
@@ -104,7 +100,7 @@ pub struct Engine {
     /// owns it (alarms, the health gate, the disk check), so the metric does not flap.
     blocked: BTreeMap<&'static str, Vec<String>>,
     /// Whether the members' data agrees (derived from the cluster for every actor grant).
-    consistency: verify::Consistency,
+    consistency: agreement::Consistency,
     /// The grant this instance last acted under (a new one re-checks the members' agreement).
     last_fence: Option<Fence>,
     /// How long NOSPACE has lasted without progress (a standby takes over a stalled one).
@@ -121,23 +117,16 @@ pub struct Engine {
     growth: GrowthSamples,
     /// When this instance first saw the current NOSPACE alarm (monotonic, Unix seconds).
     nospace_seen: Option<(std::time::Instant, f64)>,
-    /// When each revision was current (the space controller compacts by age).
-    revisions: RevisionLog,
-    /// What the churn watch counted, and the rate of new history derived from it.
-    write_totals: Option<Arc<WriteTotals>>,
-    history_rate: HistoryRate,
-    /// What the controller last said (limit, seconds kept, live over target), to log changes only.
-    space_said: Option<space::Said>,
+    /// The space controller: everything prevention measures, decides and says.
+    space: space::SpaceController,
+    /// The last stopped pass the log spoke of (`rolling::PassSaid`).
+    pass_said: rolling::PassSaid,
     /// `--dry-run` of a heal: the live data the projection assumes after compaction.
     dry_live: Option<u64>,
-    /// When live data was last counted by resource (Unix seconds).
-    live_scan_at: f64,
     /// The forecast warning was logged for the current approach to the quota.
     forecast_warned: bool,
     /// This instance's actor candidacy (its lease while registered).
     identity: Option<watch::Receiver<Option<i64>>>,
-    /// The churn watch's top list of the last minute (to name the sync loop behind history).
-    churn_top: Option<watch::Receiver<Arc<Vec<ChurnEntry>>>>,
 }
 
 impl Engine {
@@ -151,7 +140,7 @@ impl Engine {
             window,
             busy: None,
             blocked: BTreeMap::new(),
-            consistency: verify::Consistency::Unknown,
+            consistency: agreement::Consistency::Unknown,
             last_fence: None,
             unverified: Default::default(),
             disk_unknown: Default::default(),
@@ -160,21 +149,11 @@ impl Engine {
             disarmed_at: 0.0,
             growth: GrowthSamples::default(),
             nospace_seen: None,
-            // Long enough for the longest history the controller keeps (the retention).
-            revisions: RevisionLog::new(
-                cfg.space
-                    .map(|s| s.retention + 60.0)
-                    .unwrap_or(0.0)
-                    .min(4.0 * 3600.0),
-            ),
-            write_totals: None,
-            history_rate: HistoryRate::default(),
-            space_said: None,
-            live_scan_at: f64::NEG_INFINITY,
+            space: space::SpaceController::new(cfg.space),
+            pass_said: Default::default(),
             dry_live: None,
             forecast_warned: false,
             identity: None,
-            churn_top: None,
             cfg,
         }
     }
@@ -202,8 +181,17 @@ impl Engine {
         totals: Arc<WriteTotals>,
         top: watch::Receiver<Arc<Vec<ChurnEntry>>>,
     ) -> Engine {
-        self.write_totals = Some(totals);
-        self.churn_top = Some(top);
+        self.space.with_churn_watch(totals, top);
+        self
+    }
+
+    /// Where the members' progress-notify interval is published (measured or given): the
+    /// history the controller keeps stays above it while it fits, and /status compares.
+    pub fn with_progress_notify(
+        mut self,
+        interval: watch::Receiver<crate::decide::watch_history::ProgressInterval>,
+    ) -> Engine {
+        self.space.with_progress_notify(interval);
         self
     }
 
@@ -272,7 +260,9 @@ impl Engine {
             .compaction
             .observe(self.cfg.compaction, now, obs.revision);
         self.forecast(ctx, obs, now);
-        let space = self.space_verdict(ctx, obs, now);
+        let space = self
+            .space
+            .verdict(ctx.shared, obs, now, self.compaction.last_compacted);
         // Every instance notes when it first saw NOSPACE, so whichever one heals reports the
         // full outage in etcd_upkeep_heal_duration_seconds, not just its own part.
         if obs.has_alarm(AlarmKind::NoSpace) {
@@ -289,6 +279,9 @@ impl Engine {
             return;
         };
         let fence = actor.fence;
+        if let Some(space) = &space {
+            self.space.say(ctx, obs, space, now);
+        }
         // A new grant compares the members before its first step. A new lease of this same
         // instance is not one (a renewal that failed through a busy member): otherwise every
         // lost renewal means another hash of every member, which can repeat without end.
@@ -297,15 +290,11 @@ impl Engine {
             self.forget_agreement();
         }
         self.last_fence = Some(fence);
-        if !self.may_touch(ctx, obs).await || !self.members_agree(ctx, obs, now).await {
-            return;
-        }
-
         if obs.has_alarm(AlarmKind::NoSpace) {
             match (&actor.settling, self.cfg.auto_heal) {
                 (Some(why), _) => tracing::info!("NOSPACE: {why}"),
                 (None, true) => {
-                    let outcome = self.heal(ctx, obs, fence).await;
+                    let outcome = self.heal_step(ctx, obs, fence).await;
                     tracing::debug!(?outcome, "heal tick");
                 }
                 (None, false) => {
@@ -314,6 +303,9 @@ impl Engine {
                     )
                 }
             }
+            return;
+        }
+        if self.hold(ctx, obs).await.is_some() {
             return;
         }
         self.end_nospace_episode(ctx);
@@ -388,89 +380,5 @@ impl Engine {
         state.maintenance.actor = is_actor;
         state.maintenance.actor_reason = reason;
         verdict.ok()
-    }
-
-    /// CORRUPT or unknown alarms, or a member still busy with a defragmentation that timed out
-    /// on our side: touch nothing, not even to heal. (Members whose data differs: see
-    /// `members_agree`.)
-    async fn may_touch(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> bool {
-        let blockers = alarm_blockers(obs);
-        for reason in ["corrupt_alarm", "unknown_alarm"] {
-            let messages = blockers
-                .iter()
-                .filter(|b| b.reason() == reason)
-                .map(|b| b.to_string())
-                .collect();
-            self.set_blocked(ctx, reason, messages);
-        }
-        if !blockers.is_empty() {
-            return false;
-        }
-        if let Some(busy) = self.busy.clone() {
-            let name = &busy.name;
-            if ctx
-                .etcd
-                .linearizable_read(&busy.endpoint, self.cfg.health_timeout)
-                .await
-                .is_ok()
-            {
-                tracing::info!(member = %name, "{name} answers again");
-                self.busy = None;
-                return true;
-            }
-            // Not for ever: a member that answers nothing at all, not even Status, long after
-            // its defragmentation timed out is down, not defragmenting, and the heal goes on
-            // through the quorum without it.
-            let silent = ctx.etcd.status(&busy.endpoint).await.is_err();
-            if silent && busy.since.elapsed() >= Engine::busy_limit(ctx) {
-                tracing::warn!(member = %name, "{name} has answered nothing for {}s since its defragmentation timed out on our side: counting it as down from now on (maintenance goes on through the quorum without it)", busy.since.elapsed().as_secs());
-                self.busy = None;
-                return true;
-            }
-            tracing::info!(member = %name, "{name} is still busy (a defragmentation that timed out on our side may still run); waiting");
-            return false;
-        }
-        true
-    }
-
-    /// How long a member whose defragmentation timed out on our side may stay busy before it is
-    /// counted as down: ten command timeouts, at least 10 minutes (a multi-GiB defragmentation
-    /// on a slow disk takes minutes; one that never comes back must not hold the actor).
-    pub(super) fn busy_limit(ctx: &Ctx<'_>) -> std::time::Duration {
-        (ctx.etcd.command_timeout() * 10).max(std::time::Duration::from_secs(600))
-    }
-
-    /// Physical compaction to `target`, through the leader, fenced like every mutation: against
-    /// a fresh observation, not the one the decision came from — between the two, another
-    /// instance may have become the actor (a handover, a takeover), and two compactors would
-    /// each give up history on their own clock. Safe to repeat; stops no member.
-    async fn compact(&mut self, ctx: &Ctx<'_>, fence: Fence, target: i64, why: &str) -> bool {
-        let fresh = match ctx.observe().await {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                tracing::info!(
-                    "not compacting: cannot observe the cluster to check who acts ({e})"
-                );
-                return false;
-            }
-        };
-        if let Err(why_not) = fence_holds(fence, self.cfg.act_when, &fresh) {
-            tracing::info!("not compacting: {why_not}");
-            return false;
-        }
-        let Some(endpoint) = mutation_endpoint(&fresh) else {
-            return false;
-        };
-        match ctx
-            .act(self.cfg.dry_run)
-            .compact(&endpoint, target, why)
-            .await
-        {
-            Ok(_) => {
-                self.compaction.compacted(target);
-                true
-            }
-            Err(_) => false,
-        }
     }
 }

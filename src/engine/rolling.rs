@@ -10,24 +10,25 @@
 //! context), so the member counts as busy until it answers again; nothing else starts meanwhile.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::decide::actor::{Basis, Fence, fence_holds};
+use crate::decide::actor::{Fence, fence_holds};
 use crate::decide::integrity::Integrity;
-use crate::decide::plan::{DefragStep, Plan, PlanCause, leader_transfer_target};
+use crate::decide::plan::{DefragStep, Plan, PlanCause};
 use crate::etcd::FailureKind;
 use crate::observe::Observation;
-use crate::observe::probe::wait_until_answering;
+use crate::observe::probe::{Answer, wait_for_answer};
 
+use super::handover::Leader;
 use super::verify::{Reference, peer_of};
 use super::{Ctx, Engine};
 
 /// Why a member's step stopped the pass, and whether the member was defragmented by then.
 pub(super) struct Stop {
-    why: String,
-    defragmented: bool,
+    pub(super) why: String,
+    pub(super) defragmented: bool,
     /// The RPC was not sent because its deadline passed (nothing happened).
-    late: bool,
+    pub(super) late: bool,
 }
 
 impl Stop {
@@ -56,16 +57,6 @@ impl Stop {
     }
 }
 
-/// What the leader's turn ended with.
-enum Leader {
-    /// Defragment it here (in place while healing, or the dry run's simulation).
-    DefragmentHere,
-    /// Leadership moved: plan the pass again (the old leader is a follower now).
-    Replan,
-    /// The pass ends here.
-    Ended(RollOutcome),
-}
-
 /// How a pass ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RollOutcome {
@@ -77,8 +68,24 @@ pub enum RollOutcome {
     Stopped(String),
 }
 
-/// A follower may lag the leader's applied index by this much and still take leadership.
-const MAX_TRANSFER_LAG: u64 = 1000;
+/// The last pass stopped the log spoke of, without its figures: a pass stopped the same way
+/// again is said at DEBUG.
+#[derive(Debug, Default)]
+pub(super) struct PassSaid(Option<String>);
+
+impl PassSaid {
+    /// Whether this outcome is worth an INFO line: anything but the same stop as last time.
+    pub(super) fn say(&mut self, outcome: &RollOutcome) -> bool {
+        let RollOutcome::Stopped(why) = outcome else {
+            self.0 = None;
+            return true;
+        };
+        let shape = super::blocked::shape(why);
+        let new = self.0.as_deref() != Some(shape.as_str());
+        self.0 = Some(shape);
+        new
+    }
+}
 
 impl Engine {
     /// Runs `plan`; members defragmented (and verified) are added to `done`.
@@ -156,131 +163,11 @@ impl Engine {
         RollOutcome::Completed
     }
 
-    /// The leader's turn: hand leadership to a caught-up, defragmented follower first. Beside
-    /// the leader, the old actor then finishes its own member as a lame duck (see
-    /// `lame_duck`); any other actor re-plans it as the follower it now is.
-    #[allow(clippy::too_many_arguments)]
-    async fn hand_over(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        step: &DefragStep,
-        cause: PlanCause,
-        fence: Fence,
-        pending: &mut HashSet<u64>,
-        done: &mut HashSet<u64>,
-    ) -> Leader {
-        let others: HashSet<u64> = pending
-            .iter()
-            .copied()
-            .filter(|id| *id != step.member_id)
-            .collect();
-        let Some(target) = leader_transfer_target(obs, &others, done, MAX_TRANSFER_LAG) else {
-            if cause == PlanCause::Rule {
-                return Leader::Ended(RollOutcome::Stopped(format!(
-                    "no healthy, caught-up, defragmented follower to take leadership from {}; \
-                     not defragmenting the leader in place",
-                    step.name
-                )));
-            }
-            tracing::warn!(
-                "no follower can take leadership from {}; healing defragments the leader in place (writes stall meanwhile)",
-                step.name
-            );
-            return Leader::DefragmentHere;
-        };
-        let target_name = obs.member_name(target);
-        if let Err(e) = ctx
-            .act(self.cfg.dry_run)
-            .move_leader(
-                &step.endpoint,
-                &step.name,
-                target,
-                &target_name,
-                &format!("before defragmenting {}", step.name),
-            )
-            .await
-        {
-            return Leader::Ended(RollOutcome::Stopped(format!(
-                "moving leadership failed: {e}"
-            )));
-        }
-        if self.cfg.dry_run {
-            return Leader::DefragmentHere; // nothing moved: the dry-run defrag follows
-        }
-        let moved = Instant::now();
-        self.wait_for_leader(ctx, target).await;
-        if fence.basis != Basis::BesideLeader {
-            return Leader::Replan; // the old leader is a follower now
-        }
-        match self.lame_duck(ctx, step.member_id, cause, moved).await {
-            Ok(true) => {
-                pending.remove(&step.member_id);
-                done.insert(step.member_id);
-            }
-            Ok(false) => {}
-            Err(stop) => {
-                if stop.defragmented {
-                    done.insert(step.member_id);
-                }
-                return Leader::Ended(RollOutcome::Stopped(stop.why));
-            }
-        }
-        Leader::Ended(RollOutcome::HandedOver(format!(
-            "leadership moved to {target_name}; its instance carries on{}",
-            if done.contains(&step.member_id) {
-                format!(" ({} was defragmented before handing over)", step.name)
-            } else {
-                String::new()
-            }
-        )))
-    }
-
-    /// After handing leadership over, the old actor defragments its own (now follower) member
-    /// at once: the new leader's instance settles for two polls before it stops a member, and
-    /// its health gate fails while our member defragments — so the pass completes even when
-    /// the new leader has no live etcd-upkeep beside it. Why this cannot overlap the new
-    /// actor's first defragmentation: its settle period starts when it first sees itself lead
-    /// (after `moved`) and lasts `settle`; our defrag RPC is sent before `moved + settle/2` —
-    /// the deadline is checked again after the fresh look, right before sending — so it is
-    /// running when the new actor's gate probes our member, and that gate stays closed until it
-    /// ends. Too late: leave it. Ok(true) when it was defragmented and verified.
-    async fn lame_duck(
-        &mut self,
-        ctx: &Ctx<'_>,
-        member_id: u64,
-        cause: PlanCause,
-        moved: Instant,
-    ) -> Result<bool, Stop> {
-        let window = self.cfg.settle / 2;
-        if moved.elapsed() >= window {
-            return Ok(false);
-        }
-        let Ok(now) = ctx.observe().await else {
-            return Ok(false);
-        };
-        let Some(follower) = current_step(&now, member_id).filter(|_| moved.elapsed() < window)
-        else {
-            return Ok(false);
-        };
-        match self
-            .defrag_and_verify(ctx, &now, &follower, cause, Some(moved + window))
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(stop) if stop.late => {
-                tracing::info!("{}", stop.why);
-                Ok(false)
-            }
-            Err(stop) => Err(stop),
-        }
-    }
-
     /// Defragments one member and proves nothing was lost: the defrag (a client-side timeout
     /// makes the member busy until it answers), then the member answering, caught up, and
     /// hashing the same as a peer (alone: as itself before). `send_by`: the defrag RPC is not
     /// sent after it. `Err` is the reason the pass must stop.
-    async fn defrag_and_verify(
+    pub(super) async fn defrag_and_verify(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
@@ -305,7 +192,7 @@ impl Engine {
                     since: Instant::now(),
                 });
                 tracing::warn!(member = %step.name, "defragmentation of {} timed out on our side and may still run on the server; touching nothing else until it answers", step.name);
-                let answered = wait_until_answering(
+                let answer = wait_for_answer(
                     ctx.etcd,
                     &step.endpoint,
                     self.cfg.health_timeout,
@@ -313,7 +200,15 @@ impl Engine {
                     &mut shutdown,
                 )
                 .await;
-                if !answered {
+                // Cut off or gone: the next tick's checks count it as down (`Engine::hold`),
+                // and a heal goes on through the quorum without it.
+                if answer == Answer::Unreachable {
+                    return Err(Stop::before(format!(
+                        "{} cannot be reached since its defragmentation timed out on our side; giving up this pass",
+                        step.name
+                    )));
+                }
+                if answer != Answer::Answered {
                     return Err(Stop::before(format!(
                         "{} has not answered for {}s since its defragmentation timed out on our side; giving up this pass (the next one decides; it counts as busy until it answers, as down if it answers nothing)",
                         step.name,
@@ -395,21 +290,6 @@ impl Engine {
             .map(|s| s.member_id)
             .find(|id| pending.contains(id))
     }
-
-    async fn wait_for_leader(&self, ctx: &Ctx<'_>, target: u64) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut shutdown = ctx.shutdown.clone();
-        while Instant::now() < deadline {
-            if let Ok(obs) = ctx.observe().await
-                && obs.leader == Some(target)
-            {
-                return;
-            }
-            if shutdown.sleep(Duration::from_millis(200)).await {
-                return;
-            }
-        }
-    }
 }
 
 fn voting_count(obs: &Observation) -> usize {
@@ -417,7 +297,7 @@ fn voting_count(obs: &Observation) -> usize {
 }
 
 /// The step for `member_id` as the cluster is now (sizes and leadership may have changed).
-fn current_step(obs: &Observation, member_id: u64) -> Option<DefragStep> {
+pub(super) fn current_step(obs: &Observation, member_id: u64) -> Option<DefragStep> {
     crate::decide::plan::order(obs, PlanCause::Heal, &[member_id])
         .steps
         .into_iter()

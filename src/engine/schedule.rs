@@ -58,10 +58,26 @@ impl Engine {
             return;
         }
         let plan = order(obs, PlanCause::Rule, &matched);
-        tracing::info!(rule = self.cfg.rule.source(), members = ?plan.steps.iter().map(|s| &s.name).collect::<Vec<_>>(), "defrag rule matched");
+        let members: Vec<String> = plan.steps.iter().map(|s| s.name.clone()).collect();
         let outcome = self
             .rolling_defrag(ctx, plan, fence, &mut HashSet::new())
             .await;
-        tracing::info!(?outcome, "rule-driven defragmentation pass ended");
+        // Once per change: a pass refused before its first member (a full volume, a closed
+        // gate) is tried every poll and ends the same way each time.
+        if self.pass_said.say(&outcome) {
+            tracing::info!(
+                rule = self.cfg.rule.source(),
+                ?members,
+                ?outcome,
+                "rule-driven defragmentation pass ended"
+            );
+        } else {
+            tracing::debug!(
+                rule = self.cfg.rule.source(),
+                ?members,
+                ?outcome,
+                "rule-driven defragmentation pass ended"
+            );
+        }
     }
 }

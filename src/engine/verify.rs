@@ -1,18 +1,16 @@
-//! The integrity proof: after each defragmentation, and whenever an actor starts to act.
+//! The integrity proof after each defragmentation (whether the members agree before an actor's
+//! first step is `agreement.rs`).
 //!
-//! Why both: a defragmentation rewrites a member's whole file, so each one is proven — the
-//! member's KV hash at its current revision equals a peer's (alone: its hash at its pre-defrag
-//! revision is unchanged). And a mismatch must outlive the process that saw it: it is a fact about the
-//! cluster, not about one instance, so it is derived from the cluster — every instance that
-//! becomes the actor (after a restart, a handover, a takeover) first compares the members'
-//! hashes at a common revision, and maintenance stays stopped while they differ.
+//! Why: a defragmentation rewrites a member's whole file, so each one is proven — the member's
+//! KV hash at its current revision equals a peer's (alone: its hash at its pre-defrag revision
+//! is unchanged).
 //!
 //! Each outcome is explicit (`decide::integrity::Integrity`): verified (with what was compared),
 //! unverifiable (why), mismatch — counted in `etcd_upkeep_integrity_checks_total{outcome}`.
 
 use std::time::{Duration, Instant};
 
-use crate::decide::integrity::{Integrity, MemberHash, compare_hashes};
+use crate::decide::integrity::{Integrity, compare_hashes};
 use crate::decide::plan::DefragStep;
 use crate::etcd::{FailureKind, KvHash};
 use crate::observe::Observation;
@@ -20,94 +18,10 @@ use crate::observe::probe::wait_until_answering;
 use crate::report::metrics::OutcomeLabel;
 use crate::shutdown::Shutdown;
 
+use super::agreement::hash_all;
 use super::{Ctx, Engine};
 
-/// Rechecking a cluster known (or not yet shown) to disagree costs a HashKV of every member:
-/// at most every this many seconds.
-const RECHECK_SECONDS: f64 = 60.0;
-
-/// What the engine knows about the members' agreement.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub enum Consistency {
-    /// Not compared for the current actor grant yet.
-    #[default]
-    Unknown,
-    /// Compared and equal, for this grant.
-    Agree,
-    /// Compared and different (or a defragmentation's proof failed): nothing is touched.
-    Disagree { why: String, checked_at: f64 },
-    /// The comparison could not be made; retried later (maintenance goes on meanwhile: nothing
-    /// is known to be wrong).
-    Unproven { checked_at: f64 },
-}
-
 impl Engine {
-    /// Before the first mutation of an actor grant, and while the cluster disagrees: compare the
-    /// members. Returns false when maintenance must not touch the cluster.
-    pub(super) async fn members_agree(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        now: f64,
-    ) -> bool {
-        let due = match &self.consistency {
-            Consistency::Unknown => true,
-            Consistency::Agree => false,
-            Consistency::Disagree { checked_at, .. } | Consistency::Unproven { checked_at } => {
-                now - checked_at >= RECHECK_SECONDS
-            }
-        };
-        if due {
-            let Some(outcome) = cluster_hashes(ctx, obs).await else {
-                self.consistency = Consistency::Agree; // alone: nothing to compare
-                return true;
-            };
-            self.record_integrity(ctx, "cluster", &outcome);
-            match outcome {
-                Integrity::Verified(what) => {
-                    if matches!(self.consistency, Consistency::Disagree { .. }) {
-                        tracing::info!("the members agree again ({what}); maintenance resumes");
-                    } else {
-                        tracing::debug!("members agree: {what}");
-                    }
-                    self.consistency = Consistency::Agree;
-                    self.set_blocked(ctx, "hash_mismatch", Vec::new());
-                }
-                Integrity::Mismatch(why) => self.cluster_disagrees(
-                    ctx,
-                    format!(
-                        "the members' data differs: {why}; all maintenance stopped while they do"
-                    ),
-                ),
-                Integrity::Unverifiable(why) => {
-                    tracing::info!(
-                        "could not compare the members' KV hashes ({why}); retrying later"
-                    );
-                    if !matches!(self.consistency, Consistency::Disagree { .. }) {
-                        self.consistency = Consistency::Unproven { checked_at: now };
-                    }
-                }
-            }
-        }
-        !matches!(self.consistency, Consistency::Disagree { .. })
-    }
-
-    /// Records that the members disagree: maintenance stops until a comparison shows otherwise.
-    pub(super) fn cluster_disagrees(&mut self, ctx: &Ctx<'_>, message: String) {
-        self.consistency = Consistency::Disagree {
-            why: message.clone(),
-            checked_at: self.clock.now(),
-        };
-        self.set_blocked(ctx, "hash_mismatch", vec![message]);
-    }
-
-    /// A new actor grant: its first mutation waits for a fresh comparison.
-    pub(super) fn forget_agreement(&mut self) {
-        if self.consistency == Consistency::Agree {
-            self.consistency = Consistency::Unknown;
-        }
-    }
-
     pub(super) fn record_integrity(&self, ctx: &Ctx<'_>, subject: &str, outcome: &Integrity) {
         ctx.shared
             .metrics
@@ -132,6 +46,11 @@ impl Engine {
                 )
             }
             Integrity::Mismatch(why) => {
+                ctx.shared.event(
+                    crate::report::events::EventReason::IntegrityMismatch,
+                    subject,
+                    format!("integrity MISMATCH for {subject}: {why}; maintenance stopped"),
+                );
                 tracing::error!(
                     member = subject,
                     outcome = "mismatch",
@@ -321,67 +240,6 @@ async fn unchanged_by_defrag(
     }
 }
 
-/// Every voting member's KV hash at a revision all of them have applied, compared.
-async fn cluster_hashes(ctx: &Ctx<'_>, obs: &Observation) -> Option<Integrity> {
-    let voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
-    if voting.len() < 2 {
-        return None; // one member: nothing can disagree, nothing is compared
-    }
-    // Never the leader while it leads: its HashKV stops its apply for the whole scan (seconds
-    // on a GiB db), and with it every lease renewal in the cluster, kube-apiserver's included.
-    // The followers are compared with each other; the leader's data is what they applied.
-    let followers: Vec<_> = voting.iter().filter(|m| Some(m.id) != obs.leader).collect();
-    if let Some(silent) = followers.iter().find(|m| !m.in_quorum()) {
-        return Some(Integrity::Unverifiable(format!(
-            "{} did not answer",
-            silent.name
-        )));
-    }
-    if followers.len() < 2 {
-        return Some(Integrity::Unverifiable(
-            "one follower: the leader is not hashed while it leads (a HashKV stops its apply, and every lease renewal with it)".into(),
-        ));
-    }
-    let revision = followers
-        .iter()
-        .filter_map(|m| m.status.as_ref().map(|s| s.revision))
-        .min()?;
-    let members: Vec<(String, String)> = followers
-        .iter()
-        .map(|m| (m.name.clone(), m.endpoint.clone()))
-        .collect();
-    Some(
-        match compare_hashes(revision, &hash_all(ctx, revision, &members).await) {
-            Integrity::Verified(what) => Integrity::Verified(format!(
-                "the followers: {what} (the leader is not hashed while it leads)"
-            )),
-            other => other,
-        },
-    )
-}
-
-/// One member at a time, never together. Why: etcd's HashKV reads the whole key bucket under the
-/// backend's shared read-transaction lock, and the backend's periodic commit needs that lock
-/// exclusively while holding the batch-transaction lock that every apply takes — so a member
-/// applies nothing until its hash is done (0.2 s on a 0.9 GiB db in page cache, ~22 s on a
-/// 2.9 GiB one in `bench.sh bigdb`), and its clients' writes wait. Hashed together, every member stalls at once: no
-/// write is accepted anywhere (`scripts/bench.sh hashkv`). Hashed in turn, the others keep
-/// serving. The revision is fixed, so hashes taken one after another compare exactly as hashes
-/// taken together would.
-async fn hash_all(ctx: &Ctx<'_>, revision: i64, members: &[(String, String)]) -> Vec<MemberHash> {
-    let mut hashes = Vec::with_capacity(members.len());
-    for (name, endpoint) in members {
-        let hash = ctx.etcd.hash_kv(endpoint, revision).await;
-        hashes.push(MemberHash {
-            member: name.clone(),
-            hash: hash
-                .map(|h| (h.hash, h.compact_revision))
-                .map_err(|e| e.to_string()),
-        });
-    }
-    hashes
-}
-
 /// Polls `check` every 200 ms for up to 60 s; false on timeout or shutdown.
 async fn wait_for<F, Fut>(shutdown: &mut Shutdown, mut check: F) -> bool
 where
@@ -413,24 +271,5 @@ pub(super) fn peer_of(obs: &Observation, member_id: u64) -> Option<(u64, String)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::peer_of;
-    use crate::decide::fixtures::cluster;
-
-    #[test]
-    fn the_peer_is_the_most_caught_up_other_member() {
-        let mut obs = cluster(&[(1, 1); 3], 100);
-        // m2 was frozen: its revision lags far behind (the case that once looked like corruption).
-        obs.members[2].status.as_mut().unwrap().revision = 3;
-        obs.members[1].status.as_mut().unwrap().revision = 900;
-        assert_eq!(peer_of(&obs, 1).map(|p| p.0), Some(2));
-        obs.members[1].status = None;
-        assert_eq!(peer_of(&obs, 1).map(|p| p.0), Some(3));
-        assert_eq!(peer_of(&cluster(&[(1, 1)], 100), 1), None);
-        // Never the leader (member 1 here): a follower is compared with the other follower,
-        // and with no other follower, with itself from before.
-        let obs = cluster(&[(1, 1); 3], 100);
-        assert_eq!(peer_of(&obs, 2).map(|p| p.0), Some(3));
-        assert_eq!(peer_of(&cluster(&[(1, 1); 2], 100), 2), None);
-    }
-}
+#[path = "verify_tests.rs"]
+mod tests;

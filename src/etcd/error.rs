@@ -21,6 +21,8 @@ pub enum FailureKind {
     Compacted,
     /// etcd refused a write: `mvcc: database space exceeded`.
     NoSpace,
+    /// etcd's auth is on and the client certificate's user lacks the role the RPC needs.
+    PermissionDenied,
     /// Anything else the server or client said.
     Other,
 }
@@ -61,6 +63,11 @@ impl EtcdError {
         let message = match kind {
             FailureKind::Tls => format!("TLS/certificate error: {}", tls_cause(&chain)),
             FailureKind::Unreachable => format!("connection failed: {}", unreachable_cause(&chain)),
+            FailureKind::PermissionDenied => format!(
+                "{}: {}",
+                grpc_message(err).unwrap_or_else(|| last_cause(&chain)),
+                ROOT_ROLE_NEEDED
+            ),
             _ => grpc_message(err).unwrap_or_else(|| last_cause(&chain)),
         };
         EtcdError {
@@ -118,9 +125,16 @@ fn grpc_message(err: &etcd_client::Error) -> Option<String> {
     }
 }
 
+/// What a refusal under etcd's auth means for etcd-upkeep, and the fix (etcd 3.6 `authMaintenanceServer`).
+const ROOT_ROLE_NEEDED: &str = "etcd's auth is on, and the user named by the client certificate's CN \
+     lacks the root role, which etcd >= 3.6 requires for Status, HashKV, Defragment and MoveLeader \
+     (and for Alarm from 3.6.9): grant it (etcdctl user grant-role <CN> root) or use a root client certificate";
+
 fn classify(chain: &[String]) -> FailureKind {
     let all = chain.join(" | ").to_lowercase();
-    if all.contains("required revision has been compacted") {
+    if all.contains("permission denied") || all.contains("user name not found") {
+        FailureKind::PermissionDenied
+    } else if all.contains("required revision has been compacted") {
         FailureKind::Compacted
     } else if all.contains("database space exceeded") {
         FailureKind::NoSpace
@@ -206,6 +220,10 @@ mod tests {
             FailureKind::NoSpace
         );
         assert_eq!(c("context deadline exceeded"), FailureKind::Timeout);
+        assert_eq!(
+            c("etcdserver: permission denied"),
+            FailureKind::PermissionDenied
+        );
         assert_eq!(c("something odd"), FailureKind::Other);
     }
 

@@ -9,6 +9,7 @@
 
 mod candidates;
 mod error;
+mod health;
 mod range;
 mod types;
 mod watch;
@@ -61,6 +62,13 @@ impl Etcd {
 
     pub fn command_timeout(&self) -> Duration {
         self.command_timeout
+    }
+
+    /// Long enough for a call to a member that cannot be connected to to fail as such
+    /// (`FailureKind::Unreachable`, once the connect timeout passes) rather than as a timeout
+    /// of the call: twice the connect timeout.
+    pub fn reachability_timeout(&self) -> Duration {
+        self.dial_timeout * 2
     }
 
     /// Forgets the connection to one endpoint so the next call dials afresh (after a member
@@ -192,6 +200,10 @@ impl Etcd {
             is_learner: r.is_learner(),
             errors: r.errors().to_vec(),
             db_size_quota: r.db_size_quota().max(0) as u64,
+            downgrade_target: r
+                .downgrade_info()
+                .filter(|d| d.enabled())
+                .map(|d| d.target_version().to_string()),
             revision: header.map(|h| h.revision()).unwrap_or(0),
         })
     }

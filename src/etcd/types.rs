@@ -24,13 +24,46 @@ pub struct MemberStatus {
     pub raft_applied_index: u64,
     pub is_learner: bool,
     pub errors: Vec<String>,
-    /// The configured quota; only etcd ≥ 3.6 reports it (0 otherwise).
+    /// The configured quota; only etcd ≥ 3.6 reports it (0 otherwise, and 0 on 3.6.0–3.6.5 when
+    /// `--quota-backend-bytes` is unset: see `observe::quota::reported`).
     pub db_size_quota: u64,
+    /// A downgrade is enabled (etcd ≥ 3.6 `Status.downgradeInfo`): its target version.
+    pub downgrade_target: Option<String>,
     /// The store revision at the time of the answer.
     pub revision: i64,
 }
 
 impl MemberStatus {
+    /// A plain answer of member 1 (version, quota as given), for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(version: &str, db_size_quota: u64) -> MemberStatus {
+        MemberStatus {
+            member_id: 1,
+            version: version.into(),
+            db_size: 0,
+            db_size_in_use: 0,
+            leader: 1,
+            raft_term: 2,
+            raft_index: 3,
+            raft_applied_index: 3,
+            is_learner: false,
+            errors: vec![],
+            db_size_quota,
+            downgrade_target: None,
+            revision: 1,
+        }
+    }
+
+    /// Whether this member runs etcd `major.minor` or newer (from its reported version).
+    pub fn version_at_least(&self, major: u32, minor: u32) -> bool {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (ma, mi) >= (major, minor)
+    }
+
     /// The alarm kinds this member lists in its Status errors (`memberID:… alarm:NOSPACE`), sorted
     /// and de-duplicated. Status is answered locally (AlarmList goes through raft), and every
     /// member holds every alarm, so one member's Status is a cheap, complete alarm check.
@@ -102,23 +135,13 @@ mod tests {
     #[test]
     fn status_errors_list_the_alarms() {
         let status = MemberStatus {
-            member_id: 1,
-            version: "3.5.16".into(),
-            db_size: 0,
-            db_size_in_use: 0,
-            leader: 1,
-            raft_term: 2,
-            raft_index: 3,
-            raft_applied_index: 3,
-            is_learner: false,
             errors: vec![
                 "memberID:10276657743932975437 alarm:NOSPACE ".into(),
                 "memberID:1 alarm:NOSPACE ".into(),
                 "etcdserver: no leader".into(),
                 "memberID:2 alarm:CORRUPT ".into(),
             ],
-            db_size_quota: 0,
-            revision: 9,
+            ..MemberStatus::for_tests("3.5.16", 0)
         };
         assert_eq!(
             status.listed_alarms(),

@@ -1,4 +1,5 @@
-//! Watch streams: every write under a prefix, as keys and sizes (values only when asked for).
+//! Watch streams: every write under a prefix, as keys and sizes (values only when asked for), and
+//! one key's progress notifications.
 
 use super::{Etcd, EtcdError, Result};
 
@@ -27,6 +28,13 @@ pub enum WatchMessage {
     },
     /// The server ended the watch (reason given).
     Canceled(String),
+    /// The watch was created (etcd's first answer, no events).
+    Created,
+    /// A progress notification: no events, the store at `revision` (only on a watch that asked
+    /// for them, while nothing it watches is written).
+    Progress {
+        revision: i64,
+    },
 }
 
 /// A watch over a key prefix, from a start revision.
@@ -64,6 +72,13 @@ impl WatchSubscription {
                 response.cancel_reason().to_string(),
             )));
         }
+        if response.created() {
+            return Ok(Some(WatchMessage::Created));
+        }
+        if response.events().is_empty() {
+            let revision = response.header().map_or(0, |h| h.revision());
+            return Ok(Some(WatchMessage::Progress { revision }));
+        }
         let events = response
             .events()
             .iter()
@@ -96,11 +111,27 @@ impl Etcd {
         if start_revision > 0 {
             options = options.with_start_revision(start_revision);
         }
+        self.watch(endpoint, prefix, options).await
+    }
+
+    /// Watches one key, from now, with etcd's progress notifications: what measures the
+    /// member's `--watch-progress-notify-interval` when nothing writes `key`.
+    pub async fn watch_progress(&self, endpoint: &str, key: &str) -> Result<WatchSubscription> {
+        let options = etcd_client::WatchOptions::new().with_progress_notify();
+        self.watch(endpoint, key, options).await
+    }
+
+    async fn watch(
+        &self,
+        endpoint: &str,
+        key: &str,
+        options: etcd_client::WatchOptions,
+    ) -> Result<WatchSubscription> {
         let stream = self
             .call("Watch", endpoint, self.dial_timeout, |c| async move {
                 c.watch_client()
                     .max_decoding_message_size(64 << 20)
-                    .watch(prefix, Some(options))
+                    .watch(key, Some(options))
                     .await
             })
             .await?;

@@ -8,12 +8,22 @@ use crate::etcd::{MemberInfo, MemberStatus};
 
 use super::MemberObservation;
 
+/// A member whose Status failed: through which endpoint, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unanswered {
+    pub id: u64,
+    pub endpoint: String,
+    pub error: String,
+    /// Its gRPC health said NOT_SERVING: it is defragmenting (`StopGRPCServiceOnDefrag`).
+    pub defragmenting: bool,
+}
+
 /// One entry per member, in MemberList order, from the statuses that answered (endpoint,
 /// status) and the members that failed (id, endpoint, error). Warnings name the silent ones.
 pub fn members(
     list: &[MemberInfo],
     answered: &[(String, MemberStatus)],
-    failed: &[(u64, String, String)],
+    failed: &[Unanswered],
     discover: bool,
     warnings: &mut Vec<String>,
 ) -> Vec<MemberObservation> {
@@ -25,15 +35,20 @@ pub fn members(
                 member.name.clone()
             };
             let status = answered.iter().find(|(_, s)| s.member_id == member.id);
-            let failure = failed.iter().find(|(id, _, _)| *id == member.id);
+            let failure = failed.iter().find(|f| f.id == member.id);
             let endpoint = status
                 .map(|(e, _)| e.clone())
-                .or_else(|| failure.map(|(_, url, _)| url.clone()))
+                .or_else(|| failure.map(|f| f.endpoint.clone()))
                 .or_else(|| member.client_urls.first().cloned())
                 .unwrap_or_default();
             let error = match (status, failure) {
                 (Some(_), _) => None,
-                (None, Some((_, _, e))) => Some(e.clone()),
+                (None, Some(f)) if f.defragmenting => Some(format!(
+                    "defragmenting: its gRPC health reports NOT_SERVING (StopGRPCServiceOnDefrag), \
+                     and Status waits for the defragmentation ({})",
+                    f.error
+                )),
+                (None, Some(f)) => Some(f.error.clone()),
                 (None, None) if !discover => Some("not observed (--discover=false)".into()),
                 (None, None) => Some("no client URL advertised (member not started?)".into()),
             };
@@ -47,6 +62,7 @@ pub fn members(
                 is_learner: member.is_learner,
                 status: status.map(|(_, s)| s.clone()),
                 error,
+                defragmenting: status.is_none() && failure.is_some_and(|f| f.defragmenting),
             }
         })
         .collect()
@@ -99,7 +115,12 @@ mod tests {
         let mut warnings = Vec::new();
         let list = [info(1, "m0"), info(2, "m1"), info(3, "")];
         let answered = [("https://via-service:2379".to_string(), status)];
-        let failed = [(1, "https://m1:2379".to_string(), "timed out".to_string())];
+        let failed = [Unanswered {
+            id: 1,
+            endpoint: "https://m1:2379".to_string(),
+            error: "timed out".to_string(),
+            defragmenting: false,
+        }];
         let members = members(&list, &answered, &failed, true, &mut warnings);
         assert_eq!(members.len(), 3);
         assert_eq!(members[0].error.as_deref(), Some("timed out"));

@@ -7,17 +7,20 @@
 
 mod assemble;
 pub mod probe;
+pub mod progress_notify;
 pub mod quota;
+mod replies;
 mod snapshot;
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::etcd::{Alarm, AlarmKind, Etcd, MemberInfo, MemberStatus};
+use crate::etcd::{Alarm, AlarmKind, Etcd, MemberStatus};
 pub use quota::{Quota, QuotaSource};
 pub use snapshot::{Snapshot, backoff, next_snapshot};
+
+use replies::{cluster_lists, configured, discovered, local_quota};
 
 /// What observing needs to know.
 #[derive(Debug, Clone)]
@@ -43,6 +46,9 @@ pub struct MemberObservation {
     pub status: Option<MemberStatus>,
     /// Why it did not answer.
     pub error: Option<String>,
+    /// It did not answer Status because it is defragmenting: its gRPC health service said
+    /// NOT_SERVING (`StopGRPCServiceOnDefrag`). Busy, not down.
+    pub defragmenting: bool,
 }
 
 impl MemberObservation {
@@ -153,6 +159,20 @@ pub struct Candidate {
     pub quota: Option<u64>,
     /// Free bytes on its member's data volume (`--data-dir`), when it can see it.
     pub disk_free: Option<u64>,
+    /// Its member's watch progress notifications, as this instance knows them.
+    pub watch_progress: Option<CandidateWatch>,
+}
+
+/// A sidecar's word on its member's progress notifications (for `etcd-upkeep status`, which
+/// cannot measure them itself: that takes one interval).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CandidateWatch {
+    /// Whole seconds (a tenth of jitter is not worth a rewrite).
+    pub interval_seconds: u64,
+    pub source: crate::decide::watch_history::IntervalSource,
+    /// The value to give the member's progress-notify flag, while the history kept is below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_to: Option<String>,
 }
 
 /// What a candidate writes about itself (the value of its key). Fields added later are
@@ -166,6 +186,8 @@ pub struct CandidateInfo {
     pub quota: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_free: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_progress: Option<CandidateWatch>,
 }
 
 impl Candidate {
@@ -183,6 +205,7 @@ impl Candidate {
                     instance: info.instance,
                     quota: info.quota,
                     disk_free: info.disk_free,
+                    watch_progress: info.watch_progress,
                 })
             })
             .collect();
@@ -266,153 +289,4 @@ pub async fn observe(
         member_quotas,
         warnings,
     })
-}
-
-/// Status through each configured endpoint; the first one's member is "local".
-async fn configured(
-    etcd: &Etcd,
-    settings: &ObserveSettings,
-    failures: &mut Vec<String>,
-) -> (Vec<(String, MemberStatus)>, Option<u64>) {
-    let replies = join_all(settings.endpoints.iter().map(|e| etcd.status(e))).await;
-    let mut answered = Vec::new();
-    let mut local_member = None;
-    for (index, (endpoint, result)) in settings.endpoints.iter().zip(replies).enumerate() {
-        match result {
-            Ok(status) => {
-                if index == 0 {
-                    local_member = Some(status.member_id);
-                }
-                answered.push((endpoint.clone(), status));
-            }
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
-    (answered, local_member)
-}
-
-/// What one member tells about the whole cluster.
-struct ClusterLists {
-    members: Vec<MemberInfo>,
-    alarms: Vec<Alarm>,
-    candidates: Option<Vec<Candidate>>,
-}
-
-/// MemberList, AlarmList and the candidates, from the first endpoint that answers.
-async fn cluster_lists(
-    etcd: &Etcd,
-    endpoints: &[String],
-    failures: &mut Vec<String>,
-    warnings: &mut Vec<String>,
-) -> Result<ClusterLists, ObserveError> {
-    let mut seen = std::collections::HashSet::new();
-    let mut partial: Option<ClusterLists> = None;
-    for endpoint in endpoints.iter().filter(|e| seen.insert(e.to_string())) {
-        let members = match etcd.member_list(endpoint).await {
-            Ok(list) => list,
-            Err(e) => {
-                failures.push(e.to_string());
-                continue;
-            }
-        };
-        // AlarmList goes through raft: a member cut off from the majority answers Status and
-        // MemberList from its own state but not this. Try the next endpoint, as for MemberList.
-        let alarms = match etcd.alarms(endpoint).await {
-            Ok(alarms) => alarms,
-            Err(e) => {
-                failures.push(format!("the alarm list could not be read: {e}"));
-                continue;
-            }
-        };
-        // A linearizable read too: another member may answer it; without any, the lists go
-        // out without the candidates (said in the warnings).
-        match etcd.candidates(endpoint).await {
-            Ok(keys) => {
-                return Ok(ClusterLists {
-                    members,
-                    alarms,
-                    candidates: Some(Candidate::parse_all(&keys)),
-                });
-            }
-            Err(e) => {
-                failures.push(format!("the actor candidates could not be read: {e}"));
-                partial.get_or_insert(ClusterLists {
-                    members,
-                    alarms,
-                    candidates: None,
-                });
-            }
-        }
-    }
-    if let Some(lists) = partial {
-        warnings.push(format!(
-            "the actor candidates could not be read: {}",
-            failures.join("; ")
-        ));
-        return Ok(lists);
-    }
-    failures.dedup();
-    Err(ObserveError(format!(
-        "no etcd endpoint answered: {}",
-        failures.join("; ")
-    )))
-}
-
-/// Status of the members no configured endpoint covered, through their advertised client URL
-/// (same scheme as the configured endpoints); returns the ones that failed.
-async fn discovered(
-    etcd: &Etcd,
-    settings: &ObserveSettings,
-    members: &[MemberInfo],
-    answered: &mut Vec<(String, MemberStatus)>,
-) -> Vec<(u64, String, String)> {
-    let scheme = settings.endpoints[0].split("://").next().unwrap_or("https");
-    let missing: Vec<(u64, String)> = members
-        .iter()
-        .filter(|m| !answered.iter().any(|(_, s)| s.member_id == m.id))
-        .filter_map(|m| {
-            let url = m
-                .client_urls
-                .iter()
-                .find(|u| u.starts_with(scheme))
-                .or(m.client_urls.first())?;
-            Some((m.id, url.clone()))
-        })
-        .collect();
-    let replies = join_all(missing.iter().map(|(_, url)| etcd.status(url))).await;
-    let mut failed = Vec::new();
-    for ((id, url), result) in missing.into_iter().zip(replies) {
-        match result {
-            Ok(status) => answered.push((url, status)),
-            Err(e) => failed.push((id, url, e.to_string())),
-        }
-    }
-    failed
-}
-
-/// The local member's quota from its own `/metrics` (`--etcd-metrics-url`), when it does not
-/// report one in Status (etcd < 3.6).
-async fn local_quota(
-    members: &[MemberObservation],
-    local_member: Option<u64>,
-    settings: &ObserveSettings,
-    warnings: &mut Vec<String>,
-) -> Option<u64> {
-    let url = settings.metrics_url.as_ref()?;
-    let reported = local_member
-        .and_then(|id| members.iter().find(|m| m.id == id))
-        .and_then(|m| m.status.as_ref())
-        .is_some_and(|s| s.db_size_quota > 0);
-    if reported {
-        return None;
-    }
-    match quota::fetch_metrics_quota(url, settings.dial_timeout).await {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            warnings.push(format!(
-                "quota from metrics URL unavailable, using the flag: {e}"
-            ));
-            None
-        }
-    }
 }

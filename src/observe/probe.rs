@@ -8,32 +8,33 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use crate::etcd::Etcd;
+use crate::decide::gate::{Probe, ProbeFailure};
+use crate::etcd::{Etcd, FailureKind};
 use crate::observe::Observation;
 use crate::shutdown::Shutdown;
 
-/// A linearizable read against every voting member that answered Status.
-pub async fn probe_health(
-    etcd: &Etcd,
-    obs: &Observation,
-    timeout: Duration,
-) -> Vec<(u64, Result<(), String>)> {
-    let voting: Vec<_> = obs
-        .members
-        .iter()
-        .filter(|m| !m.is_learner && m.status.is_some())
-        .collect();
-    let results = join_all(
-        voting
-            .iter()
-            .map(|m| etcd.linearizable_read(&m.endpoint, timeout)),
-    )
+/// A linearizable read against every voting member that answered Status. Where the read failed,
+/// the member's gRPC health service says whether it is defragmenting (NOT_SERVING, etcd's
+/// `StopGRPCServiceOnDefrag`): busy for someone else, not a fault. A member whose Status failed
+/// is taken as observed (`MemberObservation::defragmenting`, asked the same way).
+pub async fn probe_health(etcd: &Etcd, obs: &Observation, timeout: Duration) -> Vec<Probe> {
+    let voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
+    let results = join_all(voting.iter().map(|m| async move {
+        let failure = match &m.status {
+            Some(_) => match etcd.linearizable_read(&m.endpoint, timeout).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e.message,
+            },
+            None if m.defragmenting => return Err(ProbeFailure::Defragmenting),
+            None => return Err(ProbeFailure::Failed(m.error.clone().unwrap_or_default())),
+        };
+        match etcd.serving(&m.endpoint, timeout).await {
+            Ok(false) => Err(ProbeFailure::Defragmenting),
+            _ => Err(ProbeFailure::Failed(failure)),
+        }
+    }))
     .await;
-    voting
-        .iter()
-        .zip(results)
-        .map(|(m, r)| (m.id, r.map_err(|e| e.message)))
-        .collect()
+    voting.iter().map(|m| m.id).zip(results).collect()
 }
 
 /// Waits until the member answers a linearizable read (e.g. after a defrag that timed out on the
@@ -45,13 +46,44 @@ pub async fn wait_until_answering(
     limit: Duration,
     shutdown: &mut Shutdown,
 ) -> bool {
+    wait_for_answer(etcd, endpoint, read_timeout, limit, shutdown).await == Answer::Answered
+}
+
+/// How a wait for a member ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// It answered a linearizable read.
+    Answered,
+    /// Nothing can even connect to it, twice in a row (refused, no route, no TCP handshake): it
+    /// is cut off or gone, and waiting longer for it only holds everything else.
+    Unreachable,
+    /// No answer within the limit, or shutdown.
+    Silent,
+}
+
+/// `wait_until_answering`, telling a member that cannot be reached at all from a silent one.
+pub async fn wait_for_answer(
+    etcd: &Etcd,
+    endpoint: &str,
+    read_timeout: Duration,
+    limit: Duration,
+    shutdown: &mut Shutdown,
+) -> Answer {
     let deadline = Instant::now() + limit;
+    let mut unreachable = 0;
+    // A read that outlasts the connect timeout, so a member nobody can connect to says so.
+    let read_timeout = read_timeout.max(etcd.reachability_timeout());
     loop {
-        if etcd.linearizable_read(endpoint, read_timeout).await.is_ok() {
-            return true;
+        match etcd.linearizable_read(endpoint, read_timeout).await {
+            Ok(()) => return Answer::Answered,
+            Err(e) if e.kind == FailureKind::Unreachable => unreachable += 1,
+            Err(_) => unreachable = 0,
+        }
+        if unreachable >= 2 {
+            return Answer::Unreachable;
         }
         if Instant::now() >= deadline || shutdown.sleep(Duration::from_millis(500)).await {
-            return false;
+            return Answer::Silent;
         }
     }
 }

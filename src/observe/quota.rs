@@ -11,6 +11,9 @@
 pub enum QuotaSource {
     /// etcd ≥ 3.6 reported it in Status.
     Etcd,
+    /// etcd 3.6.0–3.6.5 reported 0 in Status: its `--quota-backend-bytes` is unset, so etcd's own
+    /// default applies (2 GiB; etcd#20790 made 3.6.6 report that figure itself).
+    EtcdDefault,
     /// Read from `--etcd-metrics-url`.
     MetricsUrl,
     /// The `--quota-backend-bytes` flag (or its default).
@@ -23,6 +26,7 @@ impl QuotaSource {
     pub fn as_str(self) -> &'static str {
         match self {
             QuotaSource::Etcd => "etcd",
+            QuotaSource::EtcdDefault => "etcd-default",
             QuotaSource::MetricsUrl => "metrics-url",
             QuotaSource::Flag => "flag",
             QuotaSource::Candidate => "candidate",
@@ -34,6 +38,27 @@ impl QuotaSource {
 pub struct Quota {
     pub bytes: u64,
     pub source: QuotaSource,
+}
+
+/// etcd's quota when `--quota-backend-bytes` is unset or 0 (`DefaultQuotaBytes`, 2 GiB).
+pub const ETCD_DEFAULT_QUOTA: u64 = 2 << 30;
+
+/// The quota a member reports in its own Status. etcd ≥ 3.6 always has the field, so a 0 there
+/// is not "unknown" but 3.6.0–3.6.5 saying the flag is unset: etcd's default applies. Before 3.6
+/// the field does not exist and a 0 says nothing.
+#[cfg(feature = "daemon")]
+pub fn reported(status: &crate::etcd::MemberStatus) -> Option<Quota> {
+    match status.db_size_quota {
+        0 if status.version_at_least(3, 6) => Some(Quota {
+            bytes: ETCD_DEFAULT_QUOTA,
+            source: QuotaSource::EtcdDefault,
+        }),
+        0 => None,
+        bytes => Some(Quota {
+            bytes,
+            source: QuotaSource::Etcd,
+        }),
+    }
 }
 
 /// Each member's own quota where it is known, best source first: what the member reports
@@ -48,16 +73,8 @@ pub fn member_quotas(
 ) -> std::collections::BTreeMap<u64, Quota> {
     let mut quotas = std::collections::BTreeMap::new();
     for member in members {
-        let reported = member
-            .status
-            .as_ref()
-            .map(|s| s.db_size_quota)
-            .filter(|q| *q > 0);
-        let quota = if let Some(bytes) = reported {
-            Some(Quota {
-                bytes,
-                source: QuotaSource::Etcd,
-            })
+        let quota = if let Some(quota) = member.status.as_ref().and_then(reported) {
+            Some(quota)
         } else if let (Some(bytes), true) = (local_metrics, local_member == Some(member.id)) {
             Some(Quota {
                 bytes,
@@ -178,6 +195,25 @@ mod tests {
             None
         );
         assert_eq!(parse_quota_metric(""), None);
+    }
+
+    #[cfg(feature = "daemon")]
+    fn status(version: &str, db_size_quota: u64) -> crate::etcd::MemberStatus {
+        crate::etcd::MemberStatus::for_tests(version, db_size_quota)
+    }
+
+    /// etcd 3.6.4 (vCluster with Kubernetes 1.34) reports 0 when the quota flag is unset: that is
+    /// etcd's 2 GiB default, not "unknown" and not 0 bytes; before 3.6 a 0 is no report at all.
+    #[cfg(feature = "daemon")]
+    #[test]
+    fn a_zero_from_etcd_3_6_is_its_default_and_from_3_5_is_nothing() {
+        let q = reported(&status("3.6.4", 0)).unwrap();
+        assert_eq!((q.bytes, q.source), (2 << 30, QuotaSource::EtcdDefault));
+        let q = reported(&status("3.7.3", 16 << 20)).unwrap();
+        assert_eq!((q.bytes, q.source), (16 << 20, QuotaSource::Etcd));
+        assert_eq!(reported(&status("3.5.21", 0)), None);
+        assert_eq!(reported(&status("3.4.23", 0)), None);
+        assert_eq!(reported(&status("", 0)), None);
     }
 
     /// Found by fuzz/fuzz_targets/quota_metric.rs: a fraction truncated to a quota of 0 bytes.

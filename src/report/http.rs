@@ -184,6 +184,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             "forecast": state.forecast,
         },
         "space": state.space,
+        "watch_progress": state.watch_progress,
     });
     (
         [(header::CONTENT_TYPE, "application/json")],

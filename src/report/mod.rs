@@ -5,6 +5,7 @@
 //! change freely (new metrics, new columns) without touching maintenance logic.
 
 pub mod actions;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod state;

@@ -50,6 +50,8 @@ pub struct DaemonState {
     pub churn_last_ten_minutes: serde_json::Value,
     pub forecast: Forecast,
     pub space: SpaceReport,
+    /// The local member's progress-notify interval and where it comes from.
+    pub watch_progress: Option<crate::decide::watch_history::ProgressInterval>,
     /// The loop that ended unexpectedly (the daemon is stopping).
     pub failed_loop: Option<String>,
     /// Last time the engine went round (idle or acting): its liveness.
@@ -67,6 +69,9 @@ pub struct SpaceReport {
     pub largest_resources: serde_json::Value,
     /// And the quota that would hold it (bytes).
     pub suggested_quota: Option<u64>,
+    /// Kept history against the members' watch progress notifications (and the etcd flag to
+    /// set when it is below them).
+    pub watch_history: Option<crate::decide::watch_history::WatchHistory>,
 }
 
 /// The growth forecast as shown in /status.
@@ -85,9 +90,18 @@ pub struct Shared {
     /// The longest one maintenance RPC may take (`--command-timeout`).
     pub command_timeout: Duration,
     pub state: RwLock<DaemonState>,
+    /// Kubernetes Events (`--kubernetes-events`), set once at start; unset, nothing is recorded.
+    pub events: std::sync::OnceLock<crate::report::events::EventSink>,
 }
 
 impl Shared {
+    /// Records a Kubernetes Event when they are on; never waits (see `report::events`).
+    pub fn event(&self, reason: crate::report::events::EventReason, about: &str, message: String) {
+        if let Some(sink) = self.events.get() {
+            sink.record(reason, about, message);
+        }
+    }
+
     pub fn new(poll_interval: Duration, command_timeout: Duration) -> Arc<Shared> {
         let mut registry = Registry::default();
         let metrics = Metrics::new(&mut registry);
@@ -96,6 +110,7 @@ impl Shared {
             metrics,
             poll_interval,
             command_timeout,
+            events: std::sync::OnceLock::new(),
             state: RwLock::new(DaemonState {
                 observation: None,
                 last_success: None,
@@ -107,6 +122,7 @@ impl Shared {
                 churn_last_ten_minutes: serde_json::Value::Array(Vec::new()),
                 forecast: Forecast::default(),
                 space: SpaceReport::default(),
+                watch_progress: None,
                 failed_loop: None,
                 engine_beat: Instant::now(),
             }),

@@ -47,6 +47,21 @@ pub struct ClusterView {
     pub revision: i64,
     pub local_member: Option<String>,
     pub warnings: Vec<String>,
+    /// Each member's progress notifications, as its sidecar knows them.
+    pub watch_progress: Vec<WatchProgressView>,
+}
+
+/// One member's progress-notify interval, and the etcd flag to set while the history kept is
+/// below it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchProgressView {
+    pub member: String,
+    pub interval_seconds: u64,
+    pub source: &'static str,
+    /// `--watch-progress-notify-interval` (3.6+) or its 3.5 spelling, by the member's version.
+    pub flag: &'static str,
+    /// The value to give it, while the history kept is below the interval.
+    pub set_to: Option<String>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -97,6 +112,7 @@ impl ClusterView {
             revision: obs.revision,
             local_member: obs.local_member.map(|id| obs.member_name(id)),
             warnings: obs.warnings.clone(),
+            watch_progress: watch_progress(obs),
         }
     }
 
@@ -140,8 +156,45 @@ impl ClusterView {
                 .collect();
             out.push_str(&format!("alarms: {}\n", list.join(", ")));
         }
+        for w in &self.watch_progress {
+            out.push_str(&format!(
+                "watch progress notifications on {}: every {} ({})",
+                w.member,
+                humantime::format_duration(std::time::Duration::from_secs(w.interval_seconds)),
+                w.source
+            ));
+            match &w.set_to {
+                Some(value) => out.push_str(&format!(
+                    "; the history kept is shorter, so kube-apiserver's watch cache reads compacted revisions: set {}={value} on every member\n",
+                    w.flag
+                )),
+                None => out.push('\n'),
+            }
+        }
         out
     }
+}
+
+/// What the registered sidecars say of their members' progress notifications.
+fn watch_progress(obs: &Observation) -> Vec<WatchProgressView> {
+    let candidates = obs.candidates.as_deref().unwrap_or_default();
+    candidates
+        .iter()
+        .filter_map(|c| {
+            let w = c.watch_progress.as_ref()?;
+            let version = obs
+                .member(c.member)
+                .and_then(|m| m.status.as_ref())
+                .map_or("", |s| s.version.as_str());
+            Some(WatchProgressView {
+                member: obs.member_name(c.member),
+                interval_seconds: w.interval_seconds,
+                source: w.source.as_str(),
+                flag: crate::decide::watch_history::flag_for(version),
+                set_to: w.set_to.clone(),
+            })
+        })
+        .collect()
 }
 
 impl MemberView {

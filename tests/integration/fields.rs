@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use k8s::{ConfigMap, ManagedFieldsEntry, ObjectMeta, Time, TypeMeta, Unknown};
 use prost::Message;
+use support::churn::{analyze_json, churn_entry, managers};
 use support::{Cluster, Daemon, daemon_args, runtime, s, upkeep};
 
 /// The Kubernetes messages the ConfigMap test encodes, with the field numbers of Kubernetes'
@@ -189,24 +190,6 @@ fn fight(cluster: &Cluster, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()
     })
 }
 
-fn find<'a>(churn: &'a [serde_json::Value], key: &str) -> &'a serde_json::Value {
-    churn
-        .iter()
-        .find(|c| c["key"] == key)
-        .unwrap_or_else(|| panic!("{key} not ranked: {churn:#?}"))
-}
-
-fn managers(entry: &serde_json::Value) -> Vec<String> {
-    let mut names: Vec<String> = entry["writers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["manager"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn analyze_and_the_daemon_name_the_flipping_fields_and_the_writers_never_the_values() {
     let cluster = Cluster::start(1, 256 * MIB);
@@ -218,33 +201,16 @@ fn analyze_and_the_daemon_name_the_flipping_fields_and_the_writers_never_the_val
     let stop = Arc::new(AtomicBool::new(false));
     let writer = fight(&cluster, stop.clone());
 
-    let mut args = s(&[
-        "analyze",
-        "--endpoints",
-        &endpoint,
-        "--watch",
-        "8s",
-        "-o",
-        "json",
-    ]);
-    args.extend(cluster.pki.flags());
-    let out = upkeep(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (stdout, json) = analyze_json(&cluster, &endpoint, "8s");
     let churn = json["churn"].as_array().unwrap();
     assert!(
         [CR_KEY, CM_KEY].contains(&churn[0]["key"].as_str().unwrap()),
         "a fought-over object is ranked first: {churn:#?}"
     );
-    let cr = find(churn, CR_KEY);
+    let cr = churn_entry(churn, CR_KEY);
     assert_eq!(cr["changed_fields"][0]["path"], "spec.size", "{cr:#}");
     assert_eq!(managers(cr), ["vcluster", "widget-operator"], "{cr:#}");
-    let cm = find(churn, CM_KEY);
+    let cm = churn_entry(churn, CM_KEY);
     assert_eq!(
         cm["changed_fields"][0]["path"], "metadata.labels.app.kubernetes.io/flip",
         "{cm:#}"
@@ -260,16 +226,16 @@ fn analyze_and_the_daemon_name_the_flipping_fields_and_the_writers_never_the_val
     assert_eq!(managers(cm), ["kube-controller", "vcluster"], "{cm:#}");
 
     // The table shows it compactly.
-    let table_args: Vec<String> = args
-        .iter()
-        .map(|a| {
-            if a == "json" {
-                "table".into()
-            } else {
-                a.clone()
-            }
-        })
-        .collect();
+    let mut table_args = s(&[
+        "analyze",
+        "--endpoints",
+        &endpoint,
+        "--watch",
+        "8s",
+        "-o",
+        "table",
+    ]);
+    table_args.extend(cluster.pki.flags());
     let table = String::from_utf8_lossy(&upkeep(&table_args).stdout).to_string();
     assert!(
         table.contains("changing: `spec.size`") && table.contains("writers taking turns"),

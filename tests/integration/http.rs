@@ -48,31 +48,9 @@ fn https_get_as(
     auth: Option<&str>,
     identity: Option<(&std::path::Path, &std::path::Path)>,
 ) -> (u16, String) {
-    use rustls::pki_types::pem::PemObject;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     support::runtime().block_on(async {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-        let config = match identity {
-            Some((cert, key)) => {
-                let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
-                    .unwrap()
-                    .map(|c| c.unwrap())
-                    .collect();
-                let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
-                config.with_client_auth_cert(chain, key).unwrap()
-            }
-            None => config.with_no_client_auth(),
-        };
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let connector = support::tls::connector(ca, identity);
         let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let Ok(mut tls) = connector.connect(name, tcp).await else {

@@ -10,9 +10,11 @@
 mod support;
 
 mod actors;
+mod apiserver;
 mod clock;
 mod degraded;
 mod diagnosis;
+mod events;
 mod faults;
 mod fields;
 mod foundation;
@@ -23,6 +25,7 @@ mod prevention;
 mod prometheus;
 mod properties;
 mod readme;
+mod releases;
 mod slow_disk;
 mod supervision;
 mod tls_messages;

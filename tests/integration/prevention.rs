@@ -55,10 +55,21 @@ fn sync_loop(
     })
 }
 
+/// etcd's progress-notify flag for the release under test (3.4 and 3.5: experimental).
+fn progress_notify_flag(interval: &str) -> String {
+    if support::etcd_version() >= (3, 6) {
+        format!("--watch-progress-notify-interval={interval}")
+    } else {
+        format!("--experimental-watch-progress-notify-interval={interval}")
+    }
+}
+
 #[test]
 fn a_sync_loop_is_held_below_the_quota_and_history_grows_back_after_it_stops() {
     let quota = 64 * MIB;
-    let cluster = Cluster::start(1, quota);
+    // The members notify every 30 s, and the daemon is told so: the history kept (2m) covers
+    // it until the loop forces less.
+    let cluster = Cluster::start_with(1, quota, &[&progress_notify_flag("30s")]);
     let endpoint = cluster.endpoints()[0].clone();
     let args = daemon_args(
         &cluster,
@@ -70,6 +81,8 @@ fn a_sync_loop_is_held_below_the_quota_and_history_grows_back_after_it_stops() {
             "64Mi",
             "--compaction-retention",
             "2m",
+            "--watch-progress-notify-interval",
+            "30s",
         ],
     );
     let daemon = Daemon::start(&args, cluster.dir.path());
@@ -83,9 +96,21 @@ fn a_sync_loop_is_held_below_the_quota_and_history_grows_back_after_it_stops() {
     let writer = sync_loop(&cluster, 30, 100_000, stop.clone(), seen.clone());
     let started = Instant::now();
     let mut least_kept = f64::INFINITY;
+    // While the history kept is below the members' 30 s, the one-shot status names the flag
+    // (from the sidecar's candidacy, rewritten within a renewal or two).
+    let mut status_table = None;
+    let mut status_args = support::s(&["status", "--endpoints", &endpoint]);
+    status_args.extend(cluster.pki.flags());
     while started.elapsed() < Duration::from_secs(30) {
         if let Some(kept) = daemon.metric("etcd_upkeep_history_retention_seconds") {
             least_kept = least_kept.min(kept);
+        }
+        let below = daemon
+            .metric("etcd_upkeep_history_kept_over_watch_progress_interval_ratio")
+            .is_some_and(|r| r < 1.0);
+        if below && status_table.is_none() {
+            let table = String::from_utf8_lossy(&support::upkeep(&status_args).stdout).into_owned();
+            status_table = table.contains("set --").then_some(table);
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -130,10 +155,95 @@ fn a_sync_loop_is_held_below_the_quota_and_history_grows_back_after_it_stops() {
         "{status}"
     );
 
-    // The loop stopped: within about a minute the configured history is kept again.
+    // Below the members' 30 s notifications: said once, with the flag and a value to set.
+    let flag = if support::etcd_version() >= (3, 6) {
+        "--watch-progress-notify-interval"
+    } else {
+        "--experimental-watch-progress-notify-interval"
+    };
+    let said_below = |log: &str| {
+        log.matches("is below the members' watch progress-notify interval 30s (given by --watch-progress-notify-interval)").count()
+    };
+    assert_eq!(said_below(&log), 1, "said once: {log}");
+    assert!(log.contains(&format!("Set {flag}=")), "{log}");
+    assert_eq!(status["watch_progress"]["source"], "flag", "{status}");
+    let table = status_table.expect("etcd-upkeep status named the flag while below");
+    assert!(
+        table.contains("every 30s (flag)") && table.contains(&format!("set {flag}=")),
+        "{table}"
+    );
+    assert_eq!(status["watch_progress"]["seconds"], 30.0, "{status}");
+
+    // The loop stopped: within about a minute the configured history is kept again, and the
+    // recovery is said once too.
     daemon.wait_for(Duration::from_secs(90), "history to grow back", |d| {
         d.metric("etcd_upkeep_history_retention_seconds") == Some(120.0)
     });
+    daemon.wait_for(Duration::from_secs(10), "the recovery said", |d| {
+        d.log()
+            .contains("kept history is back above the members' watch progress-notify interval")
+    });
+    let status = daemon.status_json();
+    assert_eq!(status["space"]["watch_history"]["below"], false, "{status}");
+    assert_eq!(
+        daemon.metric("etcd_upkeep_history_kept_over_watch_progress_interval_ratio"),
+        Some(4.0)
+    );
+    let log = daemon.log();
+    assert_eq!(said_below(&log), 1, "said once: {log}");
+}
+
+#[test]
+fn the_members_progress_notify_interval_is_measured_and_shown_by_status() {
+    let cluster = Cluster::start_with(1, 64 * MIB, &[&progress_notify_flag("2s")]);
+    let endpoint = cluster.endpoints()[0].clone();
+    let daemon = Daemon::start(
+        &daemon_args(&cluster, &endpoint, &["--poll-interval", "1s"]),
+        cluster.dir.path(),
+    );
+    // Until the first notification etcd's default is assumed; one interval later it is known.
+    daemon.wait_for(Duration::from_secs(30), "the interval measured", |d| {
+        d.status_json()["watch_progress"]["source"] == "measured"
+    });
+    let status = daemon.status_json();
+    let seconds = status["watch_progress"]["seconds"].as_f64().unwrap();
+    // etcd adds up to a tenth of jitter; a loaded machine delivers late, never early.
+    assert!((1.9..3.5).contains(&seconds), "{status}");
+    let gauge = daemon
+        .metric("etcd_upkeep_watch_progress_notify_interval_seconds")
+        .unwrap();
+    assert!((1.9..3.5).contains(&gauge), "{gauge}");
+    // The configured 30 minutes cover 2 s: nothing to advise.
+    assert_eq!(status["space"]["watch_history"]["below"], false, "{status}");
+    assert!(
+        status["space"]["watch_history"]["advice"].is_null(),
+        "{status}"
+    );
+    assert!(
+        daemon
+            .log()
+            .contains("etcd sends watch progress notifications every"),
+        "{}",
+        daemon.log()
+    );
+
+    // The one-shot status reads it from the sidecar's candidacy (it cannot wait an interval).
+    let mut args = support::s(&["status", "--endpoints", &endpoint, "--dial-timeout", "2s"]);
+    args.extend(cluster.pki.flags());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let table = loop {
+        let out = support::upkeep(&args);
+        let table = String::from_utf8_lossy(&out.stdout).into_owned();
+        if table.contains("(measured)") || Instant::now() > deadline {
+            break table;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        table.contains("watch progress notifications on ") && table.contains("(measured)"),
+        "{table}"
+    );
+    assert!(!table.contains("set --"), "{table}");
 }
 
 #[test]

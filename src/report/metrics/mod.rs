@@ -98,6 +98,8 @@ pub struct Metrics {
     pub seconds_until_quota: FloatGauge,
     pub growth_bytes_per_second: FloatGauge,
     pub history_retention_seconds: FloatGauge,
+    pub watch_progress_notify_interval_seconds: FloatGauge,
+    pub history_over_watch_progress_interval: FloatGauge,
     pub space_pressure: FloatGauge,
     pub space_target_bytes: Gauge,
     pub history_bytes_per_second: FloatGauge,
@@ -105,16 +107,20 @@ pub struct Metrics {
     pub live_data_over_target: Gauge,
     pub registered: Gauge,
     pub integrity_checks: Family<OutcomeLabel, Counter>,
+    /// Kubernetes Events by outcome (`--kubernetes-events`).
+    pub kubernetes_events: Family<OutcomeLabel, Counter>,
 }
 
 /// Reasons a heal can be blocked; all are always exported (0 or 1) so alerts can match them.
 pub const HEAL_BLOCKED_REASONS: [&str; 3] =
     ["live_data_over_quota", "maintenance_blocked", "not_actor"];
 /// Reasons maintenance can be blocked.
-pub const MAINTENANCE_BLOCKED_REASONS: [&str; 5] = [
+pub const MAINTENANCE_BLOCKED_REASONS: [&str; 7] = [
     "corrupt_alarm",
     "unknown_alarm",
     "unhealthy",
+    "defragmenting",
+    "downgrade",
     "disk_space",
     "hash_mismatch",
 ];
@@ -150,6 +156,8 @@ impl Metrics {
             seconds_until_quota: FloatGauge::default(),
             growth_bytes_per_second: FloatGauge::default(),
             history_retention_seconds: FloatGauge::default(),
+            watch_progress_notify_interval_seconds: FloatGauge::default(),
+            history_over_watch_progress_interval: FloatGauge::default(),
             space_pressure: FloatGauge::default(),
             space_target_bytes: Gauge::default(),
             history_bytes_per_second: FloatGauge::default(),
@@ -157,6 +165,7 @@ impl Metrics {
             live_data_over_target: Gauge::default(),
             registered: Gauge::default(),
             integrity_checks: Family::default(),
+            kubernetes_events: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("etcd_upkeep");
         register::cluster(r, &m);

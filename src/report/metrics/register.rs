@@ -52,7 +52,7 @@ pub(super) fn cluster(r: &mut Registry, m: &Metrics) {
         "member_fragmentation": ratio, m.member_fragmentation, "Free share of the member's db file (reclaimable by defragmentation)";
         "member_quota_usage": ratio, m.member_quota_usage, "Member's db size over the space quota";
         "quota": bytes, m.quota_bytes, "The etcd space quota in force";
-        "quota_source": none, m.quota_source, "1 for where the quota figure came from (etcd, metrics-url, flag)";
+        "quota_source": none, m.quota_source, "1 for where the quota figure came from (etcd, etcd-default, metrics-url, flag, candidate)";
         "alarm_active": none, m.alarm_active, "1 while the alarm is raised on any member";
         "observation_errors": none, m.observation_errors, "Observations that failed entirely";
         "last_observation_timestamp": seconds, m.last_observation_timestamp, "Unix time of the last successful observation";
@@ -84,6 +84,8 @@ pub(super) fn diagnosis(r: &mut Registry, m: &Metrics) {
         "seconds_until_quota": none, m.seconds_until_quota, "Forecast seconds until the largest member reaches the quota (+Inf: not growing)";
         "growth_bytes_per_second": none, m.growth_bytes_per_second, "Least-squares growth of the largest member's db over the last hour";
         "history_retention": seconds, m.history_retention_seconds, "History the space controller keeps now (the configured retention while it fits)";
+        "watch_progress_notify_interval": seconds, m.watch_progress_notify_interval_seconds, "The local member's watch progress-notify interval: measured on etcd-upkeep's own watch, given by --watch-progress-notify-interval, or etcd's 10m assumed until then (/status says which)";
+        "history_kept_over_watch_progress_interval": ratio, m.history_over_watch_progress_interval, "History kept over the progress-notify interval; below 1 the kube-apiserver's watch cache reads compacted revisions (consistency checks, paginated LISTs fail): /status names the etcd flag to set";
         "space_pressure": ratio, m.space_pressure, "What the configured retention would hold (live data + history) over the space target; above 1 the controller keeps less history";
         "space_target": bytes, m.space_target_bytes, "Bytes in use the space controller keeps the db under (--space-target of the quota)";
         "history_bytes_per_second": none, m.history_bytes_per_second, "New history per second: versions superseded by updates and deletes (churn watch)";
@@ -91,6 +93,7 @@ pub(super) fn diagnosis(r: &mut Registry, m: &Metrics) {
         "live_data_over_target": none, m.live_data_over_target, "1 while live data alone is over the space target (compaction cannot help)";
         "registered": none, m.registered, "1 while this instance's actor candidacy (a lease-bound key in etcd) is alive";
         "integrity_checks": none, m.integrity_checks, "KV-hash integrity checks by outcome (verified: compared and equal; unverifiable: a comparison could not be made; mismatch)";
+        "kubernetes_events": none, m.kubernetes_events, "Kubernetes Events about this pod by outcome (recorded, failed, limited: over the rate, dropped: the queue to the API was full); only with --kubernetes-events";
     }
 }
 

@@ -32,8 +32,17 @@ pub fn alarms(cluster: &Cluster) -> Vec<i32> {
     })
 }
 
+/// Each member's name, db size and hashkv at a common revision.
+pub type MemberHashes = Vec<(String, i64, u32)>;
+
 /// Every member's (name, db size, hashkv at a common revision) and whether a write works.
-pub fn inspect(cluster: &Cluster) -> (Vec<(String, i64, u32)>, bool) {
+pub fn inspect(cluster: &Cluster) -> (MemberHashes, bool) {
+    try_inspect(cluster).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The same, or why a member could not be compared yet (one just back from a partition may
+/// still be catching up, or finishing a defragmentation, for longer than the 10 s tried here).
+pub fn try_inspect(cluster: &Cluster) -> Result<(MemberHashes, bool), String> {
     runtime().block_on(async {
         let mut any = cluster.client(&cluster.endpoints()).await;
         // Write first: the check that writes work again, and a revision above the compaction
@@ -68,15 +77,15 @@ pub fn inspect(cluster: &Cluster) -> (Vec<(String, i64, u32)>, bool) {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let hash = hash.unwrap_or_else(|e| {
-                panic!(
+            let hash = hash.map_err(|e| {
+                format!(
                     "no hashkv of {} at the common revision {revision}: {e}",
                     m.name
                 )
-            });
+            })?;
             out.push((m.name.clone(), status.db_size(), hash));
         }
-        (out, writable)
+        Ok((out, writable))
     })
 }
 
