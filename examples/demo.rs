@@ -2,7 +2,9 @@
 //! etcd-upkeep per member (as the sidecars of an HA vCluster), then a simulated CRD sync loop:
 //!
 //! 1. with prevention on (the default): the loop is named and etcd is held below its quota —
-//!    no NOSPACE, no failed write;
+//!    no NOSPACE, no write refused for space (a write in flight while the sidecars move
+//!    leadership before defragmenting the leader may be dropped by raft: it is printed, with
+//!    etcd's words, and counted against those moves);
 //! 2. with prevention off (`--space-target 0`): the loop fills etcd until NOSPACE, and
 //!    etcd-upkeep heals the cluster by itself.
 //!
@@ -147,10 +149,20 @@ fn prevention(cluster: &Cluster, seconds: u64) -> bool {
         seconds * 25 / 10
     ));
     let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (ok, refused, dropped) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    // Each failed write is told the moment it happens, with etcd's words. A refusal for space is
+    // what prevention exists to stop; any other failure is transient (a proposal in flight on the
+    // old leader while leadership moves is dropped by raft) and the loop's next write retries it,
+    // as the apiserver's callers do.
     let writer = {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let (stop, ok, refused, dropped) =
+            (stop.clone(), ok.clone(), refused.clone(), dropped.clone());
         let config = cluster.client_config();
+        let start = Instant::now();
         std::thread::spawn(move || {
             runtime().block_on(async move {
                 let mut c = config.connect().await;
@@ -159,16 +171,25 @@ fn prevention(cluster: &Cluster, seconds: u64) -> bool {
                 while !stop.load(Ordering::SeqCst) {
                     tick.tick().await;
                     i += 1;
-                    match c.put(LOOP_KEY, widget(i), None).await {
-                        Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
-                        Err(_) => failed.fetch_add(1, Ordering::SeqCst),
+                    let Err(e) = c.put(LOOP_KEY, widget(i), None).await else {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                        continue;
                     };
+                    let for_space = e.to_string().contains("database space exceeded");
+                    println!(
+                        "    t={:.1}s  write {}: {e}",
+                        start.elapsed().as_secs_f64(),
+                        if for_space { "refused" } else { "failed" }
+                    );
+                    let count = if for_space { &refused } else { &dropped };
+                    count.fetch_add(1, Ordering::SeqCst);
                 }
             })
         })
     };
+    let mut shown = HashSet::new();
     let start = Instant::now();
-    let (mut named, mut explained, mut peak) = (false, false, 0u64);
+    let (mut named, mut explained, mut peak, mut moves) = (false, false, 0u64, 0u64);
     while start.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
         if !named && let Some(line) = log_line(&daemons, "changing: ") {
@@ -188,34 +209,58 @@ fn prevention(cluster: &Cluster, seconds: u64) -> bool {
             );
             explained = true;
         }
+        // Compactions come every poll under the loop; anything else the sidecars do is shown.
+        let done = print_actions(&daemons, &mut shown, start, |action| action != "compact");
+        moves += done
+            .iter()
+            .filter(|(action, _)| action == "move-leader")
+            .count() as u64;
         let db = largest_db(cluster);
         peak = peak.max(db);
         if start.elapsed().as_secs().is_multiple_of(5) {
             let kept = acting(&daemons)
                 .and_then(|i| daemons[i].metric("etcd_upkeep_history_retention_seconds"));
             println!(
-                "    t={:>2}s  db {:>4.1} MiB of 48 MiB ({:>2.0} %)  history kept {}  writes accepted {}  refused {}",
+                "    t={:>2}s  db {:>4.1} MiB of 48 MiB ({:>2.0} %)  history kept {}  writes accepted {}  refused for space {}",
                 start.elapsed().as_secs(),
                 db as f64 / MIB as f64,
                 db as f64 * 100.0 / (48 * MIB) as f64,
                 kept.map(|k| format!("{k:.0}s"))
                     .unwrap_or_else(|| "?".into()),
                 ok.load(Ordering::SeqCst),
-                failed.load(Ordering::SeqCst)
+                refused.load(Ordering::SeqCst)
             );
         }
     }
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
-    let refused = failed.load(Ordering::SeqCst);
-    let held =
-        refused == 0 && peak < 48 * MIB && log_line(&daemons, "NOSPACE alarm raised").is_none();
+    let (refused, dropped) = (
+        refused.load(Ordering::SeqCst),
+        dropped.load(Ordering::SeqCst),
+    );
+    // Held: nothing refused for space, the file below the quota, no alarm, and no failed write
+    // beyond what the sidecars' own leadership moves can drop (one in flight each at most).
+    let held = refused == 0
+        && dropped <= moves
+        && peak < 48 * MIB
+        && log_line(&daemons, "NOSPACE alarm raised").is_none();
+    let transient = match dropped {
+        0 => "none failed".to_string(),
+        n => format!(
+            "{n} failed while leadership moved ({moves} moves before defragmenting the leader) and the next write went through"
+        ),
+    };
     if held {
         say(&format!(
-            "Held: {} writes of the loop accepted, none refused, no NOSPACE; the db peaked at {:.0} % of the quota",
+            "Held: {} writes of the loop accepted, none refused for space ({transient}), no NOSPACE; the db peaked at {:.0} % of the quota",
             ok.load(Ordering::SeqCst),
             peak as f64 * 100.0 / (48 * MIB) as f64
         ));
+    } else {
+        println!(
+            "    not held: {refused} writes refused for space, {dropped} failed otherwise against {moves} leadership moves, peak {:.1} MiB of 48 MiB",
+            peak as f64 / MIB as f64
+        );
     }
     held && named
 }
@@ -271,7 +316,8 @@ fn main() {
     };
 
     let mut shown: HashSet<String> = HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let part_two = Instant::now();
+    let deadline = part_two + Duration::from_secs(90);
     let mut named = false;
     let mut alarm_printed = false;
     let mut healed = false;
@@ -295,33 +341,8 @@ fn main() {
             stop.store(true, Ordering::SeqCst); // the loop's writes fail anyway; a human would now fix the sync setting
             alarm_printed = true;
         }
-        for d in &daemons {
-            let status = d.status_json();
-            let Some(actions) = status["actions"].as_array() else {
-                continue;
-            };
-            for a in actions.iter().rev() {
-                let id = format!("{}{}{}", a["at"], a["action"], a["member"]);
-                if shown.insert(id) {
-                    let member = a["member"]
-                        .as_str()
-                        .map(|m| format!(" {m}"))
-                        .unwrap_or_default();
-                    println!(
-                        "    [{}] {}{}: {} ({:.2}s) — {}",
-                        d.address,
-                        a["action"].as_str().unwrap_or(""),
-                        member,
-                        a["result"].as_str().unwrap_or(""),
-                        a["duration_seconds"].as_f64().unwrap_or(0.0),
-                        a["detail"].as_str().unwrap_or("")
-                    );
-                    if a["action"] == "heal" && a["result"] == "ok" {
-                        healed = true;
-                    }
-                }
-            }
-        }
+        let done = print_actions(&daemons, &mut shown, part_two, |_| true);
+        healed |= done.iter().any(|(action, ok)| action == "heal" && *ok);
         if healed {
             break;
         }
@@ -399,6 +420,44 @@ fn main() {
         );
         std::process::exit(1);
     }
+}
+
+/// Prints the actions of every sidecar's `/status` not shown yet that `wanted` keeps, with the
+/// time since `since`; returns each one printed and whether it succeeded.
+fn print_actions(
+    daemons: &[Daemon],
+    shown: &mut HashSet<String>,
+    since: Instant,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<(String, bool)> {
+    let mut printed = Vec::new();
+    for d in daemons {
+        let status = d.status_json();
+        let Some(actions) = status["actions"].as_array() else {
+            continue;
+        };
+        for a in actions.iter().rev() {
+            let action = a["action"].as_str().unwrap_or("");
+            let id = format!("{}{}{}", a["at"], action, a["member"]);
+            if !wanted(action) || !shown.insert(id) {
+                continue;
+            }
+            let member = a["member"]
+                .as_str()
+                .map(|m| format!(" {m}"))
+                .unwrap_or_default();
+            println!(
+                "    t={:.1}s [{}] {action}{member}: {} ({:.2}s) — {}",
+                since.elapsed().as_secs_f64(),
+                d.address,
+                a["result"].as_str().unwrap_or(""),
+                a["duration_seconds"].as_f64().unwrap_or(0.0),
+                a["detail"].as_str().unwrap_or("")
+            );
+            printed.push((action.to_string(), a["result"] == "ok"));
+        }
+    }
+    printed
 }
 
 fn strip_ansi(text: &str) -> String {
