@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 use crate::config::RunSettings;
 use crate::connect::Connector;
+use crate::decide::watch_history::ProgressInterval;
+use crate::diagnose::churn::ChurnEntry;
 use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::AlarmKind;
 use crate::observe::{self, ObserveSettings, Snapshot, backoff};
@@ -55,30 +57,12 @@ pub async fn run(settings: RunSettings) -> Result<(), DaemonError> {
         events,
         progress_notify_interval,
     } = settings;
-    let beside_a_member = cfg.act_when == crate::decide::actor::ActWhen::Leader;
-    let data_dir = cfg.data_dir.clone();
-    let totals = Arc::new(WriteTotals::default());
-    let (top_tx, top) = watch::channel(Arc::new(Vec::new()));
-    let mut engine = crate::engine::Engine::new(cfg);
-    if churn.is_some() {
-        engine = engine.with_churn_watch(totals.clone(), top);
-    }
     let shared = Shared::new(poll_interval, connection.command_timeout);
     let shutdown = Shutdown::on_signals();
     if let Some(events) = events {
-        tracing::info!(
-            "recording Kubernetes Events on pod {}/{} through {}",
-            events.pod.namespace,
-            events.pod.name,
-            events.api.address()
-        );
-        let sink =
-            crate::report::events::start(events.api, events.pod, &shared.metrics, shutdown.clone());
-        let _ = shared.events.set(sink);
+        record_events(events, &shared, &shutdown);
     }
-    let connector = connection.connector();
     let observe_settings = connection.observe.clone();
-
     let listener = bind(listen_address).await?;
     tracing::info!(
         listen = %listen_address,
@@ -88,71 +72,118 @@ pub async fn run(settings: RunSettings) -> Result<(), DaemonError> {
     );
 
     let (publish, latest) = watch::channel::<Option<Snapshot>>(None);
-    let (me_tx, me) = watch::channel::<Option<i64>>(None);
-    // The members' progress-notify interval: as given, or measured by a watch of our own.
-    let initial = progress_notify_interval.map_or_else(
-        crate::decide::watch_history::ProgressInterval::assumed,
-        crate::decide::watch_history::ProgressInterval::given,
-    );
-    let (interval_tx, interval) = watch::channel(initial);
-    crate::observe::progress_notify::share(&interval_tx, &shared, initial);
-    let engine = engine.with_identity(me).with_progress_notify(interval);
+    let wiring = Wiring {
+        latest,
+        shared: shared.clone(),
+        shutdown: shutdown.clone(),
+    };
     let fault = TestFault::from_env();
     let mut loops = Supervisor::new(shared.clone(), shutdown.clone());
     loops.spawn(
         "observation",
         observation_loop(
             observe_settings.clone(),
-            connector,
+            connection.connector(),
             poll_interval,
             shared.clone(),
             publish,
             shutdown.clone(),
         ),
     );
-    if let Some((prefix, threshold)) = churn {
-        let watch = crate::diagnose::watcher::run(
-            prefix,
-            threshold,
-            totals,
-            top_tx,
-            latest.clone(),
-            shared.clone(),
-            shutdown.clone(),
-        );
-        loops.spawn("churn watch", fault.inject("churn", watch));
+    let beside_a_member = cfg.act_when == crate::decide::actor::ActWhen::Leader;
+    let publisher = crate::act::candidacy::Publisher::new(beside_a_member, cfg.data_dir.clone());
+    let (me_tx, me) = watch::channel::<Option<i64>>(None);
+    let w = wiring.clone();
+    let candidacy = crate::act::candidacy::run(publisher, w.latest, me_tx, w.shared, w.shutdown);
+    loops.spawn("candidacy", candidacy);
+    let mut engine = crate::engine::Engine::new(cfg)
+        .with_identity(me)
+        .with_progress_notify(spawn_progress_watch(
+            &mut loops,
+            &wiring,
+            progress_notify_interval,
+        ));
+    if let Some(churn) = churn {
+        let (totals, top) = spawn_churn_watch(&mut loops, &wiring, &fault, churn);
+        engine = engine.with_churn_watch(totals, top);
     }
-    if progress_notify_interval.is_none() {
-        loops.spawn(
-            "progress-notify watch",
-            crate::observe::progress_notify::run(
-                interval_tx,
-                latest.clone(),
-                shared.clone(),
-                shutdown.clone(),
-            ),
-        );
-    }
-    loops.spawn(
-        "candidacy",
-        crate::act::candidacy::run(
-            crate::act::candidacy::Publisher::new(beside_a_member, data_dir),
-            latest.clone(),
-            me_tx,
-            shared.clone(),
-            shutdown.clone(),
-        ),
+    let maintain = engine.run(
+        observe_settings,
+        wiring.latest,
+        shared.clone(),
+        shutdown.clone(),
     );
-    let maintain = engine.run(observe_settings, latest, shared.clone(), shutdown.clone());
     loops.spawn("engine", fault.inject("engine", maintain));
-    loops.spawn(
-        "http",
-        http::serve(listener, shared.clone(), web, shutdown.clone()),
-    );
+    loops.spawn("http", http::serve(listener, shared, web, shutdown));
 
     let outcome = loops.wait().await;
     tracing::info!("etcd-upkeep stopped");
     outcome.map_err(DaemonError::LoopEnded)
+}
+
+/// What every loop but the observation loop is handed: the latest observation, the report
+/// state and shutdown.
+#[derive(Clone)]
+struct Wiring {
+    latest: watch::Receiver<Option<Snapshot>>,
+    shared: Arc<Shared>,
+    shutdown: Shutdown,
+}
+
+/// `--kubernetes-events`: Events on this pod, from a sink of their own (never in a loop's way).
+fn record_events(events: crate::config::EventsSettings, shared: &Shared, shutdown: &Shutdown) {
+    tracing::info!(
+        "recording Kubernetes Events on pod {}/{} through {}",
+        events.pod.namespace,
+        events.pod.name,
+        events.api.address()
+    );
+    let sink =
+        crate::report::events::start(events.api, events.pod, &shared.metrics, shutdown.clone());
+    let _ = shared.events.set(sink);
+}
+
+/// The members' progress-notify interval: as given, or measured by a watch of our own (then
+/// spawned here). Returns where the engine reads it.
+fn spawn_progress_watch(
+    loops: &mut Supervisor,
+    wiring: &Wiring,
+    given: Option<Duration>,
+) -> watch::Receiver<ProgressInterval> {
+    let initial = given.map_or_else(ProgressInterval::assumed, ProgressInterval::given);
+    let (interval_tx, interval) = watch::channel(initial);
+    crate::observe::progress_notify::share(&interval_tx, &wiring.shared, initial);
+    if given.is_none() {
+        let w = wiring.clone();
+        let measure =
+            crate::observe::progress_notify::run(interval_tx, w.latest, w.shared, w.shutdown);
+        loops.spawn("progress-notify watch", measure);
+    }
+    interval
+}
+
+/// The churn (sync-loop) watch on `(prefix, threshold per minute)`. Returns what it publishes
+/// for the engine: the bytes it counted and its top list.
+fn spawn_churn_watch(
+    loops: &mut Supervisor,
+    wiring: &Wiring,
+    fault: &TestFault,
+    (prefix, threshold): (String, f64),
+) -> (Arc<WriteTotals>, watch::Receiver<Arc<Vec<ChurnEntry>>>) {
+    let totals = Arc::new(WriteTotals::default());
+    let (top_tx, top) = watch::channel(Arc::new(Vec::new()));
+    let w = wiring.clone();
+    let watch = crate::diagnose::watcher::run(
+        prefix,
+        threshold,
+        totals.clone(),
+        top_tx,
+        w.latest,
+        w.shared,
+        w.shutdown,
+    );
+    loops.spawn("churn watch", fault.inject("churn", watch));
+    (totals, top)
 }
 
 /// The HTTP listener, before any loop starts: a port in use is exit 3 at once, not a loop that

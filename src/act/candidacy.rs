@@ -79,6 +79,13 @@ impl Publisher {
                     .map(|w| w.recommended.clone()),
             })
         });
+        let defragmented = shared
+            .read()
+            .maintenance
+            .defragmented
+            .iter()
+            .map(|(id, at)| (format!("{id:x}"), *at))
+            .collect();
         CandidateInfo {
             // A service endpoint reaches any member: no local member then.
             member: format!("{:x}", local.unwrap_or(0)),
@@ -86,14 +93,19 @@ impl Publisher {
             quota,
             disk_free,
             watch_progress,
+            defragmented,
         }
     }
 }
 
-/// Whether `next` says something the actor would decide differently on: another quota, or free
-/// disk moved by more than 5 % (at least 8 MiB) — not every byte the WAL writes.
+/// Whether `next` says something the actor would decide differently on: another quota, a
+/// defragmentation (the cool-down), or free disk moved by more than 5 % (at least 8 MiB) — not
+/// every byte the WAL writes.
 fn worth_republishing(published: &CandidateInfo, next: &CandidateInfo) -> bool {
-    if published.quota != next.quota || published.member != next.member {
+    if published.quota != next.quota
+        || published.member != next.member
+        || published.defragmented != next.defragmented
+    {
         return true;
     }
     // Another source or advice, or an interval off by more than etcd's tenth of jitter.
@@ -226,14 +238,21 @@ async fn keep_alive(
 ) -> KeepEnded {
     let mut renewed = Instant::now();
     loop {
-        if shutdown.sleep(RENEW_EVERY).await {
-            return KeepEnded::Shutdown;
+        // Renewals keep their pace whatever wakes the loop early (a defragmentation to
+        // publish), so the lease never runs out between them.
+        let next_renewal = RENEW_EVERY.saturating_sub(renewed.elapsed());
+        tokio::select! {
+            stop = shutdown.sleep(next_renewal) => if stop { return KeepEnded::Shutdown },
+            _ = shared.republish.notified() => {}
         }
         if let Some(why) = blind(shared) {
             return KeepEnded::Withdraw(why);
         }
         if let Err(why) = republish(keep, latest, publisher, published, shared).await {
             return KeepEnded::Withdraw(why);
+        }
+        if renewed.elapsed() < RENEW_EVERY {
+            continue;
         }
         match keep.renew(RENEW_EVERY).await {
             Ok(ttl) if ttl > 0 => renewed = Instant::now(),

@@ -17,124 +17,120 @@ const READ_BY_MAIN: [&str; 2] = ["log-format", "log-level"];
 
 /// `(flag, args before the flag's own, the flag's own)`: the first set is the baseline the
 /// flag is compared with (a flag that needs a partner gets the partner in both).
-fn alternatives(dir: &str) -> Vec<(&'static str, Vec<String>, Vec<String>)> {
+type Alternative = (&'static str, Vec<String>, Vec<String>);
+
+/// The flag alone against nothing.
+fn pair(flag: &'static str, value: impl Into<String>) -> Alternative {
+    (flag, Vec::new(), vec![format!("--{flag}={}", value.into())])
+}
+
+/// The flag added to `base`.
+fn with(flag: &'static str, base: Vec<String>, value: impl Into<String>) -> Alternative {
+    let mut own = base.clone();
+    own.push(format!("--{flag}={}", value.into()));
+    (flag, base, own)
+}
+
+/// The same arguments with `flag`'s value replaced: for flags whose absence is an error.
+fn replaced(flag: &'static str, base: Vec<String>, value: impl Into<String>) -> Alternative {
+    let prefix = format!("--{flag}=");
+    let mut own: Vec<String> = base
+        .iter()
+        .filter(|a| !a.starts_with(&prefix))
+        .cloned()
+        .collect();
+    own.push(format!("{prefix}{}", value.into()));
+    (flag, base, own)
+}
+
+fn alternatives(dir: &str) -> Vec<Alternative> {
+    let mut all = connection_alternatives(dir);
+    all.extend(command_alternatives(dir));
+    all.extend(events_alternatives(dir));
+    all
+}
+
+/// How to reach etcd (every subcommand).
+fn connection_alternatives(dir: &str) -> Vec<Alternative> {
     let file = |name: &str| format!("{dir}/{name}");
-    let pair =
-        |flag: &'static str, value: String| (flag, Vec::new(), vec![format!("--{flag}={value}")]);
-    let with = |flag: &'static str, base: Vec<String>, value: String| {
-        let mut own = base.clone();
-        own.push(format!("--{flag}={value}"));
-        (flag, base, own)
+    // --cert and --key come together: the baseline has both, the flag's own line another value
+    // of that one.
+    let identity = |cert: &str, key: &str| {
+        vec![
+            format!("--cacert={}", file("ca.crt")),
+            format!("--cert={}", file(cert)),
+            format!("--key={}", file(key)),
+        ]
     };
-    // The same arguments with `flag`'s value replaced: for flags whose absence is an error.
-    let replaced = |flag: &'static str, base: Vec<String>, value: String| {
-        let prefix = format!("--{flag}=");
-        let mut own: Vec<String> = base
-            .iter()
-            .filter(|a| !a.starts_with(&prefix))
-            .cloned()
-            .collect();
-        own.push(format!("{prefix}{value}"));
-        (flag, base, own)
-    };
-    let ca = format!("--cacert={}", file("ca.crt"));
     vec![
-        pair("endpoints", "http://127.0.0.2:2379".into()),
+        pair("endpoints", "http://127.0.0.2:2379"),
         pair("cacert", file("ca.crt")),
-        // --cert and --key come together: the baseline has both, the flag's own line another
-        // value of that one.
-        (
-            "cert",
-            vec![
-                ca.clone(),
-                format!("--cert={}", file("c")),
-                format!("--key={}", file("k")),
-            ],
-            vec![
-                ca.clone(),
-                format!("--cert={}", file("c2")),
-                format!("--key={}", file("k")),
-            ],
-        ),
-        (
-            "key",
-            vec![
-                ca.clone(),
-                format!("--cert={}", file("c")),
-                format!("--key={}", file("k")),
-            ],
-            vec![
-                ca.clone(),
-                format!("--cert={}", file("c")),
-                format!("--key={}", file("k2")),
-            ],
-        ),
-        pair("preset", "embedded".into()),
-        with("pki-dir", vec!["--preset=embedded".into()], dir.into()),
-        pair("dial-timeout", "2s".into()),
-        pair("command-timeout", "60s".into()),
-        pair("discover", "false".into()),
-        pair("quota-backend-bytes", "8Gi".into()),
-        pair("etcd-metrics-url", "http://127.0.0.1:2381/metrics".into()),
-        pair("output", "json".into()),
-        pair("watch", "10s".into()),
-        pair("prefix", "/registry/".into()),
-        pair("top", "3".into()),
-        pair("page-size", "100".into()),
-        pair("heal-timeout", "2m".into()),
-        pair("listen-address", "127.0.0.1:9999".into()),
-        pair("poll-interval", "2s".into()),
+        ("cert", identity("c", "k"), identity("c2", "k")),
+        ("key", identity("c", "k"), identity("c", "k2")),
+        pair("preset", "embedded"),
+        with("pki-dir", vec!["--preset=embedded".into()], dir),
+        pair("dial-timeout", "2s"),
+        pair("command-timeout", "60s"),
+        pair("discover", "false"),
+        pair("quota-backend-bytes", "8Gi"),
+        pair("etcd-metrics-url", "http://127.0.0.1:2381/metrics"),
+    ]
+}
+
+/// The one-shot commands' and the daemon's own flags.
+fn command_alternatives(dir: &str) -> Vec<Alternative> {
+    let web = format!("{dir}/web.yml");
+    vec![
+        pair("output", "json"),
+        pair("watch", "10s"),
+        pair("prefix", "/registry/"),
+        pair("top", "3"),
+        pair("page-size", "100"),
+        pair("heal-timeout", "2m"),
+        pair("listen-address", "127.0.0.1:9999"),
+        pair("poll-interval", "2s"),
         ("dry-run", Vec::new(), vec!["--dry-run".into()]),
-        pair("auto-heal", "false".into()),
-        pair("move-leader", "false".into()),
-        pair("disarm-threshold", "0.5".into()),
-        pair("data-dir", dir.into()),
-        pair("compaction-mode", "revision".into()),
+        pair("auto-heal", "false"),
+        pair("move-leader", "false"),
+        pair("disarm-threshold", "0.5"),
+        pair("data-dir", dir),
+        pair("compaction-mode", "revision"),
         with(
             "compaction-retention",
             vec!["--compaction-mode=revision".into()],
-            "500".into(),
+            "500",
         ),
-        pair("defrag-rule", "true".into()),
-        pair("defrag-schedule", "0 3 * * *".into()),
-        pair("min-defrag-interval", "2h".into()),
-        pair("act-when", "always".into()),
-        pair("space-target", "0.5".into()),
-        pair("history-floor", "5m".into()),
-        pair("watch-progress-notify-interval", "20s".into()),
-        pair("forecast-horizon", "0s".into()),
-        pair("churn-watch", "false".into()),
-        pair("churn-prefix", "/registry/configmaps/".into()),
-        pair("churn-threshold", "30".into()),
-        pair("web-config-file", file("web.yml")),
+        pair("defrag-rule", "true"),
+        pair("defrag-schedule", "0 3 * * *"),
+        pair("min-defrag-interval", "2h"),
+        pair("act-when", "always"),
+        pair("space-target", "0.5"),
+        pair("history-floor", "5m"),
+        pair("watch-progress-notify-interval", "20s"),
+        pair("forecast-horizon", "0s"),
+        pair("churn-watch", "false"),
+        pair("churn-prefix", "/registry/configmaps/"),
+        pair("churn-threshold", "30"),
+        pair("web-config-file", web.clone()),
         with(
             "web-healthz-open",
-            vec![format!("--web-config-file={}", file("web.yml"))],
-            "false".into(),
+            vec![format!("--web-config-file={web}")],
+            "false",
         ),
-        (
-            "kubernetes-events",
-            events_on(dir, "false"),
-            events_on(dir, "true"),
-        ),
-        replaced(
-            "kubernetes-api",
-            events_on(dir, "true"),
-            "10.96.0.1:443".into(),
-        ),
-        with(
-            "kubernetes-token-file",
-            events_on(dir, "true"),
-            file("token2"),
-        ),
-        replaced(
-            "kubernetes-ca-file",
-            events_on(dir, "true"),
-            file("ca2.crt"),
-        ),
-        replaced("pod-name", events_on(dir, "true"), "p2".into()),
-        replaced("pod-namespace", events_on(dir, "true"), "ns2".into()),
-        with("pod-uid", events_on(dir, "true"), "u-1".into()),
+    ]
+}
+
+/// Kubernetes Events (`run --kubernetes-events` and what it needs).
+fn events_alternatives(dir: &str) -> Vec<Alternative> {
+    let on = || events_on(dir, "true");
+    vec![
+        ("kubernetes-events", events_on(dir, "false"), on()),
+        replaced("kubernetes-api", on(), "10.96.0.1:443"),
+        with("kubernetes-token-file", on(), format!("{dir}/token2")),
+        replaced("kubernetes-ca-file", on(), format!("{dir}/ca2.crt")),
+        replaced("pod-name", on(), "p2"),
+        replaced("pod-namespace", on(), "ns2"),
+        with("pod-uid", on(), "u-1"),
     ]
 }
 

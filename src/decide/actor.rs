@@ -236,6 +236,7 @@ mod tests {
             quota: None,
             disk_free: None,
             watch_progress: None,
+            defragmented: Default::default(),
         }
     }
 

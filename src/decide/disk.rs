@@ -77,6 +77,7 @@ mod tests {
             quota: None,
             disk_free: Some(12 * MIB),
             watch_progress: None,
+            defragmented: Default::default(),
         }]);
         let free = published_free(&obs, 3).unwrap();
         let why = room_on("m2", free, copy_bytes(&obs)).unwrap_err();

@@ -20,6 +20,7 @@
 
 pub mod actor;
 pub mod compaction;
+pub mod cool_down;
 pub mod defrag_rule;
 pub mod disk;
 pub mod endpoints;

@@ -291,6 +291,7 @@ mod tests {
             quota: None,
             disk_free: None,
             watch_progress: None,
+            defragmented: Default::default(),
         }]);
         assert!(takeover(&obs, ActWhen::Leader, stall(99.0), 1.0).is_err());
         obs.candidates = None;

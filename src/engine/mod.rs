@@ -291,18 +291,7 @@ impl Engine {
         }
         self.last_fence = Some(fence);
         if obs.has_alarm(AlarmKind::NoSpace) {
-            match (&actor.settling, self.cfg.auto_heal) {
-                (Some(why), _) => tracing::info!("NOSPACE: {why}"),
-                (None, true) => {
-                    let outcome = self.heal_step(ctx, obs, fence).await;
-                    tracing::debug!(?outcome, "heal tick");
-                }
-                (None, false) => {
-                    ctx.shared.write().maintenance.heal_blocked = Some(
-                        "NOSPACE is active and --auto-heal=false: run `etcd-upkeep heal`".into(),
-                    )
-                }
-            }
+            self.nospace_step(ctx, obs, &actor).await;
             return;
         }
         if self.hold(ctx, obs).await.is_some() {
@@ -330,6 +319,27 @@ impl Engine {
         }
         if self.window.load(Ordering::SeqCst) {
             self.rule_pass(ctx, obs, fence).await;
+        }
+    }
+
+    /// NOSPACE is raised and this instance acts: heal, unless it still settles or healing is
+    /// left to a person (`--auto-heal=false`).
+    async fn nospace_step(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        actor: &crate::decide::actor::Actor,
+    ) {
+        match (&actor.settling, self.cfg.auto_heal) {
+            (Some(why), _) => tracing::info!("NOSPACE: {why}"),
+            (None, true) => {
+                let outcome = self.heal_step(ctx, obs, actor.fence).await;
+                tracing::debug!(?outcome, "heal tick");
+            }
+            (None, false) => {
+                ctx.shared.write().maintenance.heal_blocked =
+                    Some("NOSPACE is active and --auto-heal=false: run `etcd-upkeep heal`".into())
+            }
         }
     }
 

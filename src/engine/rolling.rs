@@ -224,7 +224,7 @@ impl Engine {
                 )));
             }
         }
-        self.last_defrag.insert(step.member_id, self.clock.now());
+        self.note_defragmented(ctx, step.member_id);
         let outcome = self.verify_member(ctx, step, reference).await;
         self.record_integrity(ctx, &step.name, &outcome);
         match outcome {

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use crate::decide::actor::Fence;
+use crate::decide::cool_down::cooling_down;
 use crate::decide::plan::{PlanCause, order, rule_matches};
 use crate::observe::Observation;
 
@@ -37,15 +38,30 @@ impl Engine {
         Ok(Some(scheduler))
     }
 
+    /// A member was defragmented: its cool-down starts, here and — published with this
+    /// instance's candidacy — for whichever instance acts next (a pass that reaches the leader
+    /// hands the acting role over). Entries past the cool-down are dropped from what is
+    /// published.
+    pub(super) fn note_defragmented(&mut self, ctx: &Ctx<'_>, member: u64) {
+        self.last_defrag.insert(member, self.clock.now());
+        let now = crate::clock::wall_now() as u64;
+        let cool_down = self.cfg.min_defrag_interval.as_secs();
+        let mut state = ctx.shared.write();
+        let published = &mut state.maintenance.defragmented;
+        published.retain(|_, at| now.saturating_sub(*at) < cool_down);
+        published.insert(member, now);
+        drop(state);
+        ctx.shared.republish.notify_one();
+    }
+
     /// Rule-driven defragmentation: members the rule picks, outside their cool-down.
     pub(super) async fn rule_pass(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) {
-        let now = self.clock.now();
-        let cooling: HashSet<u64> = self
-            .last_defrag
-            .iter()
-            .filter(|(_, at)| now - **at < self.cfg.min_defrag_interval.as_secs_f64())
-            .map(|(id, _)| *id)
-            .collect();
+        let cooling = cooling_down(
+            &self.last_defrag,
+            self.clock.now(),
+            obs,
+            self.cfg.min_defrag_interval,
+        );
         let (matched, notes) = rule_matches(obs, &self.cfg.rule, &cooling);
         for note in notes {
             tracing::debug!("{note}");

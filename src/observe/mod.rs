@@ -161,6 +161,9 @@ pub struct Candidate {
     pub disk_free: Option<u64>,
     /// Its member's watch progress notifications, as this instance knows them.
     pub watch_progress: Option<CandidateWatch>,
+    /// When this instance last defragmented each member (member ID → Unix seconds): the
+    /// cool-down every actor honours, whichever instance did the work.
+    pub defragmented: std::collections::BTreeMap<u64, u64>,
 }
 
 /// A sidecar's word on its member's progress notifications (for `etcd-upkeep status`, which
@@ -188,6 +191,11 @@ pub struct CandidateInfo {
     pub disk_free: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_progress: Option<CandidateWatch>,
+    /// Hex member ID → Unix seconds of this instance's last defragmentation of that member,
+    /// within the cool-down. A wall clock: other hosts' monotonic clocks mean nothing here, and
+    /// seconds of skew mean nothing against a cool-down of an hour.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub defragmented: std::collections::BTreeMap<String, u64>,
 }
 
 impl Candidate {
@@ -206,6 +214,11 @@ impl Candidate {
                     quota: info.quota,
                     disk_free: info.disk_free,
                     watch_progress: info.watch_progress,
+                    defragmented: info
+                        .defragmented
+                        .iter()
+                        .filter_map(|(id, at)| Some((u64::from_str_radix(id, 16).ok()?, *at)))
+                        .collect(),
                 })
             })
             .collect();

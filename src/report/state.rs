@@ -34,6 +34,10 @@ pub struct MaintenanceReport {
     /// Voting members a heal went on without (they did not answer; the quorum did): not
     /// verified, each checked when it answers again.
     pub unverified: Vec<String>,
+    /// Members this instance defragmented within the cool-down (member ID → Unix seconds):
+    /// published with its candidacy, so the next actor honours the cool-down too.
+    #[serde(skip)]
+    pub defragmented: std::collections::BTreeMap<u64, u64>,
 }
 
 pub struct DaemonState {
@@ -92,6 +96,9 @@ pub struct Shared {
     pub state: RwLock<DaemonState>,
     /// Kubernetes Events (`--kubernetes-events`), set once at start; unset, nothing is recorded.
     pub events: std::sync::OnceLock<crate::report::events::EventSink>,
+    /// Wakes the candidacy to publish this instance's word now rather than at its next
+    /// renewal: a defragmentation's cool-down must reach the next actor before it acts.
+    pub republish: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -111,6 +118,7 @@ impl Shared {
             poll_interval,
             command_timeout,
             events: std::sync::OnceLock::new(),
+            republish: tokio::sync::Notify::new(),
             state: RwLock::new(DaemonState {
                 observation: None,
                 last_success: None,
