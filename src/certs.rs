@@ -148,26 +148,38 @@ impl CertPaths {
     }
 }
 
+/// Why a client key and certificate do not make a pair.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PairError {
+    #[error("the certificate cannot be parsed: {0}")]
+    Certificate(String),
+    #[error("the key cannot be parsed: {0}")]
+    Key(String),
+    #[error("the certificate file holds no certificate")]
+    NoCertificate,
+    #[error("does not match the client certificate")]
+    Mismatch,
+    #[error("cannot be used with the client certificate: {0}")]
+    Unusable(String),
+}
+
 /// The key must belong to the certificate: otherwise every call ends as a bare "transport
 /// error" from the TLS stack, naming neither file.
-fn check_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+fn check_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), PairError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("the key cannot be parsed: {e}"))?;
+        .map_err(|e| PairError::Certificate(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| PairError::Key(e.to_string()))?;
     if chain.is_empty() {
-        return Err("the certificate file holds no certificate".into());
+        return Err(PairError::NoCertificate);
     }
     let provider = rustls::crypto::ring::default_provider();
     match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
         Ok(_) => Ok(()),
-        Err(rustls::Error::InconsistentKeys(_)) => {
-            Err("does not match the client certificate".into())
-        }
-        Err(e) => Err(format!("cannot be used with the client certificate: {e}")),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(PairError::Mismatch),
+        Err(e) => Err(PairError::Unusable(e.to_string())),
     }
 }
 

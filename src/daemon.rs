@@ -33,8 +33,8 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     /// One of its loops ended or panicked (the supervisor stops the others and says which).
-    #[error("{0}")]
-    LoopEnded(String),
+    #[error(transparent)]
+    LoopEnded(#[from] crate::supervisor::LoopEnded),
 }
 
 impl DaemonError {
@@ -118,7 +118,7 @@ pub async fn run(settings: RunSettings) -> Result<(), DaemonError> {
 
     let outcome = loops.wait().await;
     tracing::info!("etcd-upkeep stopped");
-    outcome.map_err(DaemonError::LoopEnded)
+    Ok(outcome?)
 }
 
 /// What every loop but the observation loop is handed: the latest observation, the report

@@ -52,28 +52,91 @@ pub struct KubeAnswer {
     pub body: Bytes,
 }
 
+impl KubeAnswer {
+    /// Ok for a 2xx; else the refusal with the API's own message (a 403 names the missing RBAC
+    /// verb).
+    pub fn accepted(&self, path: &str) -> Result<(), KubeError> {
+        if (200..300).contains(&self.status) {
+            return Ok(());
+        }
+        let body = &self.body;
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
+        Err(KubeError::Refused {
+            path: path.into(),
+            status: self.status,
+            message,
+        })
+    }
+}
+
+/// Why a request to the Kubernetes API did not succeed, or why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The CA file (at start: a configuration error).
+    #[error(transparent)]
+    Ca(#[from] crate::tls::TlsFileError),
+    /// The service account's token, read for every request (the kubelet rotates it).
+    #[error("--kubernetes-token-file {}: {why}", path.display())]
+    Token { path: PathBuf, why: String },
+    #[error("Kubernetes API address {address}: {why}")]
+    Address { address: String, why: String },
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Connecting, the TLS handshake or the HTTP handshake (`step` says which).
+    #[error("{step} {address}: {why}")]
+    Transport {
+        step: &'static str,
+        address: String,
+        why: String,
+    },
+    #[error("{method} {path}: no answer from {address} within {}", humantime::format_duration(*timeout))]
+    Timeout {
+        method: String,
+        path: String,
+        address: String,
+        timeout: Duration,
+    },
+    #[error("{method} {path}: {why}")]
+    Request {
+        method: String,
+        path: String,
+        why: String,
+    },
+    /// The API answered, with a status other than 2xx.
+    #[error("{path}: HTTP {status}: {message}")]
+    Refused {
+        path: String,
+        status: u16,
+        message: String,
+    },
+}
+
 impl KubeApi {
     /// Reads the CA now (a missing or empty CA file is a configuration error, named at start);
     /// the token is read per request.
-    pub fn new(settings: &KubeApiSettings, timeout: Duration) -> Result<KubeApi, String> {
+    pub fn new(settings: &KubeApiSettings, timeout: Duration) -> Result<KubeApi, KubeError> {
         let ca = &settings.ca_file;
         let roots = crate::tls::ca_roots(ca, "--kubernetes-ca-file")?;
         if roots.is_empty() {
-            return Err(format!(
-                "--kubernetes-ca-file {}: no certificate in it",
-                ca.display()
-            ));
+            let empty = "no certificate in it";
+            return Err(crate::tls::TlsFileError::new("--kubernetes-ca-file", ca, empty).into());
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(|e| KubeError::Tls(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
         let host = host_of(&settings.address);
-        let server_name = ServerName::try_from(host.to_string())
-            .map_err(|e| format!("Kubernetes API address {}: {e}", settings.address))?;
+        let server_name =
+            ServerName::try_from(host.to_string()).map_err(|e| KubeError::Address {
+                address: settings.address.clone(),
+                why: e.to_string(),
+            })?;
         Ok(KubeApi {
             settings: settings.clone(),
             server_name,
@@ -94,18 +157,17 @@ impl KubeApi {
         path: &str,
         content_type: &str,
         body: Vec<u8>,
-    ) -> Result<KubeAnswer, String> {
+    ) -> Result<KubeAnswer, KubeError> {
         tokio::time::timeout(
             self.timeout,
             self.send_once(method, path, content_type, body),
         )
         .await
-        .map_err(|_| {
-            format!(
-                "{method} {path}: no answer from {} within {}",
-                self.settings.address,
-                humantime::format_duration(self.timeout)
-            )
+        .map_err(|_| KubeError::Timeout {
+            method: method.into(),
+            path: path.into(),
+            address: self.settings.address.clone(),
+            timeout: self.timeout,
         })?
     }
 
@@ -115,19 +177,32 @@ impl KubeApi {
         path: &str,
         content_type: &str,
         body: Vec<u8>,
-    ) -> Result<KubeAnswer, String> {
+    ) -> Result<KubeAnswer, KubeError> {
         let token = read_token(&self.settings.token_file)?;
-        let tcp = tokio::net::TcpStream::connect(&self.settings.address)
+        let address = &self.settings.address;
+        let transport = |step: &'static str| {
+            move |e: &dyn std::fmt::Display| KubeError::Transport {
+                step,
+                address: address.clone(),
+                why: e.to_string(),
+            }
+        };
+        let tcp = tokio::net::TcpStream::connect(address)
             .await
-            .map_err(|e| format!("connect {}: {e}", self.settings.address))?;
+            .map_err(|e| transport("connect")(&e))?;
         let tls = self
             .tls
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(|e| format!("TLS to {}: {e}", self.settings.address))?;
+            .map_err(|e| transport("TLS to")(&e))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| format!("HTTP to {}: {e}", self.settings.address))?;
+            .map_err(|e| transport("HTTP to")(&e))?;
+        let request_error = |e: &dyn std::fmt::Display| KubeError::Request {
+            method: method.into(),
+            path: path.into(),
+            why: e.to_string(),
+        };
         // The connection is driven beside the request and ends with it.
         tokio::spawn(async move {
             let _ = connection.await;
@@ -141,17 +216,17 @@ impl KubeApi {
             .header(hyper::header::ACCEPT, "application/json")
             .header(hyper::header::USER_AGENT, "etcd-upkeep")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("{method} {path}: {e}"))?;
+            .map_err(|e| request_error(&e))?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
+            .map_err(|e| request_error(&e))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("{method} {path}: {e}"))?
+            .map_err(|e| request_error(&e))?
             .to_bytes();
         Ok(KubeAnswer { status, body })
     }
@@ -163,12 +238,15 @@ fn host_of(address: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-fn read_token(path: &Path) -> Result<String, String> {
-    let token = std::fs::read_to_string(path)
-        .map_err(|e| format!("--kubernetes-token-file {}: {e}", path.display()))?;
+fn read_token(path: &Path) -> Result<String, KubeError> {
+    let token_error = |why: String| KubeError::Token {
+        path: path.into(),
+        why,
+    };
+    let token = std::fs::read_to_string(path).map_err(|e| token_error(e.to_string()))?;
     let token = token.trim();
     if token.is_empty() {
-        return Err(format!("--kubernetes-token-file {}: empty", path.display()));
+        return Err(token_error("empty".into()));
     }
     Ok(token.to_string())
 }
@@ -198,12 +276,16 @@ mod tests {
         let err = KubeApi::new(&settings, Duration::from_secs(1))
             .err()
             .unwrap();
+        assert!(matches!(err, KubeError::Ca(_)), "{err:?}");
+        let err = err.to_string();
         assert!(
             err.starts_with("--kubernetes-ca-file ") && err.contains("ca.crt"),
             "{err}"
         );
         std::fs::write(dir.path().join("token"), "\n").unwrap();
         let err = read_token(&dir.path().join("token")).unwrap_err();
+        assert!(matches!(err, KubeError::Token { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(
             err.contains("--kubernetes-token-file") && err.ends_with("empty"),
             "{err}"

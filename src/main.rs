@@ -82,8 +82,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(level).map_err(|e| format!("--log-level {level}: {e}"))?;
+/// A `--log-level` tracing cannot read (exit 2, before anything else runs).
+#[derive(Debug, thiserror::Error)]
+#[error("--log-level {level}: {why}")]
+struct LogLevelError {
+    level: String,
+    why: tracing_subscriber::filter::ParseError,
+}
+
+fn init_logging(format: LogFormat, level: &str) -> Result<(), LogLevelError> {
+    let filter = EnvFilter::try_new(level).map_err(|why| LogLevelError {
+        level: level.into(),
+        why,
+    })?;
     // Colour only on a terminal: in a pod, stderr is a pipe to the container runtime, and
     // escape codes would end up in `kubectl logs` and every log shipper.
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

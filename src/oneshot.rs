@@ -105,7 +105,7 @@ pub async fn heal(settings: HealSettings) -> Result<ExitCode> {
             crate::clock::mono_now(),
             0.0,
         )
-        .map_err(OneshotError::CannotHeal)?
+        .map_err(|why| OneshotError::CannotHeal(why.to_string()))?
         .fence;
         // The daemon's own heal step, its checks included (alarms, a busy member, the members'
         // hashes): only the fence differs, "no registered daemon acts" (above).

@@ -47,8 +47,8 @@ impl Supervisor {
 
     /// Runs until shutdown and every task has stopped (Ok), or until a task ends on its own
     /// (Err naming it, after the others were asked to stop).
-    pub async fn wait(mut self) -> Result<(), String> {
-        let mut failure: Option<String> = None;
+    pub async fn wait(mut self) -> Result<(), LoopEnded> {
+        let mut failure: Option<LoopEnded> = None;
         let mut shutdown = self.shutdown.clone();
         loop {
             let next = if shutdown.is_requested() {
@@ -66,33 +66,27 @@ impl Supervisor {
                 }
             };
             let Some(result) = next else { break };
-            let (id, why) = match result {
-                Ok((id, ())) => (id, "ended".to_string()),
-                Err(e) => (
-                    e.id(),
-                    if e.is_panic() {
-                        format!("panicked: {}", panic_message(e.into_panic()))
-                    } else {
-                        "was cancelled".into()
-                    },
-                ),
+            let (id, how) = match result {
+                Ok((id, ())) => (id, How::Ended),
+                Err(e) if e.is_panic() => (e.id(), How::Panicked(panic_message(e.into_panic()))),
+                Err(e) => (e.id(), How::Cancelled),
             };
-            if self.shutdown.is_requested() && why == "ended" {
+            if self.shutdown.is_requested() && how == How::Ended {
                 continue; // a normal stop
             }
             let name = self.names.get(&id).copied().unwrap_or("a");
-            let message = format!("the {name} loop {why} unexpectedly");
-            tracing::error!("{message}; stopping so that the container is restarted");
-            self.shared.write().failed_loop = Some(message.clone());
+            let ended = LoopEnded { name, how };
+            tracing::error!("{ended}; stopping so that the container is restarted");
+            self.shared.write().failed_loop = Some(ended.to_string());
             if failure.is_none() {
                 // Let a probe or scrape see the 503 before the server goes away with the rest.
                 tokio::time::sleep(FAILURE_LINGER).await;
             }
-            failure.get_or_insert(message);
+            failure.get_or_insert(ended);
             self.shutdown.request();
         }
         match failure {
-            Some(message) => Err(message),
+            Some(ended) => Err(ended),
             None => Ok(()),
         }
     }
@@ -111,6 +105,25 @@ impl Supervisor {
         }
         self.tasks.abort_all();
     }
+}
+
+/// A loop that ended while the daemon was not stopping: the daemon stops too (exit 1), so that
+/// the container is restarted rather than left half alive.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {name} loop {how} unexpectedly")]
+pub struct LoopEnded {
+    pub name: &'static str,
+    pub how: How,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum How {
+    #[error("ended")]
+    Ended,
+    #[error("panicked: {0}")]
+    Panicked(String),
+    #[error("was cancelled")]
+    Cancelled,
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -6,38 +6,58 @@
 
 use std::time::Duration;
 
+/// A value on the command line that is not what its flag takes; the text names the value and
+/// what would be accepted (clap puts the flag in front of it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("empty duration (write e.g. 5s, 500ms, 30m)")]
+    EmptyDuration,
+    #[error("'{0}' has no unit (write e.g. {0}s or {0}m)")]
+    NoUnit(String),
+    #[error("'{text}' is not a duration: {why}")]
+    NotADuration { text: String, why: String },
+    #[error("'{0}' is not a size (write e.g. 2Gi, 512Mi or 8589934592)")]
+    NotASize(String),
+    #[error("'{0}' is too large a size")]
+    TooLarge(String),
+    #[error("'{text}' has an unknown size suffix '{suffix}' (use Ki, Mi, Gi, Ti or none)")]
+    UnknownSuffix { text: String, suffix: String },
+    #[error("'{0}' is not a number")]
+    NotANumber(String),
+    #[error("'{0}' must be between 0 and 1 (exclusive)")]
+    NotAFraction(String),
+}
+
 /// Parses a duration such as `500ms`, `5s`, `1m30s` or `2h`. A bare number is rejected: etcd's own
 /// `--auto-compaction-retention` reads a bare number as hours, which surprises people, so we ask
 /// for the unit.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("empty duration (write e.g. 5s, 500ms, 30m)".into());
+        return Err(UnitError::EmptyDuration);
     }
     if text.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "'{text}' has no unit (write e.g. {text}s or {text}m)"
-        ));
+        return Err(UnitError::NoUnit(text.into()));
     }
-    humantime::parse_duration(text).map_err(|e| format!("'{text}' is not a duration: {e}"))
+    humantime::parse_duration(text).map_err(|e| UnitError::NotADuration {
+        text: text.into(),
+        why: e.to_string(),
+    })
 }
 
 /// Parses a byte size: plain bytes (`1048576`), binary suffixes `Ki`, `Mi`, `Gi`, `Ti` (optionally
 /// followed by `B`), and decimal `K`/`KB`, `M`/`MB`, `G`/`GB`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, suffix) = text.split_at(split);
     if digits.is_empty() {
-        return Err(format!(
-            "'{text}' is not a size (write e.g. 2Gi, 512Mi or 8589934592)"
-        ));
+        return Err(UnitError::NotASize(text.into()));
     }
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is too large a size"))?;
+    let too_large = || UnitError::TooLarge(text.into());
+    let number: u64 = digits.parse().map_err(|_| too_large())?;
     let multiplier: u64 = match suffix.trim() {
         "" | "B" => 1,
         "Ki" | "KiB" => 1 << 10,
@@ -48,14 +68,34 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "M" | "MB" => 1_000_000,
         "G" | "GB" => 1_000_000_000,
         other => {
-            return Err(format!(
-                "'{text}' has an unknown size suffix '{other}' (use Ki, Mi, Gi, Ti or none)"
-            ));
+            return Err(UnitError::UnknownSuffix {
+                text: text.into(),
+                suffix: other.into(),
+            });
         }
     };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("'{text}' is too large a size"))
+    number.checked_mul(multiplier).ok_or_else(too_large)
+}
+
+/// A fraction strictly between 0 and 1 (`0.9`).
+pub fn parse_fraction(text: &str) -> Result<f64, UnitError> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| UnitError::NotANumber(text.into()))?;
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(UnitError::NotAFraction(text.into()))
+    }
+}
+
+/// A fraction, or `0` / `off` for "off" (0.0).
+pub fn parse_fraction_or_off(text: &str) -> Result<f64, UnitError> {
+    match text.trim() {
+        "0" | "0.0" | "off" => Ok(0.0),
+        _ => parse_fraction(text),
+    }
 }
 
 /// Formats bytes for people: `1.5 GiB`, `512.0 MiB`, `900 B`.
@@ -84,7 +124,13 @@ mod tests {
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert_eq!(parse_duration("5"), Err(UnitError::NoUnit("5".into())));
+        assert!(
+            parse_duration("5")
+                .unwrap_err()
+                .to_string()
+                .contains("no unit")
+        );
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
     }
@@ -96,10 +142,28 @@ mod tests {
         assert_eq!(parse_size("16Mi").unwrap(), 16 << 20);
         assert_eq!(parse_size("64KiB").unwrap(), 64 << 10);
         assert_eq!(parse_size("1G").unwrap(), 1_000_000_000);
-        assert!(parse_size("2Xi").unwrap_err().contains("suffix"));
+        assert!(
+            parse_size("2Xi")
+                .unwrap_err()
+                .to_string()
+                .contains("suffix")
+        );
         assert!(parse_size("Gi").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999Gi").is_err());
+    }
+
+    #[test]
+    fn fractions_are_strictly_between_0_and_1_or_off() {
+        assert!(parse_fraction("0.9").is_ok());
+        assert_eq!(
+            parse_fraction("1.5"),
+            Err(UnitError::NotAFraction("1.5".into()))
+        );
+        assert_eq!(parse_fraction("x"), Err(UnitError::NotANumber("x".into())));
+        assert_eq!(parse_fraction_or_off("0"), Ok(0.0));
+        assert_eq!(parse_fraction_or_off("0.7"), Ok(0.7));
+        assert!(parse_fraction_or_off("1").is_err());
     }
 
     #[test]

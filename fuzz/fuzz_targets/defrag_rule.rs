@@ -22,9 +22,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = rule.evaluate(&input);
         }
         // The error is one line naming the flag.
-        Err(e) => assert!(
-            e.starts_with("--defrag-rule ") && !e.contains('\n') || source.contains('\n'),
-            "{e}"
-        ),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(
+                e.starts_with("--defrag-rule ") && !e.contains('\n') || source.contains('\n'),
+                "{e}"
+            )
+        }
     }
 });

@@ -197,11 +197,36 @@ pub async fn run(
     }
 }
 
+/// Why a candidacy could not be had, kept or renewed.
+#[derive(Debug, thiserror::Error)]
+enum CandidacyError {
+    #[error("no member answered")]
+    NoMember,
+    #[error("no other member answered")]
+    NoOtherMember,
+    #[error("no observation to find another member in")]
+    NoObservation,
+    #[error("the lease expired")]
+    Expired,
+    #[error("no renewal through {0} in time")]
+    Late(String),
+    #[error(transparent)]
+    Etcd(#[from] crate::etcd::EtcdError),
+    /// The actor judges this member by the quota it published; a stale one must go.
+    #[error(
+        "the local member's quota is now {quota}, but etcd refuses the write that would publish it ({refused})"
+    )]
+    QuotaUnpublished {
+        quota: String,
+        refused: crate::etcd::EtcdError,
+    },
+}
+
 /// Registers through the local member, else another that answered (at most three tried).
-async fn register(snapshot: &Snapshot, info: &CandidateInfo) -> Result<KeepAlive, String> {
+async fn register(snapshot: &Snapshot, info: &CandidateInfo) -> Result<KeepAlive, CandidacyError> {
     let endpoints = answering_endpoints(&snapshot.observation);
     let value = serde_json::to_vec(info).expect("serialisable");
-    let mut last_error = String::from("no member answered");
+    let mut last_error = CandidacyError::NoMember;
     for endpoint in endpoints.iter().take(3) {
         match snapshot
             .etcd
@@ -209,7 +234,7 @@ async fn register(snapshot: &Snapshot, info: &CandidateInfo) -> Result<KeepAlive
             .await
         {
             Ok((_, keep)) => return Ok(keep),
-            Err(e) => last_error = e.to_string(),
+            Err(e) => last_error = e.into(),
         }
     }
     Err(last_error)
@@ -249,7 +274,7 @@ async fn keep_alive(
             return KeepEnded::Withdraw(why);
         }
         if let Err(why) = republish(keep, latest, publisher, published, shared).await {
-            return KeepEnded::Withdraw(why);
+            return KeepEnded::Withdraw(why.to_string());
         }
         if renewed.elapsed() < RENEW_EVERY {
             continue;
@@ -301,7 +326,7 @@ async fn republish(
     publisher: &Publisher,
     published: &mut CandidateInfo,
     shared: &Shared,
-) -> Result<(), String> {
+) -> Result<(), CandidacyError> {
     let Some(snapshot) = latest.borrow().clone() else {
         return Ok(());
     };
@@ -325,11 +350,12 @@ async fn republish(
                 && next.quota != published.quota
                 && !shared.read().maintenance.actor =>
         {
-            return Err(format!(
-                "the local member's quota is now {}, but etcd refuses the write that would publish it ({e})",
-                next.quota
-                    .map_or("unknown".into(), crate::units::format_bytes)
-            ));
+            return Err(CandidacyError::QuotaUnpublished {
+                quota: next
+                    .quota
+                    .map_or("unknown".into(), crate::units::format_bytes),
+                refused: e,
+            });
         }
         Err(e) => tracing::debug!("candidate value not updated yet: {e}"),
     }
@@ -343,16 +369,16 @@ async fn renew_elsewhere(
     keep: &mut KeepAlive,
     latest: &watch::Receiver<Option<Snapshot>>,
     renewed: Instant,
-) -> Result<(), String> {
+) -> Result<(), CandidacyError> {
     let Some(snapshot) = latest.borrow().clone() else {
-        return Err("no observation to find another member in".into());
+        return Err(CandidacyError::NoObservation);
     };
     let endpoints: Vec<String> = answering_endpoints(&snapshot.observation)
         .into_iter()
         .filter(|e| e != keep.endpoint())
         .collect();
     let deadline = renewed + LEASE_TTL - Duration::from_secs(1);
-    let mut last_error = String::from("no other member answered");
+    let mut last_error = CandidacyError::NoOtherMember;
     for endpoint in endpoints {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -368,9 +394,9 @@ async fn renew_elsewhere(
                 *keep = moved;
                 return Ok(());
             }
-            Ok(Ok(_)) => return Err("the lease expired".into()),
-            Ok(Err(e)) => last_error = e.to_string(),
-            Err(_) => last_error = format!("no renewal through {endpoint} in time"),
+            Ok(Ok(_)) => return Err(CandidacyError::Expired),
+            Ok(Err(e)) => last_error = e.into(),
+            Err(_) => last_error = CandidacyError::Late(endpoint),
         }
     }
     Err(last_error)

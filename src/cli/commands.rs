@@ -8,7 +8,7 @@ use clap::{ArgAction, Args, ValueEnum};
 
 use crate::config::Output;
 use crate::decide::actor::ActWhen;
-use crate::units::parse_duration;
+use crate::units::{parse_duration, parse_fraction, parse_fraction_or_off};
 
 /// `--output`, shared by the one-shot commands that print a report.
 #[derive(Debug, Args)]
@@ -350,39 +350,4 @@ pub enum CompactionMode {
     Periodic,
     Revision,
     Off,
-}
-
-/// A fraction, or `0` for "off".
-fn parse_fraction_or_off(text: &str) -> Result<f64, String> {
-    match text.trim() {
-        "0" | "0.0" | "off" => Ok(0.0),
-        _ => parse_fraction(text),
-    }
-}
-
-fn parse_fraction(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number"))?;
-    if value > 0.0 && value < 1.0 {
-        Ok(value)
-    } else {
-        Err(format!("'{text}' must be between 0 and 1 (exclusive)"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn disarm_threshold_is_a_fraction() {
-        assert!(parse_fraction("0.9").is_ok());
-        assert!(parse_fraction("1.5").is_err());
-        assert!(parse_fraction("x").is_err());
-        assert_eq!(parse_fraction_or_off("0"), Ok(0.0));
-        assert_eq!(parse_fraction_or_off("0.7"), Ok(0.7));
-        assert!(parse_fraction_or_off("1").is_err());
-    }
 }

@@ -96,7 +96,8 @@ fn events(a: &crate::cli::EventsArgs) -> Result<Option<EventsSettings>, ConfigEr
         token_file: a.kubernetes_token_file.clone(),
         ca_file: a.kubernetes_ca_file.clone(),
     };
-    let api = crate::kube::KubeApi::new(&api, KUBE_REQUEST_TIMEOUT).map_err(ConfigError)?;
+    let api = crate::kube::KubeApi::new(&api, KUBE_REQUEST_TIMEOUT)
+        .map_err(|e| ConfigError(e.to_string()))?;
     Ok(Some(EventsSettings { api, pod }))
 }
 
@@ -153,7 +154,7 @@ impl RunSettings {
             .as_deref()
             .map(|path| crate::report::web::load(path, a.web_healthz_open))
             .transpose()
-            .map_err(ConfigError)?;
+            .map_err(|e| ConfigError(e.to_string()))?;
         Ok(RunSettings {
             events: events(&a.events)?,
             web,

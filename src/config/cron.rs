@@ -36,7 +36,7 @@ pub fn cron_with_seconds(expr: &str) -> Result<String, ConfigError> {
     }
     let mut sets = [0u64; 5];
     for ((field, (name, min, max)), set) in fields.iter().zip(CRON_FIELDS).zip(&mut sets) {
-        *set = field_values(field, name, min, max).map_err(bad)?;
+        *set = field_values(field, name, min, max).map_err(|e| bad(e.to_string()))?;
     }
     let [_, _, days, months, weekdays] = sets;
     if !some_day_matches(days, months, weekdays) {
@@ -51,9 +51,31 @@ pub fn cron_with_seconds(expr: &str) -> Result<String, ConfigError> {
     Ok(six)
 }
 
+/// What is wrong with one field (the caller names the expression and the flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum FieldError {
+    #[error("the {name} field's step '{step}' is not a positive number")]
+    Step { name: &'static str, step: String },
+    #[error("the {name} field has '{bound}', which is not a number")]
+    NotANumber { name: &'static str, bound: String },
+    #[error("the {name} field has {value}, outside {min}–{max}")]
+    OutOfRange {
+        name: &'static str,
+        value: u32,
+        min: u32,
+        max: u32,
+    },
+    #[error("the {name} field's range {from}-{to} runs backwards")]
+    Backwards {
+        name: &'static str,
+        from: u32,
+        to: u32,
+    },
+}
+
 /// The values a field admits, as a set of bits (bit `v` for value `v`): lists of `*`, `a`,
 /// `a-b`, each with an optional `/step` (`a/step` runs to the field's maximum).
-fn field_values(field: &str, name: &str, min: u32, max: u32) -> Result<u64, String> {
+fn field_values(field: &str, name: &'static str, min: u32, max: u32) -> Result<u64, FieldError> {
     let mut set = 0u64;
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
@@ -63,18 +85,32 @@ fn field_values(field: &str, name: &str, min: u32, max: u32) -> Result<u64, Stri
         let stepped = step.is_some();
         let step = match step {
             None => 1,
-            Some(step) => step.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| {
-                format!("the {name} field's step '{step}' is not a positive number")
-            })?,
+            Some(step) => {
+                step.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| FieldError::Step {
+                        name,
+                        step: step.into(),
+                    })?
+            }
         };
-        let value = |bound: &str| -> Result<u32, String> {
+        let value = |bound: &str| -> Result<u32, FieldError> {
             let value = bound
                 .parse::<u32>()
                 .ok()
                 .or_else(|| named(bound, name))
-                .ok_or_else(|| format!("the {name} field has '{bound}', which is not a number"))?;
+                .ok_or_else(|| FieldError::NotANumber {
+                    name,
+                    bound: bound.into(),
+                })?;
             if value < min || value > max {
-                return Err(format!("the {name} field has {value}, outside {min}–{max}"));
+                return Err(FieldError::OutOfRange {
+                    name,
+                    value,
+                    min,
+                    max,
+                });
             }
             Ok(value)
         };
@@ -88,9 +124,7 @@ fn field_values(field: &str, name: &str, min: u32, max: u32) -> Result<u64, Stri
             }
         };
         if from > to {
-            return Err(format!(
-                "the {name} field's range {from}-{to} runs backwards"
-            ));
+            return Err(FieldError::Backwards { name, from, to });
         }
         for v in (from..=to).step_by(step as usize) {
             set |= 1 << v;

@@ -148,9 +148,18 @@ fn events_on(dir: &str, on: &str) -> Vec<String> {
     .collect()
 }
 
+/// Why a command line built no settings: clap refused it, or the settings did.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    #[error(transparent)]
+    Settings(#[from] super::ConfigError),
+}
+
 /// The settings a command line builds, as text (every settings type derives Debug).
-fn settings(args: &[String]) -> Result<String, String> {
-    let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+fn settings(args: &[String]) -> Result<String, Refusal> {
+    let cli = Cli::try_parse_from(args)?;
     let g = &cli.global;
     let built = match &cli.command {
         Command::Run(a) => RunSettings::from_cli(g, a).map(|s| format!("{s:?}")),
@@ -158,7 +167,7 @@ fn settings(args: &[String]) -> Result<String, String> {
         Command::Analyze(a) => AnalyzeSettings::from_cli(g, a).map(|s| format!("{s:?}")),
         Command::Heal(a) => HealSettings::from_cli(g, a).map(|s| format!("{s:?}")),
     };
-    built.map_err(|e| e.to_string())
+    Ok(built?)
 }
 
 #[test]

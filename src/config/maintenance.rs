@@ -25,7 +25,7 @@ pub(super) fn for_run(
 ) -> Result<Config, ConfigError> {
     let mut config = base(g, &m.healing, poll)?;
     config.compaction = compaction_policy(m.compaction_mode, m.compaction_retention.as_deref())?;
-    config.rule = DefragRule::parse(&m.defrag_rule).map_err(ConfigError)?;
+    config.rule = DefragRule::parse(&m.defrag_rule).map_err(|e| ConfigError(e.to_string()))?;
     config.schedule = m
         .defrag_schedule
         .as_deref()
@@ -58,7 +58,7 @@ fn base(g: &GlobalArgs, h: &HealingArgs, poll: Duration) -> Result<Config, Confi
     }
     Ok(Config {
         compaction: CompactionPolicy::Off,
-        rule: DefragRule::parse(DEFAULT_RULE).map_err(ConfigError)?,
+        rule: DefragRule::parse(DEFAULT_RULE).map_err(|e| ConfigError(e.to_string()))?,
         schedule: None,
         min_defrag_interval: Duration::from_secs(3600),
         move_leader: h.move_leader,

@@ -80,9 +80,49 @@ pub struct Actor {
     pub settling: Option<String>,
 }
 
+/// Why this instance does not act now (for /status and the log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StandBy {
+    #[error("the cluster has no leader")]
+    NoLeader,
+    #[error("standing by: {actor} beside the raft leader {leader} acts")]
+    BesideLeader { actor: String, leader: String },
+    #[error(
+        "standing by: the raft leader {leader} has no live etcd-upkeep beside it, so the first registered, {actor}, acts"
+    )]
+    FirstRegistered { leader: String, actor: String },
+    /// Nobody registered, and the local member did not answer.
+    #[error("the member behind the first endpoint did not answer")]
+    LocalSilent,
+    /// Nobody registered: the instance beside the leader acts.
+    #[error(
+        "standing by: the local member {local} is not the raft leader ({leader} is; its instance acts)"
+    )]
+    NotBesideLeader { local: String, leader: String },
+    #[error("standing by: {actor} was registered first and acts")]
+    Elected { actor: String },
+    #[error("the actor candidates could not be read; not acting")]
+    CandidatesUnread,
+}
+
+/// Why an actor stops before its next mutating step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}; stopping and leaving the rest to the actor")]
+pub struct FenceBroken(pub FenceBreak);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FenceBreak {
+    #[error("the reason this instance acts changed")]
+    BasisChanged,
+    #[error(transparent)]
+    StandsBy(#[from] StandBy),
+    #[error("leadership changed (term {from} → {to})")]
+    LeadershipChanged { from: u64, to: u64 },
+}
+
 /// Who acts in `obs`: Ok(basis) when this instance (registered as `me`), Err(why not).
-fn choose(obs: &Observation, act_when: ActWhen, me: Option<i64>) -> Result<Basis, String> {
-    let leader = obs.leader.ok_or("the cluster has no leader")?;
+fn choose(obs: &Observation, act_when: ActWhen, me: Option<i64>) -> Result<Basis, StandBy> {
+    let leader = obs.leader.ok_or(StandBy::NoLeader)?;
     if act_when == ActWhen::Always {
         return Ok(Basis::Alone);
     }
@@ -95,47 +135,39 @@ fn choose(obs: &Observation, act_when: ActWhen, me: Option<i64>) -> Result<Basis
             return if Some(beside.lease) == me {
                 Ok(Basis::BesideLeader)
             } else {
-                Err(format!(
-                    "standing by: {} beside the raft leader {} acts",
-                    name(beside),
-                    obs.member_name(leader)
-                ))
+                Err(StandBy::BesideLeader {
+                    actor: name(beside),
+                    leader: obs.member_name(leader),
+                })
             };
         }
         if let Some(first) = first {
             return if Some(first.lease) == me {
                 Ok(Basis::FirstRegistered)
             } else {
-                Err(format!(
-                    "standing by: the raft leader {} has no live etcd-upkeep beside it, so the first registered, {}, acts",
-                    obs.member_name(leader),
-                    name(first)
-                ))
+                Err(StandBy::FirstRegistered {
+                    leader: obs.member_name(leader),
+                    actor: name(first),
+                })
             };
         }
         // Nobody registered (all started during NOSPACE, or the list is unreadable).
-        let local = obs
-            .local_member
-            .ok_or("the member behind the first endpoint did not answer")?;
+        let local = obs.local_member.ok_or(StandBy::LocalSilent)?;
         return if local == leader {
             Ok(Basis::BesideLeader)
         } else {
-            Err(format!(
-                "standing by: the local member {} is not the raft leader ({} is; its instance acts)",
-                obs.member_name(local),
-                obs.member_name(leader)
-            ))
+            Err(StandBy::NotBesideLeader {
+                local: obs.member_name(local),
+                leader: obs.member_name(leader),
+            })
         };
     }
     // Elected.
     match first {
         Some(first) if Some(first.lease) == me => Ok(Basis::FirstRegistered),
-        Some(first) => Err(format!(
-            "standing by: {} was registered first and acts",
-            name(first)
-        )),
+        Some(first) => Err(StandBy::Elected { actor: name(first) }),
         None if obs.candidates.is_some() => Ok(Basis::Alone),
-        None => Err("the actor candidates could not be read; not acting".into()),
+        None => Err(StandBy::CandidatesUnread),
     }
 }
 
@@ -147,7 +179,7 @@ pub fn actor_verdict(
     memory: &mut ActorMemory,
     now: f64,
     settle_seconds: f64,
-) -> Result<Actor, String> {
+) -> Result<Actor, StandBy> {
     let basis = match choose(obs, act_when, me) {
         Ok(basis) => basis,
         Err(why) => {
@@ -201,23 +233,22 @@ pub fn actor_verdict(
 
 /// Re-check before a mutating step: this instance is still chosen on the same basis, and beside
 /// the leader, the same member still leads in the same term.
-pub fn fence_holds(fence: Fence, act_when: ActWhen, obs: &Observation) -> Result<(), String> {
+pub fn fence_holds(fence: Fence, act_when: ActWhen, obs: &Observation) -> Result<(), FenceBroken> {
     if act_when == ActWhen::Always {
         return Ok(());
     }
-    let broke = |why: String| Err(format!("{why}; stopping and leaving the rest to the actor"));
     match choose(obs, act_when, fence.lease) {
         Ok(basis) if basis == fence.basis => {}
-        Ok(_) => return broke("the reason this instance acts changed".into()),
-        Err(why) => return broke(why),
+        Ok(_) => return Err(FenceBroken(FenceBreak::BasisChanged)),
+        Err(why) => return Err(FenceBroken(why.into())),
     }
     if fence.basis == Basis::BesideLeader
         && (obs.leader != Some(fence.leader) || obs.raft_term != fence.term)
     {
-        return broke(format!(
-            "leadership changed (term {} → {})",
-            fence.term, obs.raft_term
-        ));
+        return Err(FenceBroken(FenceBreak::LeadershipChanged {
+            from: fence.term,
+            to: obs.raft_term,
+        }));
     }
     Ok(())
 }
@@ -252,7 +283,7 @@ mod tests {
         obs
     }
 
-    fn acts(obs: &Observation, act_when: ActWhen, me: Option<i64>) -> Result<Basis, String> {
+    fn acts(obs: &Observation, act_when: ActWhen, me: Option<i64>) -> Result<Basis, StandBy> {
         choose(obs, act_when, me)
     }
 
@@ -265,7 +296,8 @@ mod tests {
         );
         for other in [20, 30] {
             let why = acts(&obs, ActWhen::Leader, Some(other)).unwrap_err();
-            assert!(why.contains("beside the raft leader"), "{why}");
+            assert!(matches!(why, StandBy::BesideLeader { .. }), "{why:?}");
+            assert!(why.to_string().contains("beside the raft leader"), "{why}");
         }
         // The leader's sidecar is gone (its lease expired): the first registered takes over.
         let obs = with_candidates(&[(20, 2), (30, 3)]);
@@ -274,7 +306,11 @@ mod tests {
             Ok(Basis::FirstRegistered)
         );
         let why = acts(&obs, ActWhen::Leader, Some(30)).unwrap_err();
-        assert!(why.contains("no live etcd-upkeep beside it"), "{why}");
+        assert!(matches!(why, StandBy::FirstRegistered { .. }), "{why:?}");
+        assert!(
+            why.to_string().contains("no live etcd-upkeep beside it"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -296,13 +332,14 @@ mod tests {
         let mut obs = with_candidates(&[]);
         assert_eq!(acts(&obs, ActWhen::Leader, None), Ok(Basis::BesideLeader));
         obs.local_member = Some(2);
-        assert!(
-            acts(&obs, ActWhen::Leader, None)
-                .unwrap_err()
-                .contains("not the raft leader")
-        );
+        let why = acts(&obs, ActWhen::Leader, None).unwrap_err();
+        assert!(matches!(why, StandBy::NotBesideLeader { .. }), "{why:?}");
+        assert!(why.to_string().contains("not the raft leader"), "{why}");
         obs.candidates = None; // unreadable
-        assert!(acts(&obs, ActWhen::Elected, None).is_err());
+        assert_eq!(
+            acts(&obs, ActWhen::Elected, None),
+            Err(StandBy::CandidatesUnread)
+        );
         assert_eq!(acts(&obs, ActWhen::Always, None), Ok(Basis::Alone));
     }
 

@@ -50,6 +50,26 @@ pub struct DefragRule {
     program: Program,
 }
 
+/// Why `--defrag-rule` was refused at start-up (one line, naming the flag and the rule).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuleError {
+    /// Not CEL, or not over the variables a rule sees (the first line of CEL's message).
+    #[error("--defrag-rule '{rule}': {why}")]
+    Syntax { rule: String, why: String },
+    /// It compiles but does not give a boolean on sample figures.
+    #[error("--defrag-rule '{rule}': {why}")]
+    Evaluation { rule: String, why: EvalError },
+}
+
+/// Why a rule gave no verdict for one member.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("the rule must be a boolean, it gave {0}")]
+    NotBoolean(String),
+    #[error("evaluation failed: {0}")]
+    Failed(String),
+}
+
 impl std::fmt::Debug for DefragRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "DefragRule({})", self.source)
@@ -58,12 +78,14 @@ impl std::fmt::Debug for DefragRule {
 
 impl DefragRule {
     /// Compiles the rule and checks it yields a boolean on sample input. The error is one line.
-    pub fn parse(source: &str) -> Result<DefragRule, String> {
+    pub fn parse(source: &str) -> Result<DefragRule, RuleError> {
         let normalised = integer_literals_as_doubles(source);
         let program = Program::compile(&normalised).map_err(|e| {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("syntax error").to_string();
-            format!("--defrag-rule '{source}': {first}")
+            RuleError::Syntax {
+                rule: source.into(),
+                why: text.lines().next().unwrap_or("syntax error").into(),
+            }
         })?;
         let rule = DefragRule {
             source: source.to_string(),
@@ -74,7 +96,10 @@ impl DefragRule {
             db_size_in_use: 50,
             db_quota: 1000,
         })
-        .map_err(|e| format!("--defrag-rule '{source}': {e}"))?;
+        .map_err(|why| RuleError::Evaluation {
+            rule: source.into(),
+            why,
+        })?;
         Ok(rule)
     }
 
@@ -82,7 +107,7 @@ impl DefragRule {
         &self.source
     }
 
-    pub fn evaluate(&self, input: &RuleInput) -> Result<bool, String> {
+    pub fn evaluate(&self, input: &RuleInput) -> Result<bool, EvalError> {
         let mut context = Context::default();
         let vars = [
             ("dbSize", input.db_size as f64),
@@ -97,8 +122,8 @@ impl DefragRule {
         }
         match self.program.execute(&context) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("the rule must be a boolean, it gave {other:?}")),
-            Err(e) => Err(format!("evaluation failed: {e}")),
+            Ok(other) => Err(EvalError::NotBoolean(format!("{other:?}"))),
+            Err(e) => Err(EvalError::Failed(e.to_string())),
         }
     }
 }
@@ -200,13 +225,22 @@ mod tests {
     #[test]
     fn invalid_rules_are_rejected_with_the_reason() {
         let err = DefragRule::parse("dbSize >").unwrap_err();
+        assert!(matches!(err, RuleError::Syntax { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.starts_with("--defrag-rule 'dbSize >'"), "{err}");
         assert!(!err.contains('\n'));
+        let not_boolean = DefragRule::parse("dbSize + 1").unwrap_err();
         assert!(
-            DefragRule::parse("dbSize + 1")
-                .unwrap_err()
-                .contains("boolean")
+            matches!(
+                &not_boolean,
+                RuleError::Evaluation {
+                    why: EvalError::NotBoolean(_),
+                    ..
+                }
+            ),
+            "{not_boolean:?}"
         );
+        assert!(not_boolean.to_string().contains("boolean"));
         assert!(DefragRule::parse("unknownVar > 1").is_err());
     }
 

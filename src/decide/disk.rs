@@ -36,19 +36,34 @@ pub fn published_free(obs: &Observation, member: u64) -> Option<u64> {
         .find_map(|c| c.disk_free)
 }
 
+/// A member whose volume lacks room for the copy a defragmentation writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{member}'s volume has {} free, the copy a defragmentation writes needs {} (1.2 × {} of \
+     live data): not defragmenting {member}; free disk space or grow its volume",
+    format_bytes(*free),
+    format_bytes(*needed),
+    format_bytes(*copy)
+)]
+pub struct NoRoom {
+    pub member: String,
+    pub free: u64,
+    pub needed: u64,
+    pub copy: u64,
+}
+
 /// Room on `name`'s volume (`free` bytes) for a copy of `copy` bytes; the reason names both.
-pub fn room_on(name: &str, free: u64, copy: u64) -> Result<(), String> {
+pub fn room_on(name: &str, free: u64, copy: u64) -> Result<(), NoRoom> {
     let needed = (copy as f64 * MARGIN) as u64;
     if free >= needed {
         return Ok(());
     }
-    Err(format!(
-        "{name}'s volume has {} free, the copy a defragmentation writes needs {} (1.2 × {} of \
-         live data): not defragmenting {name}; free disk space or grow its volume",
-        format_bytes(free),
-        format_bytes(needed),
-        format_bytes(copy)
-    ))
+    Err(NoRoom {
+        member: name.into(),
+        free,
+        needed,
+        copy,
+    })
 }
 
 #[cfg(test)]
@@ -80,7 +95,9 @@ mod tests {
             defragmented: Default::default(),
         }]);
         let free = published_free(&obs, 3).unwrap();
-        let why = room_on("m2", free, copy_bytes(&obs)).unwrap_err();
+        let why = room_on("m2", free, copy_bytes(&obs))
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("m2's volume has 12.0 MiB free"), "{why}");
         assert!(why.contains("needs 24.0 MiB"), "{why}");
         assert!(room_on("m2", 24 * MIB, 20 * MIB).is_ok());
@@ -89,6 +106,11 @@ mod tests {
     #[test]
     fn needs_one_point_two_times_in_use() {
         assert!(room_on("m0", 120, 100).is_ok());
-        assert!(room_on("m0", 119, 100).unwrap_err().contains("1.2 ×"));
+        let no_room = room_on("m0", 119, 100).unwrap_err();
+        assert_eq!(
+            (no_room.free, no_room.needed, no_room.copy),
+            (119, 120, 100)
+        );
+        assert!(no_room.to_string().contains("1.2 ×"));
     }
 }

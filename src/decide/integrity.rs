@@ -34,7 +34,7 @@ impl Integrity {
 pub struct MemberHash {
     pub member: String,
     /// `Err`: why no hash was had.
-    pub hash: Result<(u32, i64), String>,
+    pub hash: Result<(u32, i64), crate::etcd::EtcdError>,
 }
 
 /// Compares the members' hashes at `revision` (hash, compact revision).
@@ -46,10 +46,11 @@ pub fn compare_hashes(revision: i64, hashes: &[MemberHash]) -> Integrity {
         ));
     }
     if let Some(missing) = hashes.iter().find(|h| h.hash.is_err()) {
-        let why = missing.hash.clone().err().unwrap_or_default();
+        let why = missing.hash.as_ref().err().map(ToString::to_string);
         return Integrity::Unverifiable(format!(
-            "no KV hash from {} at revision {revision}: {why}",
-            missing.member
+            "no KV hash from {} at revision {revision}: {}",
+            missing.member,
+            why.unwrap_or_default()
         ));
     }
     let answered: Vec<(&str, u32, i64)> = hashes
@@ -115,7 +116,11 @@ mod tests {
     fn a_missing_hash_or_another_range_proves_nothing() {
         let missing = MemberHash {
             member: "m2".into(),
-            hash: Err("timed out".into()),
+            hash: Err(crate::etcd::EtcdError::timeout(
+                "HashKV",
+                "https://10.0.0.3:2379",
+                std::time::Duration::from_secs(5),
+            )),
         };
         assert_eq!(
             compare_hashes(100, &[h("m0", 7, 50), missing]).label(),

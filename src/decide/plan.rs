@@ -98,9 +98,9 @@ pub fn rule_matches(
             db_quota: obs.quota.bytes,
         };
         match rule.evaluate(&input) {
-            // Whatever the rule says, a member with nothing to give back is left alone: this is
-            // what stops a rule like `dbQuotaUsage > 0.8` (true as long as live data is high)
-            // from defragmenting the same members again after every leader handover.
+            // Whatever the rule says, a member with nothing to give back is left alone: a rule
+            // like `dbQuotaUsage > 0.8` stays true as long as live data is high. (The cool-down,
+            // shared by every instance, keeps a new actor from repeating a pass that just ran.)
             Ok(true) if !reclaimable(m) => notes.push(format!(
                 "{}: rule matches but only {} is reclaimable; skipped",
                 m.name,

@@ -148,6 +148,36 @@ pub struct Takeover {
 /// The longest a standby waits, however often leadership changed.
 const MAX_WAIT_SECONDS: f64 = 30.0 * 60.0;
 
+/// Why a standby does not take over (now).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoTakeover {
+    #[error("only sidecars beside a member take over")]
+    NotASidecar,
+    #[error("no NOSPACE")]
+    NoNospace,
+    #[error("registered candidates choose the actor")]
+    Registered,
+    #[error("the candidates could not be read")]
+    CandidatesUnread,
+    #[error("the cluster has no leader")]
+    NoLeader,
+    #[error("no local member")]
+    NoLocalMember,
+    #[error("the local member leads: this instance is the actor")]
+    LocalLeads,
+    #[error("no quorum answers")]
+    NoQuorum,
+    #[error("the leader did not answer")]
+    LeaderSilent,
+    #[error("the local member is not a voting member that answers")]
+    LocalNotVoting,
+    /// Not yet: the stall has not lasted this standby's wait.
+    #[error(
+        "NOSPACE without progress for {stalled:.0}s; this standby (rank {rank}) takes over after {due:.0}s"
+    )]
+    NotYet { stalled: f64, rank: usize, due: f64 },
+}
+
 /// Whether this standby takes over now. `stall`: what the [`StallWatch`] saw; `wait`: how long
 /// the first-ranked standby waits before any leadership change. Err says why not.
 pub fn takeover(
@@ -155,33 +185,33 @@ pub fn takeover(
     act_when: ActWhen,
     stall: Stall,
     wait: f64,
-) -> Result<Takeover, String> {
+) -> Result<Takeover, NoTakeover> {
     let stalled = stall.seconds;
     if act_when != ActWhen::Leader {
-        return Err("only sidecars beside a member take over".into());
+        return Err(NoTakeover::NotASidecar);
     }
     if !obs.has_alarm(AlarmKind::NoSpace) {
-        return Err("no NOSPACE".into());
+        return Err(NoTakeover::NoNospace);
     }
     match obs.candidates.as_deref() {
         Some([]) => {}
-        Some(_) => return Err("registered candidates choose the actor".into()),
-        None => return Err("the candidates could not be read".into()),
+        Some(_) => return Err(NoTakeover::Registered),
+        None => return Err(NoTakeover::CandidatesUnread),
     }
-    let leader = obs.leader.ok_or("the cluster has no leader")?;
-    let local = obs.local_member.ok_or("no local member")?;
+    let leader = obs.leader.ok_or(NoTakeover::NoLeader)?;
+    let local = obs.local_member.ok_or(NoTakeover::NoLocalMember)?;
     if local == leader {
-        return Err("the local member leads: this instance is the actor".into());
+        return Err(NoTakeover::LocalLeads);
     }
     let voting: Vec<_> = obs.members.iter().filter(|m| !m.is_learner).collect();
     let answering = voting.iter().filter(|m| m.in_quorum()).count();
     if answering < quorum(voting.len()) {
-        return Err("no quorum answers".into());
+        return Err(NoTakeover::NoQuorum);
     }
     let leader_member = obs
         .member(leader)
         .filter(|m| m.in_quorum())
-        .ok_or("the leader did not answer")?;
+        .ok_or(NoTakeover::LeaderSilent)?;
     let mut followers: Vec<u64> = voting
         .iter()
         .filter(|m| m.id != leader && m.in_quorum())
@@ -191,13 +221,11 @@ pub fn takeover(
     let rank = followers
         .iter()
         .position(|id| *id == local)
-        .ok_or("the local member is not a voting member that answers")?;
+        .ok_or(NoTakeover::LocalNotVoting)?;
     let backoff = 4f64.powi(stall.leader_changes.min(8) as i32);
     let due = (wait * (rank + 1) as f64 * backoff).min(MAX_WAIT_SECONDS);
     if stalled < due {
-        return Err(format!(
-            "NOSPACE without progress for {stalled:.0}s; this standby (rank {rank}) takes over after {due:.0}s"
-        ));
+        return Err(NoTakeover::NotYet { stalled, rank, due });
     }
     Ok(Takeover {
         leader,

@@ -170,9 +170,7 @@ pub(super) async fn hash_all(
         let hash = ctx.etcd.hash_kv(endpoint, revision).await;
         hashes.push(MemberHash {
             member: name.clone(),
-            hash: hash
-                .map(|h| (h.hash, h.compact_revision))
-                .map_err(|e| e.to_string()),
+            hash: hash.map(|h| (h.hash, h.compact_revision)),
         });
     }
     hashes

@@ -2,14 +2,27 @@
 //! member (`decide::gate` over fresh probes), and the local disk has room for the copy a
 //! defragmentation writes (`decide::disk`). Each owns its blocked reason.
 
-use crate::decide::disk::{copy_bytes, published_free, room_on};
+use crate::decide::disk::{NoRoom, copy_bytes, published_free, room_on};
 use crate::decide::gate::{Degraded, gate};
 use crate::decide::heal::unverified_members;
 use crate::decide::plan::{DefragStep, PlanCause};
 use crate::observe::Observation;
-use crate::observe::probe::{free_disk_bytes, probe_health};
+use crate::observe::probe::{DiskError, free_disk_bytes, probe_health};
 
 use super::{Ctx, Engine};
+
+/// Why the next member of a pass is not defragmented now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The health gate's blockers, each a line for a person.
+    #[error("health gate closed: {}", .0.join("; "))]
+    GateClosed(Vec<String>),
+    #[error(transparent)]
+    NoRoom(#[from] NoRoom),
+    /// The local `--data-dir` could not be asked: nothing is started without knowing.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+}
 
 impl Engine {
     pub(super) async fn gate_before_member(
@@ -17,7 +30,7 @@ impl Engine {
         ctx: &Ctx<'_>,
         obs: &Observation,
         cause: PlanCause,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         let probes = probe_health(ctx.etcd, obs, self.cfg.health_timeout).await;
         // Routine work waits for the whole cluster; healing and a file that must shrink go on
         // through a quorum (the members left out are named by the heal, see `note_unverified`).
@@ -48,8 +61,7 @@ impl Engine {
         if blockers.is_empty() {
             return Ok(());
         }
-        let messages: Vec<String> = blockers.iter().map(|b| b.to_string()).collect();
-        let why = format!("health gate closed: {}", messages.join("; "));
+        let why = Refused::GateClosed(blockers.iter().map(|b| b.to_string()).collect());
         tracing::warn!("{why}");
         Err(why)
     }
@@ -62,10 +74,10 @@ impl Engine {
         ctx: &Ctx<'_>,
         obs: &Observation,
         step: &DefragStep,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         let verdict = self.room_for(obs, step.member_id);
         if let Err(why) = &verdict {
-            self.set_blocked(ctx, "disk_space", vec![why.clone()]);
+            self.set_blocked(ctx, "disk_space", vec![why.to_string()]);
         }
         verdict
     }
@@ -74,15 +86,15 @@ impl Engine {
     /// member's mounted `--data-dir`, else what the sidecar beside it published. Where nobody
     /// knows (deployed etcd: no sidecar beside the members), it says so once and goes on, as
     /// before there was a check.
-    pub(super) fn room_for(&mut self, obs: &Observation, member: u64) -> Result<(), String> {
+    pub(super) fn room_for(&mut self, obs: &Observation, member: u64) -> Result<(), Refused> {
         let name = obs.member_name(member);
         let copy = copy_bytes(obs);
         if let (Some(dir), true) = (&self.cfg.data_dir, obs.local_member == Some(member)) {
             let free = free_disk_bytes(dir)?;
-            return room_on(&name, free, copy);
+            return Ok(room_on(&name, free, copy)?);
         }
         if let Some(free) = published_free(obs, member) {
-            return room_on(&name, free, copy);
+            return Ok(room_on(&name, free, copy)?);
         }
         if self.disk_unknown.insert(member) {
             tracing::info!(

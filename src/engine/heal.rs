@@ -246,7 +246,7 @@ impl Engine {
             .filter(|id| match self.room_for(now_obs, *id) {
                 Ok(()) => true,
                 Err(why) => {
-                    no_room.push(why);
+                    no_room.push(why.to_string());
                     false
                 }
             })

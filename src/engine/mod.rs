@@ -375,7 +375,7 @@ impl Engine {
                     },
                 },
             ),
-            Err(why) => (false, why.clone()),
+            Err(why) => (false, why.to_string()),
         };
         ctx.shared.metrics.is_actor.set(i64::from(is_actor));
         let mut state = ctx.shared.write();

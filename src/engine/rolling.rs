@@ -110,10 +110,10 @@ impl Engine {
             };
             if let Err(why) = fence_holds(fence, self.cfg.act_when, &obs) {
                 tracing::info!("{why}");
-                return RollOutcome::Stopped(why);
+                return RollOutcome::Stopped(why.to_string());
             }
             if let Err(why) = self.gate_before_member(ctx, &obs, plan.cause).await {
-                return RollOutcome::Stopped(why);
+                return RollOutcome::Stopped(why.to_string());
             }
             let Some(step) = current_step(&obs, member_id) else {
                 return RollOutcome::Stopped(format!(
@@ -121,7 +121,7 @@ impl Engine {
                 ));
             };
             if let Err(why) = self.disk_check(ctx, &obs, &step) {
-                return RollOutcome::Stopped(why);
+                return RollOutcome::Stopped(why.to_string());
             }
 
             if step.is_leader && self.cfg.move_leader && voting_count(&obs) > 1 {
@@ -266,8 +266,7 @@ impl Engine {
                     .etcd
                     .hash_kv(&step.endpoint, revision)
                     .await
-                    .map(|h| (revision, h))
-                    .map_err(|e| e.to_string());
+                    .map(|h| (revision, h));
                 // The hash stopped the member's apply for its whole scan: let the queued writes
                 // through before the defrag stops it again.
                 if !self.caught_up(ctx, step).await {

@@ -17,13 +17,12 @@ use super::{Ctx, Engine};
 impl Engine {
     pub(super) async fn start_schedule(
         &self,
-    ) -> Result<Option<tokio_cron_scheduler::JobScheduler>, String> {
+    ) -> Result<Option<tokio_cron_scheduler::JobScheduler>, tokio_cron_scheduler::JobSchedulerError>
+    {
         let Some(six) = &self.cfg.schedule else {
             return Ok(None);
         };
-        let scheduler = tokio_cron_scheduler::JobScheduler::new()
-            .await
-            .map_err(|e| e.to_string())?;
+        let scheduler = tokio_cron_scheduler::JobScheduler::new().await?;
         let window = self.window.clone();
         let job = tokio_cron_scheduler::Job::new_async(six.as_str(), move |_, _| {
             let window = window.clone();
@@ -31,10 +30,9 @@ impl Engine {
                 tracing::info!("defrag window opened by --defrag-schedule");
                 window.store(true, Ordering::SeqCst);
             })
-        })
-        .map_err(|e| e.to_string())?;
-        scheduler.add(job).await.map_err(|e| e.to_string())?;
-        scheduler.start().await.map_err(|e| e.to_string())?;
+        })?;
+        scheduler.add(job).await?;
+        scheduler.start().await?;
         Ok(Some(scheduler))
     }
 

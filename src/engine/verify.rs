@@ -21,6 +21,15 @@ use crate::shutdown::Shutdown;
 use super::agreement::hash_all;
 use super::{Ctx, Engine};
 
+/// A defragmented member that is not back in the cluster yet: nothing can be compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NotBack {
+    #[error("{0} did not answer again")]
+    Silent(String),
+    #[error("{0} did not catch up with the leader within 60s")]
+    Behind(String),
+}
+
 impl Engine {
     pub(super) fn record_integrity(&self, ctx: &Ctx<'_>, subject: &str, outcome: &Integrity) {
         ctx.shared
@@ -66,7 +75,7 @@ impl Engine {
         &self,
         ctx: &Ctx<'_>,
         step: &DefragStep,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotBack> {
         let mut shutdown = ctx.shutdown.clone();
         if !wait_until_answering(
             ctx.etcd,
@@ -77,15 +86,12 @@ impl Engine {
         )
         .await
         {
-            return Err(format!("{} did not answer again", step.name));
+            return Err(NotBack::Silent(step.name.clone()));
         }
         if self.caught_up(ctx, step).await {
             Ok(())
         } else {
-            Err(format!(
-                "{} did not catch up with the leader within 60s",
-                step.name
-            ))
+            Err(NotBack::Behind(step.name.clone()))
         }
     }
 
@@ -124,7 +130,7 @@ impl Engine {
     ) -> Integrity {
         use Integrity::{Unverifiable, Verified};
         if let Err(why) = self.answering_and_caught_up(ctx, step).await {
-            return Unverifiable(why);
+            return Unverifiable(why.to_string());
         }
         let (peer_id, peer_endpoint) = match reference {
             Reference::Before { before, alone } => {
@@ -206,7 +212,7 @@ pub(super) enum Reference {
     /// No follower to compare with: the member's own KV hash from before the defrag, at that
     /// revision; `alone` when it is the only voting member (else the other is the leader).
     Before {
-        before: Result<(i64, KvHash), String>,
+        before: Result<(i64, KvHash), crate::etcd::EtcdError>,
         alone: bool,
     },
 }
@@ -216,7 +222,7 @@ pub(super) enum Reference {
 async fn unchanged_by_defrag(
     ctx: &Ctx<'_>,
     step: &DefragStep,
-    before: Result<(i64, KvHash), String>,
+    before: Result<(i64, KvHash), crate::etcd::EtcdError>,
 ) -> Result<String, Integrity> {
     use Integrity::{Mismatch, Unverifiable};
     let (revision, before) = before

@@ -28,7 +28,7 @@ pub enum FailureKind {
 }
 
 /// An etcd request that failed: which operation, against which endpoint, and why.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdError {
     pub op: &'static str,
     pub endpoint: String,

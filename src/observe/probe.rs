@@ -88,20 +88,28 @@ pub async fn wait_for_answer(
     }
 }
 
+/// `--data-dir` could not be asked for its free space.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--data-dir {}: {why}", path.display())]
+pub struct DiskError {
+    pub path: std::path::PathBuf,
+    pub why: String,
+}
+
 /// Bytes available to unprivileged writers on the filesystem holding `dir`.
-pub fn free_disk_bytes(dir: &Path) -> Result<u64, String> {
+pub fn free_disk_bytes(dir: &Path) -> Result<u64, DiskError> {
     use std::os::unix::ffi::OsStrExt;
+    let disk_error = |why: String| DiskError {
+        path: dir.into(),
+        why,
+    };
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| format!("--data-dir {}: contains a NUL byte", dir.display()))?;
+        .map_err(|_| disk_error("contains a NUL byte".into()))?;
     let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is a valid NUL-terminated string and `stats` a properly sized out-parameter.
     let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stats) };
     if rc != 0 {
-        return Err(format!(
-            "--data-dir {}: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(disk_error(std::io::Error::last_os_error().to_string()));
     }
     Ok(stats.f_bavail as u64 * stats.f_frsize as u64)
 }

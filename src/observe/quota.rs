@@ -112,48 +112,73 @@ pub fn cluster_quota(member_quotas: &std::collections::BTreeMap<u64, Quota>, fla
         })
 }
 
+/// Why `--etcd-metrics-url` gave no quota.
+#[cfg(feature = "daemon")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsQuotaError {
+    /// Refused at start-up (not plain http, not a URL).
+    #[error("--etcd-metrics-url {url}: {why}")]
+    Url { url: String, why: String },
+    #[error("GET {url}: {why}")]
+    Fetch { url: String, why: String },
+    #[error("GET {url}: no etcd_server_quota_backend_bytes sample")]
+    NoSample { url: String },
+    #[error("GET {url}: no answer within {}", humantime::format_duration(*timeout))]
+    Timeout {
+        url: String,
+        timeout: std::time::Duration,
+    },
+}
+
 /// Fetches `url` (plain http) and reads `etcd_server_quota_backend_bytes` from it. The daemon's
 /// only (Cargo.toml's `daemon` feature): the parser is also built alone, for the fuzz target.
 #[cfg(feature = "daemon")]
-pub async fn fetch_metrics_quota(url: &str, timeout: std::time::Duration) -> Result<u64, String> {
+pub async fn fetch_metrics_quota(
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<u64, MetricsQuotaError> {
     use http_body_util::{BodyExt, Empty};
     use hyper::body::Bytes;
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
 
+    let bad_url = |why: String| MetricsQuotaError::Url {
+        url: url.into(),
+        why,
+    };
     if !url.starts_with("http://") {
-        return Err(format!(
-            "--etcd-metrics-url {url}: only http:// is supported (etcd serves /metrics over plain \
-             HTTP on --listen-metrics-urls, e.g. http://127.0.0.1:2381/metrics)"
+        return Err(bad_url(
+            "only http:// is supported (etcd serves /metrics over plain HTTP on \
+             --listen-metrics-urls, e.g. http://127.0.0.1:2381/metrics)"
+                .into(),
         ));
     }
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| format!("--etcd-metrics-url {url}: {e}"))?;
+    let uri: hyper::Uri = url.parse().map_err(|e| bad_url(format!("{e}")))?;
+    let failed = |why: &dyn std::fmt::Display| MetricsQuotaError::Fetch {
+        url: url.into(),
+        why: why.to_string(),
+    };
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let fetch = async {
-        let response = client
-            .get(uri)
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let response = client.get(uri).await.map_err(|e| failed(&e))?;
         if !response.status().is_success() {
-            return Err(format!("GET {url}: HTTP {}", response.status()));
+            return Err(failed(&format!("HTTP {}", response.status())));
         }
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?
+            .map_err(|e| failed(&e))?
             .to_bytes();
         parse_quota_metric(&String::from_utf8_lossy(&body))
-            .ok_or_else(|| format!("GET {url}: no etcd_server_quota_backend_bytes sample"))
+            .ok_or_else(|| MetricsQuotaError::NoSample { url: url.into() })
     };
-    tokio::time::timeout(timeout, fetch).await.map_err(|_| {
-        format!(
-            "GET {url}: no answer within {}",
-            humantime::format_duration(timeout)
-        )
-    })?
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| MetricsQuotaError::Timeout {
+            url: url.into(),
+            timeout,
+        })?
 }
 
 /// Finds the `etcd_server_quota_backend_bytes` sample in Prometheus text exposition.

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-use crate::kube::KubeApi;
+use crate::kube::{KubeApi, KubeError};
 use crate::shutdown::Shutdown;
 
 /// Why an Event is recorded: its `reason` and `type`.
@@ -226,7 +226,7 @@ async fn recorder(
             Emit::Patch { name, count } => {
                 match patch(&api, &pod, name, *count, &message).await {
                     // Expired (or deleted) meanwhile: made again, with a count of one.
-                    Err(e) if e == "404" => {
+                    Err(e @ KubeError::Refused { status: 404, .. }) => {
                         correlator.forget(name);
                         match correlator.note(&pod.name, note.reason, &note.about, now) {
                             Emit::Create { name } => {
@@ -267,7 +267,7 @@ async fn create(
     name: &str,
     reason: EventReason,
     message: &str,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let now = rfc3339_now();
     let mut involved = serde_json::json!({
         "apiVersion": "v1",
@@ -302,7 +302,7 @@ async fn create(
             event.to_string().into_bytes(),
         )
         .await?;
-    refused(answer.status, &answer.body, &path)
+    answer.accepted(&path)
 }
 
 async fn patch(
@@ -311,7 +311,7 @@ async fn patch(
     name: &str,
     count: u64,
     message: &str,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let change = serde_json::json!({
         "count": count,
         "lastTimestamp": rfc3339_now(),
@@ -326,22 +326,7 @@ async fn patch(
             change.to_string().into_bytes(),
         )
         .await?;
-    if answer.status == 404 {
-        return Err("404".into());
-    }
-    refused(answer.status, &answer.body, &path)
-}
-
-/// Ok for a 2xx; else the API's own message (a 403 names the missing RBAC verb).
-fn refused(status: u16, body: &[u8], path: &str) -> Result<(), String> {
-    if (200..300).contains(&status) {
-        return Ok(());
-    }
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
-    Err(format!("{path}: HTTP {status}: {message}"))
+    answer.accepted(&path)
 }
 
 fn truncate(message: &str, max: usize) -> String {

@@ -156,14 +156,14 @@ impl Shared {
     /// Every loop alive: none ended, the observation loop went round, and the engine did —
     /// allowing the engine one maintenance RPC more (`--command-timeout`: a defragmentation
     /// holds it that long at most). Err names the loop.
-    pub fn liveness(&self) -> Result<(), String> {
+    pub fn liveness(&self) -> Result<(), NotLive> {
         let state = self.read();
         let now = Instant::now();
         if let Some(failed) = &state.failed_loop {
-            return Err(failed.clone());
+            return Err(NotLive::Ended(failed.clone()));
         }
         if !is_live(state.heartbeat, now, self.poll_interval) {
-            return Err("the observation loop stalled".into());
+            return Err(NotLive::ObservationStalled);
         }
         let engine_quiet = now.saturating_duration_since(state.engine_beat);
         if !is_live(
@@ -171,10 +171,21 @@ impl Shared {
             now,
             self.poll_interval,
         ) {
-            return Err("the maintenance engine stalled".into());
+            return Err(NotLive::EngineStalled);
         }
         Ok(())
     }
+}
+
+/// Why `/healthz` answers 503: a loop ended (the daemon is stopping) or stalled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotLive {
+    #[error("{0}")]
+    Ended(String),
+    #[error("the observation loop stalled")]
+    ObservationStalled,
+    #[error("the maintenance engine stalled")]
+    EngineStalled,
 }
 
 /// Ready: an observation succeeded within the last 3 poll intervals.

@@ -18,6 +18,7 @@
 //! a new connection); a renewal needs no restart, and a broken renewal keeps the last good pair
 //! and says so. `/healthz` stays open without credentials by default, for the kubelet's probe.
 
+use crate::tls::TlsFileError;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -70,18 +71,66 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
+/// Why `--web-config-file` was refused: the file, and what in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("--web-config-file {}: {why}", path.display())]
+    Unreadable { path: PathBuf, why: String },
+    #[error("--web-config-file {}: {why}", path.display())]
+    Invalid { path: PathBuf, why: WebFieldError },
+}
+
+/// What in the file is wrong, by field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebFieldError {
+    /// Not YAML of the expected shape (serde's message names the field).
+    #[error("{0}")]
+    Shape(String),
+    #[error("basic_auth_users.{user}: {why}")]
+    Hash { user: String, why: HashError },
+    /// A certificate, key or CA file it names.
+    #[error(transparent)]
+    File(#[from] crate::tls::TlsFileError),
+    /// rustls refused the TLS settings.
+    #[error("{field}: {why}")]
+    Tls { field: &'static str, why: String },
+    #[error("tls_server_config.client_auth_type {0}: needs client_ca_file")]
+    NeedsClientCa(String),
+    #[error(
+        "tls_server_config.client_auth_type {0}: expected NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+    )]
+    UnknownClientAuth(String),
+}
+
+/// Why a `basic_auth_users` entry is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    #[error("not a bcrypt hash (expected $2y$…, e.g. from htpasswd -nBC 10)")]
+    NotBcrypt,
+    #[error(
+        "bcrypt cost {0} is above {MAX_BCRYPT_COST}: every new credential would take minutes to check (use htpasswd -nBC 10)"
+    )]
+    CostTooHigh(u32),
+}
+
 /// Reads and checks the file; `Err` names the file and the field.
-pub fn load(path: &Path, open_healthz: bool) -> Result<WebConfig, String> {
-    let bad = |why: String| format!("--web-config-file {}: {why}", path.display());
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+pub fn load(path: &Path, open_healthz: bool) -> Result<WebConfig, WebConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| WebConfigError::Unreadable {
+        path: path.into(),
+        why: e.to_string(),
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    parse(&text, dir, open_healthz).map_err(bad)
+    parse(&text, dir, open_healthz).map_err(|why| WebConfigError::Invalid {
+        path: path.into(),
+        why,
+    })
 }
 
 /// Checks the file's text; relative certificate paths are read from `dir`. `Err` names the
 /// field. (Separate from [`load`] for the fuzz target, `fuzz/fuzz_targets/web_config.rs`.)
-pub fn parse(text: &str, dir: &Path, open_healthz: bool) -> Result<WebConfig, String> {
-    let file: WebConfigFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse(text: &str, dir: &Path, open_healthz: bool) -> Result<WebConfig, WebFieldError> {
+    let file: WebConfigFile =
+        serde_yaml_ng::from_str(text).map_err(|e| WebFieldError::Shape(e.to_string()))?;
     let tls = file
         .tls_server_config
         .map(|t| tls_config(&t, dir))
@@ -90,7 +139,10 @@ pub fn parse(text: &str, dir: &Path, open_healthz: bool) -> Result<WebConfig, St
         None
     } else {
         for (user, hash) in &file.basic_auth_users {
-            check_bcrypt_hash(hash).map_err(|why| format!("basic_auth_users.{user}: {why}"))?;
+            check_bcrypt_hash(hash).map_err(|why| WebFieldError::Hash {
+                user: user.clone(),
+                why,
+            })?;
         }
         Some(Arc::new(BasicAuth {
             users: file.basic_auth_users,
@@ -113,20 +165,16 @@ const MAX_BCRYPT_COST: u32 = 16;
 /// (4 to [`MAX_BCRYPT_COST`]), salt and hash in bcrypt's base64. No key is derived here: at
 /// cost 14 that alone held the start-up for a second per user (and the unoptimised fuzz build
 /// past its 10 s timeout, which is how it was found).
-fn check_bcrypt_hash(hash: &str) -> Result<(), String> {
-    let not_bcrypt =
-        || "not a bcrypt hash (expected $2y$…, e.g. from htpasswd -nBC 10)".to_string();
-    let parts: bcrypt::HashParts = hash.parse().map_err(|_| not_bcrypt())?;
+fn check_bcrypt_hash(hash: &str) -> Result<(), HashError> {
+    let parts: bcrypt::HashParts = hash.parse().map_err(|_| HashError::NotBcrypt)?;
     match parts.get_cost() {
-        cost if cost > MAX_BCRYPT_COST => Err(format!(
-            "bcrypt cost {cost} is above {MAX_BCRYPT_COST}: every new credential would take minutes to check (use htpasswd -nBC 10)"
-        )),
-        cost if cost < 4 => Err(not_bcrypt()),
+        cost if cost > MAX_BCRYPT_COST => Err(HashError::CostTooHigh(cost)),
+        cost if cost < 4 => Err(HashError::NotBcrypt),
         _ => Ok(()),
     }
 }
 
-fn tls_config(t: &TlsServerConfig, dir: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+fn tls_config(t: &TlsServerConfig, dir: &Path) -> Result<Arc<rustls::ServerConfig>, WebFieldError> {
     let resolve = |p: &Path| {
         if p.is_absolute() {
             p.to_path_buf()
@@ -139,7 +187,10 @@ fn tls_config(t: &TlsServerConfig, dir: &Path) -> Result<Arc<rustls::ServerConfi
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(|e| WebFieldError::Tls {
+            field: "tls_server_config",
+            why: e.to_string(),
+        })?;
     let auth_type = t
         .client_auth_type
         .as_deref()
@@ -156,21 +207,16 @@ fn tls_config(t: &TlsServerConfig, dir: &Path) -> Result<Arc<rustls::ServerConfi
             if kind == "VerifyClientCertIfGiven" {
                 verifier = verifier.allow_unauthenticated();
             }
-            let verifier = verifier
-                .build()
-                .map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?;
+            let verifier = verifier.build().map_err(|e| WebFieldError::Tls {
+                field: "tls_server_config.client_ca_file",
+                why: e.to_string(),
+            })?;
             builder.with_client_cert_verifier(verifier)
         }
         (kind, None) if kind != "NoClientCert" => {
-            return Err(format!(
-                "tls_server_config.client_auth_type {kind}: needs client_ca_file"
-            ));
+            return Err(WebFieldError::NeedsClientCa(kind.into()));
         }
-        (other, _) => {
-            return Err(format!(
-                "tls_server_config.client_auth_type {other}: expected NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
-            ));
-        }
+        (other, _) => return Err(WebFieldError::UnknownClientAuth(other.into())),
     };
     let mut config = builder.with_cert_resolver(Arc::new(key));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -195,7 +241,7 @@ struct KeyState {
 const RECHECK: Duration = Duration::from_secs(10);
 
 impl ReloadingKey {
-    fn new(cert_file: PathBuf, key_file: PathBuf) -> Result<ReloadingKey, String> {
+    fn new(cert_file: PathBuf, key_file: PathBuf) -> Result<ReloadingKey, TlsFileError> {
         let key = read_pair(&cert_file, &key_file)?;
         let stamps = (modified(&cert_file), modified(&key_file));
         Ok(ReloadingKey {
@@ -214,28 +260,24 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn read_pair(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>, String> {
+fn read_pair(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>, TlsFileError> {
+    let cert_error = |why: &dyn std::fmt::Display| {
+        TlsFileError::new("tls_server_config.cert_file", cert_file, why)
+    };
+    let key_error = |why: &dyn std::fmt::Display| {
+        TlsFileError::new("tls_server_config.key_file", key_file, why)
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| format!("tls_server_config.cert_file {}: {e}", cert_file.display()))?;
+        .map_err(|e| cert_error(&e))?;
     if chain.is_empty() {
-        return Err(format!(
-            "tls_server_config.cert_file {}: no certificate in it",
-            cert_file.display()
-        ));
+        return Err(cert_error(&"no certificate in it"));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("tls_server_config.key_file {}: {e}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| key_error(&e))?;
     let provider = rustls::crypto::ring::default_provider();
     CertifiedKey::from_der(chain, key, &provider)
         .map(Arc::new)
-        .map_err(|e| {
-            format!(
-                "tls_server_config.key_file {}: {e} (with cert_file {})",
-                key_file.display(),
-                cert_file.display()
-            )
-        })
+        .map_err(|e| key_error(&format!("{e} (with cert_file {})", cert_file.display())))
 }
 
 impl ResolvesServerCert for ReloadingKey {
