@@ -273,7 +273,13 @@ async fn keep_alive(
         if let Some(why) = blind(shared) {
             return KeepEnded::Withdraw(why);
         }
-        if let Err(why) = republish(keep, latest, publisher, published, shared).await {
+        // A rewrite through a member that is busy (defragmenting, cut off) must not hold the
+        // renewal back: it gets until the renewal is due, and is tried again after it.
+        let budget = RENEW_EVERY
+            .saturating_sub(renewed.elapsed())
+            .max(Duration::from_millis(500));
+        let rewrite = republish(keep, latest, publisher, published, shared);
+        if let Ok(Err(why)) = tokio::time::timeout(budget, rewrite).await {
             return KeepEnded::Withdraw(why.to_string());
         }
         if renewed.elapsed() < RENEW_EVERY {
