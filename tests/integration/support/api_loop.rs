@@ -91,6 +91,61 @@ struct Counts {
     ordinary_refused: AtomicU64,
 }
 
+/// Counted by the apiserver's cacher each time a resource's watch cache is (re)built from a
+/// LIST: after a watch of a compacted revision, that is a relist.
+const INITIALISATIONS: &str = "apiserver_watch_cache_initializations_total";
+const CHECKS: &str = "apiserver_storage_consistency_checks_total";
+
+/// What the apiserver had counted and logged before the loop, to report only what came during.
+struct Before {
+    initialisations: f64,
+    checks: f64,
+    not_passed: f64,
+    log_len: usize,
+}
+
+impl Before {
+    fn take(api: &ApiServer) -> Before {
+        // Its absence would make the count a silent 0, so it must be there.
+        assert!(
+            api.call("GET", "/metrics", None, None)
+                .unwrap()
+                .text
+                .contains(INITIALISATIONS),
+            "the apiserver exports no {INITIALISATIONS}"
+        );
+        Before {
+            initialisations: api.metric_sum(INITIALISATIONS),
+            checks: api.metric_sum(CHECKS),
+            not_passed: not_passed(api),
+            log_len: api.log().len(),
+        }
+    }
+
+    /// The apiserver's side of `figures`: relists, consistency checks, and its log's lines
+    /// about compacted watches and failed checks since `take`.
+    fn since(&self, api: &ApiServer, figures: &mut LoopFigures) {
+        figures.cache_initialisations = api.metric_sum(INITIALISATIONS) - self.initialisations;
+        figures.consistency_checks = api.metric_sum(CHECKS) - self.checks;
+        figures.consistency_checks_not_passed = not_passed(api) - self.not_passed;
+        let log = api.log();
+        let during = &log[self.log_len.min(log.len())..];
+        figures.compacted_watch_lines = during
+            .lines()
+            .filter(|l| l.contains("has been compacted") || l.contains("too old resource version"))
+            .count();
+        figures.consistency_errors = during
+            .lines()
+            .filter(|l| l.contains("Cache consistency check error"))
+            .count();
+    }
+}
+
+fn not_passed(api: &ApiServer) -> f64 {
+    api.metric_sum_where(CHECKS, "status=\"error\"")
+        + api.metric_sum_where(CHECKS, "status=\"failure\"")
+}
+
 /// Runs the loop for `seconds`: `per_second` rewrites of `size` bytes (two managers taking
 /// turns), an ordinary write every 200 ms, and the db sampled every second.
 pub fn run(
@@ -100,102 +155,120 @@ pub fn run(
     per_second: u64,
     size: usize,
 ) -> LoopFigures {
-    // Counted by the apiserver's cacher each time a resource's watch cache is (re)built from a
-    // LIST: after a watch of a compacted revision, that is a relist. Its absence would make the
-    // count a silent 0, so it must be there.
-    const INITIALISATIONS: &str = "apiserver_watch_cache_initializations_total";
-    assert!(
-        api.call("GET", "/metrics", None, None)
-            .unwrap()
-            .text
-            .contains(INITIALISATIONS),
-        "the apiserver exports no {INITIALISATIONS}"
-    );
-    let initialisations_before = api.metric_sum(INITIALISATIONS);
-    const CHECKS: &str = "apiserver_storage_consistency_checks_total";
-    let not_passed = |api: &ApiServer| {
-        api.metric_sum_where(CHECKS, "status=\"error\"")
-            + api.metric_sum_where(CHECKS, "status=\"failure\"")
-    };
-    let (checks_before, not_passed_before) = (api.metric_sum(CHECKS), not_passed(api));
-    let log_before = api.log().len();
+    let before = Before::take(api);
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
     let first_refusal = Arc::new(std::sync::Mutex::new(None));
     let started = Instant::now();
-    let mut writers = Vec::new();
     // One task per manager, each at half the rate: a slow answer to one does not slow the other.
-    for (turn, manager) in ["vcluster-syncer", "widget-operator"]
+    let mut writers: Vec<_> = ["vcluster-syncer", "widget-operator"]
         .into_iter()
         .enumerate()
-    {
-        let (api, stop, counts, first) = (
-            api.clone(),
-            stop.clone(),
-            counts.clone(),
-            first_refusal.clone(),
-        );
-        writers.push(std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let period = Duration::from_micros(2_000_000 / per_second);
-                let mut tick = tokio::time::interval(period);
-                let mut n = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    tick.tick().await;
-                    n += 1;
-                    let fill = char::from(b'a' + ((n * 2 + turn as u64) % 26) as u8);
-                    let body = serde_json::json!({
-                        "apiVersion": "example.com/v1",
-                        "kind": "Widget",
-                        "metadata": {"name": "looping", "namespace": "default"},
-                        "spec": {"blob": fill.to_string().repeat(size), "owner": manager},
-                    })
-                    .to_string();
-                    let path = "/apis/example.com/v1/namespaces/default/widgets/looping";
-                    match api.apply(path, manager, &body).await {
-                        Ok(a) if a.ok() => counts.loop_ok.fetch_add(1, Ordering::SeqCst),
-                        answer => {
-                            let why = match answer {
-                                Ok(a) => format!("{} {}", a.status, a.message()),
-                                Err(e) => e,
-                            };
-                            first
-                                .lock()
-                                .unwrap()
-                                .get_or_insert((started.elapsed().as_secs_f64(), why));
-                            counts.loop_refused.fetch_add(1, Ordering::SeqCst)
-                        }
-                    };
-                }
-            })
-        }));
-    }
-    let ordinary = {
-        let (api, stop, counts) = (api.clone(), stop.clone(), counts.clone());
-        std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(200));
-                let mut n = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    tick.tick().await;
-                    n += 1;
-                    let body = serde_json::json!({
-                        "apiVersion": "v1",
-                        "kind": "ConfigMap",
-                        "metadata": {"name": "ordinary", "namespace": "default"},
-                        "data": {"n": n.to_string()},
-                    })
-                    .to_string();
-                    let path = "/api/v1/namespaces/default/configmaps/ordinary";
-                    match api.apply(path, "ordinary-client", &body).await {
-                        Ok(a) if a.ok() => counts.ordinary_ok.fetch_add(1, Ordering::SeqCst),
-                        _ => counts.ordinary_refused.fetch_add(1, Ordering::SeqCst),
-                    };
-                }
-            })
+        .map(|(turn, manager)| {
+            let loop_writer = LoopWriter {
+                api: api.clone(),
+                stop: stop.clone(),
+                counts: counts.clone(),
+                first_refusal: first_refusal.clone(),
+                started,
+            };
+            std::thread::spawn(move || loop_writer.rewrite(turn as u64, manager, per_second, size))
         })
-    };
+        .collect();
+    writers.push(ordinary_writer(api.clone(), stop.clone(), counts.clone()));
     let mut figures = LoopFigures::default();
+    sample_etcd(cluster, started, seconds, &mut figures);
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    figures.loop_ok = counts.loop_ok.load(Ordering::SeqCst);
+    figures.loop_refused = counts.loop_refused.load(Ordering::SeqCst);
+    figures.ordinary_ok = counts.ordinary_ok.load(Ordering::SeqCst);
+    figures.ordinary_refused = counts.ordinary_refused.load(Ordering::SeqCst);
+    figures.first_refusal = first_refusal.lock().unwrap().take();
+    before.since(api, &mut figures);
+    figures
+}
+
+/// One of the two managers fighting over the looping object.
+struct LoopWriter {
+    api: Arc<ApiServer>,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+    first_refusal: Arc<std::sync::Mutex<Option<(f64, String)>>>,
+    started: Instant,
+}
+
+impl LoopWriter {
+    /// Applies the object at half of `per_second` until stopped, counting what was refused.
+    fn rewrite(self, turn: u64, manager: &'static str, per_second: u64, size: usize) {
+        runtime().block_on(async move {
+            let period = Duration::from_micros(2_000_000 / per_second);
+            let mut tick = tokio::time::interval(period);
+            let mut n = 0u64;
+            while !self.stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                n += 1;
+                let fill = char::from(b'a' + ((n * 2 + turn) % 26) as u8);
+                let body = serde_json::json!({
+                    "apiVersion": "example.com/v1",
+                    "kind": "Widget",
+                    "metadata": {"name": "looping", "namespace": "default"},
+                    "spec": {"blob": fill.to_string().repeat(size), "owner": manager},
+                })
+                .to_string();
+                let path = "/apis/example.com/v1/namespaces/default/widgets/looping";
+                match self.api.apply(path, manager, &body).await {
+                    Ok(a) if a.ok() => self.counts.loop_ok.fetch_add(1, Ordering::SeqCst),
+                    answer => {
+                        let why = match answer {
+                            Ok(a) => format!("{} {}", a.status, a.message()),
+                            Err(e) => e,
+                        };
+                        let at = self.started.elapsed().as_secs_f64();
+                        self.first_refusal.lock().unwrap().get_or_insert((at, why));
+                        self.counts.loop_refused.fetch_add(1, Ordering::SeqCst)
+                    }
+                };
+            }
+        })
+    }
+}
+
+/// An ordinary client applying a small ConfigMap every 200 ms until stopped.
+fn ordinary_writer(
+    api: Arc<ApiServer>,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                n += 1;
+                let body = serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "ordinary", "namespace": "default"},
+                    "data": {"n": n.to_string()},
+                })
+                .to_string();
+                let path = "/api/v1/namespaces/default/configmaps/ordinary";
+                match api.apply(path, "ordinary-client", &body).await {
+                    Ok(a) if a.ok() => counts.ordinary_ok.fetch_add(1, Ordering::SeqCst),
+                    _ => counts.ordinary_refused.fetch_add(1, Ordering::SeqCst),
+                };
+            }
+        })
+    })
+}
+
+/// Every second until `seconds` after `started`: the largest member's db and whether an alarm
+/// is raised.
+fn sample_etcd(cluster: &Cluster, started: Instant, seconds: u64, figures: &mut LoopFigures) {
     runtime().block_on(async {
         let mut clients = Vec::new();
         for endpoint in cluster.endpoints() {
@@ -221,30 +294,6 @@ pub fn run(
             }
         }
     });
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.join().unwrap();
-    }
-    ordinary.join().unwrap();
-    figures.loop_ok = counts.loop_ok.load(Ordering::SeqCst);
-    figures.loop_refused = counts.loop_refused.load(Ordering::SeqCst);
-    figures.ordinary_ok = counts.ordinary_ok.load(Ordering::SeqCst);
-    figures.ordinary_refused = counts.ordinary_refused.load(Ordering::SeqCst);
-    figures.first_refusal = first_refusal.lock().unwrap().take();
-    figures.cache_initialisations = api.metric_sum(INITIALISATIONS) - initialisations_before;
-    figures.consistency_checks = api.metric_sum(CHECKS) - checks_before;
-    figures.consistency_checks_not_passed = not_passed(api) - not_passed_before;
-    let log = api.log();
-    let during = &log[log_before.min(log.len())..];
-    figures.compacted_watch_lines = during
-        .lines()
-        .filter(|l| l.contains("has been compacted") || l.contains("too old resource version"))
-        .count();
-    figures.consistency_errors = during
-        .lines()
-        .filter(|l| l.contains("Cache consistency check error"))
-        .count();
-    figures
 }
 
 impl LoopFigures {

@@ -130,52 +130,9 @@ impl Cluster {
             let data_dir = dir.path().join(format!("{name}.etcd"));
             let log_path = dir.path().join(format!("{name}.log"));
             let p = |p: &Path| p.display().to_string();
-            let args = vec![
-                "--name".into(),
-                name.clone(),
-                "--data-dir".into(),
-                p(&data_dir),
-                "--listen-client-urls".into(),
-                client_url.clone(),
-                "--advertise-client-urls".into(),
-                client_url.clone(),
-                "--listen-peer-urls".into(),
-                peer_url.clone(),
-                "--initial-advertise-peer-urls".into(),
-                peer_url.clone(),
-                "--listen-metrics-urls".into(),
-                metrics_url.clone(),
-                "--initial-cluster".into(),
-                initial_cluster.join(","),
-                "--initial-cluster-state".into(),
-                "new".into(),
-                "--initial-cluster-token".into(),
-                token.clone(),
-                "--cert-file".into(),
-                p(&pki.server_cert),
-                "--key-file".into(),
-                p(&pki.server_key),
-                "--trusted-ca-file".into(),
-                p(&pki.ca),
-                "--client-cert-auth".into(),
-                "--peer-cert-file".into(),
-                p(&pki.server_cert),
-                "--peer-key-file".into(),
-                p(&pki.server_key),
-                "--peer-trusted-ca-file".into(),
-                p(&pki.ca),
-                "--peer-client-cert-auth".into(),
-                "--logger".into(),
-                "zap".into(),
-                "--log-outputs".into(),
-                p(&log_path),
-                "--heartbeat-interval".into(),
-                "50".into(),
-                "--election-timeout".into(),
-                "500".into(),
-                "--snapshot-count".into(),
-                "5000".into(),
-            ];
+            let urls = (client_url.as_str(), peer_url.as_str(), metrics_url.as_str());
+            let initial = initial_cluster.join(",");
+            let args = member_flags(name, urls, &initial, &token, &pki, &data_dir, &log_path);
             let mut args: Vec<String> = args.into_iter().chain(s(extra)).collect();
             if quota > 0 {
                 args.extend(["--quota-backend-bytes".into(), quota.to_string()]);
@@ -206,17 +163,7 @@ impl Cluster {
         };
         if let Some((on, bytes)) = volume {
             let at = cluster.members[on].data_dir.clone();
-            std::fs::create_dir_all(&at).unwrap();
-            let mounted = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-                .arg(&at)
-                .status()
-                .unwrap();
-            assert!(
-                mounted.success(),
-                "cannot mount a tmpfs at {}",
-                at.display()
-            );
+            mount_tmpfs(&at, bytes);
             cluster.mounts.push(at);
         }
         for i in 0..n {
@@ -392,4 +339,66 @@ impl Cluster {
             self.members.iter().position(|m| m.name == name).unwrap()
         })
     }
+}
+
+/// etcd's flags for one member of a test cluster: TLS between clients and peers, a log file,
+/// and timings short enough for tests (50 ms heartbeats, 500 ms elections).
+fn member_flags(
+    name: &str,
+    (client_url, peer_url, metrics_url): (&str, &str, &str),
+    initial_cluster: &str,
+    token: &str,
+    pki: &Pki,
+    data_dir: &Path,
+    log_path: &Path,
+) -> Vec<String> {
+    let p = |p: &Path| p.display().to_string();
+    let flags: [(&str, String); 20] = [
+        ("--name", name.into()),
+        ("--data-dir", p(data_dir)),
+        ("--listen-client-urls", client_url.into()),
+        ("--advertise-client-urls", client_url.into()),
+        ("--listen-peer-urls", peer_url.into()),
+        ("--initial-advertise-peer-urls", peer_url.into()),
+        ("--listen-metrics-urls", metrics_url.into()),
+        ("--initial-cluster", initial_cluster.into()),
+        ("--initial-cluster-state", "new".into()),
+        ("--initial-cluster-token", token.into()),
+        ("--cert-file", p(&pki.server_cert)),
+        ("--key-file", p(&pki.server_key)),
+        ("--trusted-ca-file", p(&pki.ca)),
+        ("--peer-cert-file", p(&pki.server_cert)),
+        ("--peer-key-file", p(&pki.server_key)),
+        ("--peer-trusted-ca-file", p(&pki.ca)),
+        ("--logger", "zap".into()),
+        ("--log-outputs", p(log_path)),
+        ("--heartbeat-interval", "50".into()),
+        ("--election-timeout", "500".into()),
+    ];
+    let mut args: Vec<String> = flags
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect();
+    args.extend(s(&[
+        "--snapshot-count",
+        "5000",
+        "--client-cert-auth",
+        "--peer-client-cert-auth",
+    ]));
+    args
+}
+
+/// A tmpfs of `bytes` at `at` (a member's data dir on a small volume).
+fn mount_tmpfs(at: &Path, bytes: u64) {
+    std::fs::create_dir_all(at).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+        .arg(at)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "cannot mount a tmpfs at {}",
+        at.display()
+    );
 }
