@@ -5,6 +5,7 @@
 //! honours `--dry-run` (which logs what it would do, with the numbers, and changes nothing).
 
 pub mod candidacy;
+mod candidate_value;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

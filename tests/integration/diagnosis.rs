@@ -54,7 +54,72 @@ fn start_sync_loop(
 fn analyze_counts_and_bytes_are_exact_on_a_seeded_keyspace() {
     let cluster = Cluster::start(1, 64 * MIB);
     let endpoint = cluster.endpoints()[0].clone();
-    // (key, value size)
+    let mut seed = seeded_keys();
+    runtime().block_on(async {
+        let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
+        for (key, size) in &seed {
+            c.put(key.as_str(), vec![b'v'; *size], None).await.unwrap();
+        }
+    });
+    seed.push(("upkeep-test/ready".into(), 1)); // written by the harness
+    let expected = expected_resources(&seed);
+
+    let mut args = s(&[
+        "analyze",
+        "--endpoints",
+        &endpoint,
+        "--output",
+        "json",
+        "--page-size",
+        "7",
+    ]);
+    args.extend(cluster.pki.flags());
+    let out = upkeep(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resources = json["resources"].as_array().unwrap();
+    let got: Vec<(String, u64, u64)> = resources
+        .iter()
+        .map(|r| {
+            (
+                r["resource"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+                r["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(json["total_keys"].as_u64().unwrap(), seed.len() as u64);
+    let widgets = resources
+        .iter()
+        .find(|r| r["resource"] == "example.com/widgets")
+        .unwrap();
+    let largest = &widgets["largest"][0];
+    assert_eq!(
+        largest["bytes"].as_u64().unwrap(),
+        largest["key"].as_str().unwrap().len() as u64 + 3000
+    );
+
+    let mut args = s(&["analyze", "--endpoints", &endpoint]);
+    args.extend(cluster.pki.flags());
+    let out = upkeep(&args);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("RESOURCE")
+            && table.contains("example.com/widgets")
+            && table.contains("LARGEST OBJECTS"),
+        "{table}"
+    );
+}
+
+/// (key, value size) of a small keyspace: Kubernetes resources (nodes stored as minions,
+/// endpoints under services), a custom resource, keys outside /registry and the apiserver's
+/// compact_rev_key.
+fn seeded_keys() -> Vec<(String, usize)> {
     let mut seed: Vec<(String, usize)> = Vec::new();
     seed.extend((0..30).map(|i| (format!("/registry/configmaps/default/cm-{i}"), 1000)));
     seed.extend((0..10).map(|i| (format!("/registry/secrets/kube-system/s-{i}"), 2000)));
@@ -70,13 +135,11 @@ fn analyze_counts_and_bytes_are_exact_on_a_seeded_keyspace() {
     seed.extend((0..2).map(|i| (format!("/registry/services/endpoints/default/svc-{i}"), 200)));
     seed.extend((0..4).map(|i| (format!("/other/app-{i}"), 10)));
     seed.push(("compact_rev_key".into(), 8));
-    runtime().block_on(async {
-        let mut c = cluster.client(std::slice::from_ref(&endpoint)).await;
-        for (key, size) in &seed {
-            c.put(key.as_str(), vec![b'v'; *size], None).await.unwrap();
-        }
-    });
-    seed.push(("upkeep-test/ready".into(), 1)); // written by the harness
+    seed
+}
+
+/// (resource, count, key + value bytes) as analyze must report them, largest first.
+fn expected_resources(seed: &[(String, usize)]) -> Vec<(String, u64, u64)> {
     let expect = |resource: &str, filter: &dyn Fn(&str) -> bool| {
         let items: Vec<&(String, usize)> = seed.iter().filter(|(k, _)| filter(k)).collect();
         (
@@ -102,60 +165,7 @@ fn analyze_counts_and_bytes_are_exact_on_a_seeded_keyspace() {
         expect("upkeep-test", &|k| k.starts_with("upkeep-test")),
     ];
     expected.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-
-    let mut args = s(&[
-        "analyze",
-        "--endpoints",
-        &endpoint,
-        "--output",
-        "json",
-        "--page-size",
-        "7",
-    ]);
-    args.extend(cluster.pki.flags());
-    let out = upkeep(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let got: Vec<(String, u64, u64)> = json["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["resource"].as_str().unwrap().to_string(),
-                r["count"].as_u64().unwrap(),
-                r["bytes"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, expected);
-    assert_eq!(json["total_keys"].as_u64().unwrap(), seed.len() as u64);
-    let widgets = json["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"] == "example.com/widgets")
-        .unwrap();
-    let largest = &widgets["largest"][0];
-    assert_eq!(
-        largest["bytes"].as_u64().unwrap(),
-        largest["key"].as_str().unwrap().len() as u64 + 3000
-    );
-
-    let mut args = s(&["analyze", "--endpoints", &endpoint]);
-    args.extend(cluster.pki.flags());
-    let out = upkeep(&args);
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        table.contains("RESOURCE")
-            && table.contains("example.com/widgets")
-            && table.contains("LARGEST OBJECTS"),
-        "{table}"
-    );
+    expected
 }
 
 #[test]

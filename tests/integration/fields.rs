@@ -243,13 +243,37 @@ fn analyze_and_the_daemon_name_the_flipping_fields_and_the_writers_never_the_val
     );
 
     // The daemon: /status and the sync-loop warning say the same.
+    let (log, status, metrics) = the_daemon_says_the_same(&daemon);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+
+    // Never values: not in analyze's outputs, the daemon's log, /status or /metrics.
+    for (name, text) in [
+        ("json", &stdout),
+        ("table", &table),
+        ("log", &log),
+        ("status", &status),
+        ("metrics", &metrics),
+    ] {
+        assert!(
+            !text.contains(SECRET) && !text.contains("hunter2"),
+            "a value leaked into {name}"
+        );
+        assert!(
+            !text.contains("green") && !text.contains("payments"),
+            "a label value leaked into {name}"
+        );
+    }
+}
+
+/// The daemon's sync-loop warning names the field and both writers, /status carries them, and
+/// /metrics gets no new labels. Returns (log, /status, /metrics) for the leak checks.
+fn the_daemon_says_the_same(daemon: &Daemon) -> (String, String, String) {
     daemon.wait_for(
         Duration::from_secs(40),
         "the warning with the fields",
         |d| d.log().contains("changing: `spec.size`"),
     );
-    stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
     let log = daemon.log();
     assert!(
         log.contains("writers taking turns: `vcluster` (Update) and `widget-operator` (Update)")
@@ -272,22 +296,5 @@ fn analyze_and_the_daemon_name_the_flipping_fields_and_the_writers_never_the_val
         !metrics.contains("spec.size") && !metrics.contains("widget-operator"),
         "no new labels"
     );
-
-    // Never values: not in analyze's outputs, the daemon's log, /status or /metrics.
-    for (name, text) in [
-        ("json", &stdout),
-        ("table", &table),
-        ("log", &log),
-        ("status", &status),
-        ("metrics", &metrics),
-    ] {
-        assert!(
-            !text.contains(SECRET) && !text.contains("hunter2"),
-            "a value leaked into {name}"
-        );
-        assert!(
-            !text.contains("green") && !text.contains("payments"),
-            "a label value leaked into {name}"
-        );
-    }
+    (log, status, metrics)
 }

@@ -164,26 +164,7 @@ fn stop_grpc_service_on_defrag_reads_as_defragmenting_not_as_a_fault() {
         let Some(disk) = support::slowdisk::SlowDisk::create(cluster.dir.path(), MIB) else {
             return;
         };
-        support::runtime().block_on(async {
-            let mut c = cluster.client(&cluster.endpoints()).await;
-            for i in 0..200 {
-                let key = format!("/registry/secrets/default/s-{i}");
-                c.put(key, vec![b'l'; 100_000], None).await.unwrap();
-            }
-        });
-        disk.add(cluster.members[1].pid());
-        let config = cluster
-            .client_config()
-            .only(&[cluster.endpoints()[1].clone()]);
-        let external = std::thread::spawn(move || {
-            support::runtime().block_on(async {
-                let mut c = config
-                    .with_timeout(Duration::from_secs(120))
-                    .connect()
-                    .await;
-                c.defragment().await.map(|_| ())
-            })
-        });
+        let external = slow_external_defrag_of_m1(&cluster, &disk);
         std::thread::sleep(Duration::from_secs(1));
         // Status waits for the defragmentation, so the observation asks m1's gRPC health why.
         daemon.wait_for(Duration::from_secs(60), "m1 named as defragmenting", |d| {
@@ -208,6 +189,34 @@ fn stop_grpc_service_on_defrag_reads_as_defragmenting_not_as_a_fault() {
             .unwrap()
             .expect("the external defragmentation");
     }
+}
+
+/// 20 MB of live data, then m1 defragmented by another client on a throttled disk (so that it
+/// lasts). Returns that client's thread.
+fn slow_external_defrag_of_m1(
+    cluster: &Cluster,
+    disk: &support::slowdisk::SlowDisk,
+) -> std::thread::JoinHandle<Result<(), etcd_client::Error>> {
+    support::runtime().block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        for i in 0..200 {
+            let key = format!("/registry/secrets/default/s-{i}");
+            c.put(key, vec![b'l'; 100_000], None).await.unwrap();
+        }
+    });
+    disk.add(cluster.members[1].pid());
+    let config = cluster
+        .client_config()
+        .only(&[cluster.endpoints()[1].clone()]);
+    std::thread::spawn(move || {
+        support::runtime().block_on(async {
+            let mut c = config
+                .with_timeout(Duration::from_secs(120))
+                .connect()
+                .await;
+            c.defragment().await.map(|_| ())
+        })
+    })
 }
 
 /// `etcdctl` of the release, with the root user's certificate.

@@ -6,50 +6,7 @@ use super::*;
 #[test]
 fn members_whose_data_differs_block_maintenance_in_every_new_instance() {
     let mut cluster = Cluster::start(3, 64 * MIB);
-    let marker = b"upkeep-test-marker-AAAAAAAAAAAAAAAA";
-    runtime().block_on(async {
-        let mut c = cluster.client(&cluster.endpoints()).await;
-        c.put("/registry/configmaps/ns/marked", marker.to_vec(), None)
-            .await
-            .unwrap();
-        for i in 0..20 {
-            c.put(format!("/registry/configmaps/ns/after-{i}"), "x", None)
-                .await
-                .unwrap();
-        }
-    });
-    std::thread::sleep(Duration::from_secs(1)); // every member's backend commits the marker
-    // A real divergence: m2's db file says something else for the same key and revision.
-    let victim = (cluster.leader_index() + 1) % 3;
-    cluster.kill(victim);
-    let db = cluster.members[victim].data_dir.join("member/snap/db");
-    let mut bytes = std::fs::read(&db).unwrap();
-    let mut changed = 0;
-    for i in 0..bytes.len().saturating_sub(marker.len()) {
-        if &bytes[i..i + marker.len()] == marker {
-            bytes[i + marker.len() - 4..i + marker.len()].copy_from_slice(b"BBBB");
-            changed += 1;
-        }
-    }
-    assert!(changed > 0, "the marker is in m{victim}'s db file");
-    std::fs::write(&db, bytes).unwrap();
-    cluster.restart(victim);
-    cluster.wait_writable(Duration::from_secs(30));
-    // The followers are compared (the leader is not hashed while it leads): keep m{victim} one.
-    if cluster.leader_index() == victim {
-        runtime().block_on(async {
-            let mut c = cluster.client(&[cluster.endpoints()[victim].clone()]).await;
-            let list = c.member_list().await.unwrap();
-            let other = (victim + 1) % 3;
-            let to = list
-                .members()
-                .iter()
-                .find(|m| m.name() == cluster.members[other].name)
-                .unwrap()
-                .id();
-            c.move_leader(to).await.unwrap();
-        });
-    }
+    diverge_a_follower(&mut cluster);
 
     let args = daemon_args(
         &cluster,
@@ -131,5 +88,53 @@ fn a_new_actor_compares_the_followers_and_never_hashes_the_leader() {
     assert_eq!(hashkv_served(&cluster, leader), 0, "the leader was hashed");
     for i in (0..3).filter(|&i| i != leader) {
         assert!(hashkv_served(&cluster, i) >= 1, "m{i} was not hashed");
+    }
+}
+
+/// A real divergence: one follower's db file says something else for the same key and revision
+/// (a marker's last bytes rewritten while it is down). The followers are compared (the leader
+/// is not hashed while it leads), so that member is kept a follower.
+fn diverge_a_follower(cluster: &mut Cluster) {
+    let marker = b"upkeep-test-marker-AAAAAAAAAAAAAAAA";
+    runtime().block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        c.put("/registry/configmaps/ns/marked", marker.to_vec(), None)
+            .await
+            .unwrap();
+        for i in 0..20 {
+            c.put(format!("/registry/configmaps/ns/after-{i}"), "x", None)
+                .await
+                .unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1)); // every member's backend commits the marker
+    let victim = (cluster.leader_index() + 1) % 3;
+    cluster.kill(victim);
+    let db = cluster.members[victim].data_dir.join("member/snap/db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let mut changed = 0;
+    for i in 0..bytes.len().saturating_sub(marker.len()) {
+        if &bytes[i..i + marker.len()] == marker {
+            bytes[i + marker.len() - 4..i + marker.len()].copy_from_slice(b"BBBB");
+            changed += 1;
+        }
+    }
+    assert!(changed > 0, "the marker is in m{victim}'s db file");
+    std::fs::write(&db, bytes).unwrap();
+    cluster.restart(victim);
+    cluster.wait_writable(Duration::from_secs(30));
+    if cluster.leader_index() == victim {
+        runtime().block_on(async {
+            let mut c = cluster.client(&[cluster.endpoints()[victim].clone()]).await;
+            let list = c.member_list().await.unwrap();
+            let other = (victim + 1) % 3;
+            let to = list
+                .members()
+                .iter()
+                .find(|m| m.name() == cluster.members[other].name)
+                .unwrap()
+                .id();
+            c.move_leader(to).await.unwrap();
+        });
     }
 }

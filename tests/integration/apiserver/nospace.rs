@@ -19,20 +19,7 @@ fn nospace_seen_through_the_api_is_healed_without_an_apiserver_restart_and_nothi
         cluster.dir.path(),
     );
     // Objects written before the alarm: every one must still be readable after it.
-    for i in 0..20 {
-        let made = api
-            .call(
-                "POST",
-                CONFIGMAPS,
-                Some("application/json"),
-                Some(&configmap(
-                    &format!("kept-{i}"),
-                    &serde_json::json!({"n": i.to_string()}),
-                )),
-            )
-            .unwrap();
-        assert!(made.ok(), "{made:?}");
-    }
+    make_kept_configmaps(&api);
     // One object rewritten with 400 KB until the API refuses: history, which the heal frees.
     let blob = |i: usize| format!("{i:06}").repeat(400_000 / 6);
     let path = format!("{CONFIGMAPS}/filler");
@@ -76,13 +63,7 @@ fn nospace_seen_through_the_api_is_healed_without_an_apiserver_restart_and_nothi
 
     // The same apiserver, never restarted, reads everything written before the alarm.
     assert!(api.running(), "the apiserver died");
-    for i in 0..20 {
-        let got = api
-            .call("GET", &format!("{CONFIGMAPS}/kept-{i}"), None, None)
-            .unwrap();
-        assert!(got.ok(), "kept-{i}: {got:?}");
-        assert_eq!(got.body["data"]["n"], i.to_string());
-    }
+    kept_configmaps_read_back(&api);
     // The filler holds its last acknowledged write (or the refused one: etcd applies the put
     // that crosses the quota before it raises the alarm).
     let filler = api.call("GET", &path, None, None).unwrap();
@@ -98,6 +79,30 @@ fn nospace_seen_through_the_api_is_healed_without_an_apiserver_restart_and_nothi
         list.body["items"].as_array().is_some_and(|i| i.len() >= 22),
         "the list through the API: {list:?}"
     );
+}
+
+/// ConfigMaps `kept-0` … `kept-19`, each with its number.
+fn make_kept_configmaps(api: &ApiServer) {
+    for i in 0..20 {
+        let body = configmap(
+            &format!("kept-{i}"),
+            &serde_json::json!({"n": i.to_string()}),
+        );
+        let made = api
+            .call("POST", CONFIGMAPS, Some("application/json"), Some(&body))
+            .unwrap();
+        assert!(made.ok(), "{made:?}");
+    }
+}
+
+fn kept_configmaps_read_back(api: &ApiServer) {
+    for i in 0..20 {
+        let got = api
+            .call("GET", &format!("{CONFIGMAPS}/kept-{i}"), None, None)
+            .unwrap();
+        assert!(got.ok(), "kept-{i}: {got:?}");
+        assert_eq!(got.body["data"]["n"], i.to_string());
+    }
 }
 
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";

@@ -18,28 +18,7 @@ fn a_rolling_quota_raise_blocks_on_the_member_left_behind_and_heals_once_it_is_r
     cluster.restart_with_quota(0, 128 * MIB);
     cluster.restart_with_quota(1, 128 * MIB);
     cluster.wait_writable(Duration::from_secs(30));
-    // One sidecar per member, each reading its own member's /metrics (etcd < 3.6 reports its
-    // quota nowhere else); prevention off, so live data reaches NOSPACE.
-    let daemons: Vec<Daemon> = (0..3)
-        .map(|i| {
-            let metrics = format!("{}/metrics", cluster.members[i].metrics_url);
-            Daemon::start(
-                &daemon_args(
-                    &cluster,
-                    &cluster.endpoints()[i],
-                    &[
-                        "--poll-interval",
-                        "1s",
-                        "--space-target",
-                        "0",
-                        "--etcd-metrics-url",
-                        &metrics,
-                    ],
-                ),
-                cluster.dir.path(),
-            )
-        })
-        .collect();
+    let daemons = sidecars_reading_their_members_metrics(&cluster);
     let refs: Vec<&Daemon> = daemons.iter().collect();
     daemons[0].wait_for(Duration::from_secs(30), "every quota published", |_| {
         published_quotas(&cluster)
@@ -88,11 +67,35 @@ fn a_rolling_quota_raise_blocks_on_the_member_left_behind_and_heals_once_it_is_r
     daemons[0].wait_for(Duration::from_secs(10), "healed said", |_| {
         daemons.iter().any(|d| d.log().contains("NOSPACE healed"))
     });
-    let (members, writable) = inspect(&cluster);
+    nothing_lost(&cluster, live);
+}
+
+/// One sidecar per member, each reading its own member's /metrics (etcd < 3.6 reports its quota
+/// nowhere else); prevention off, so live data reaches NOSPACE.
+fn sidecars_reading_their_members_metrics(cluster: &Cluster) -> Vec<Daemon> {
+    (0..3)
+        .map(|i| {
+            let metrics = format!("{}/metrics", cluster.members[i].metrics_url);
+            let flags = [
+                "--poll-interval",
+                "1s",
+                "--space-target",
+                "0",
+                "--etcd-metrics-url",
+                &metrics,
+            ];
+            let args = daemon_args(cluster, &cluster.endpoints()[i], &flags);
+            Daemon::start(&args, cluster.dir.path())
+        })
+        .collect()
+}
+
+/// Writable, the members' hashes equal, and every acknowledged key kept (etcd may also have
+/// applied the put it refused with NOSPACE: it applies the one that crosses the quota).
+fn nothing_lost(cluster: &Cluster, live: usize) {
+    let (members, writable) = inspect(cluster);
     assert!(writable);
     assert!(members.windows(2).all(|w| w[0].2 == w[1].2), "{members:?}");
-    // Every acknowledged key is kept (etcd may also have applied the put it refused with
-    // NOSPACE: it applies the one that crosses the quota).
     let kept = runtime().block_on(async {
         let mut c = cluster.client(&cluster.endpoints()).await;
         let only_count = etcd_client::GetOptions::new()

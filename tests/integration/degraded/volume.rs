@@ -34,17 +34,7 @@ fn a_follower_whose_volume_lacks_room_is_never_defragmented_and_the_reason_is_na
     // m2's data dir on a volume of its own (its WAL elsewhere, as a separate volume would be).
     let cluster = Cluster::start_with_volume(3, 64 * MIB, 2, 128 * MIB);
     if leader_of(&cluster, &[0, 1, 2]) == 2 {
-        runtime().block_on(async {
-            let mut c = cluster.client(&[cluster.endpoints()[2].clone()]).await;
-            let list = c.member_list().await.unwrap();
-            let m0 = list
-                .members()
-                .iter()
-                .find(|m| m.name() == "m0")
-                .unwrap()
-                .id();
-            c.move_leader(m0).await.unwrap();
-        });
+        move_leadership_to_m0(&cluster, 2);
     }
     let daemons: Vec<Daemon> = (0..3)
         .map(|i| {
@@ -57,20 +47,7 @@ fn a_follower_whose_volume_lacks_room_is_never_defragmented_and_the_reason_is_na
         })
         .collect();
     let refs: Vec<&Daemon> = daemons.iter().collect();
-    // 40 MiB of live data, then a ballast that leaves m2's volume 30 MiB: room for the db to
-    // grow to the quota, not for the 48 MiB copy a defragmentation would write.
-    runtime().block_on(async {
-        let mut c = cluster.client(&cluster.endpoints()).await;
-        let value = vec![b'v'; 100_000];
-        for i in 0..420 {
-            c.put(format!("/registry/live/key-{i}"), value.clone(), None)
-                .await
-                .unwrap();
-        }
-    });
-    let volume = cluster.members[2].data_dir.clone();
-    let ballast = free_bytes(&volume).saturating_sub(30 * MIB);
-    std::fs::write(volume.join("ballast"), vec![0u8; ballast as usize]).unwrap();
+    fill_m2s_volume(&cluster);
     daemons[0].wait_for(Duration::from_secs(30), "m2's free disk published", |_| {
         published_free(&cluster, "m2").is_some_and(|free| free < 36 * MIB)
     });
@@ -113,4 +90,36 @@ fn a_follower_whose_volume_lacks_room_is_never_defragmented_and_the_reason_is_na
     // Not retried in a loop: one refusal per change, not one per poll.
     let log: String = daemons.iter().map(|d| d.log()).collect();
     assert!(log.matches("m2's volume has").count() < 10, "{}", log);
+}
+
+/// From `leader` (a member index) to m0.
+fn move_leadership_to_m0(cluster: &Cluster, leader: usize) {
+    runtime().block_on(async {
+        let mut c = cluster.client(&[cluster.endpoints()[leader].clone()]).await;
+        let list = c.member_list().await.unwrap();
+        let m0 = list
+            .members()
+            .iter()
+            .find(|m| m.name() == "m0")
+            .unwrap()
+            .id();
+        c.move_leader(m0).await.unwrap();
+    });
+}
+
+/// 40 MiB of live data, then a ballast that leaves m2's volume 30 MiB: room for the db to grow
+/// to the quota, not for the 48 MiB copy a defragmentation would write.
+fn fill_m2s_volume(cluster: &Cluster) {
+    runtime().block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        let value = vec![b'v'; 100_000];
+        for i in 0..420 {
+            c.put(format!("/registry/live/key-{i}"), value.clone(), None)
+                .await
+                .unwrap();
+        }
+    });
+    let volume = cluster.members[2].data_dir.clone();
+    let ballast = free_bytes(&volume).saturating_sub(30 * MIB);
+    std::fs::write(volume.join("ballast"), vec![0u8; ballast as usize]).unwrap();
 }

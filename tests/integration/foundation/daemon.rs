@@ -22,6 +22,23 @@ fn daemon_serves_metrics_and_readiness_follows_a_frozen_endpoint() {
         d.get("/readyz").0 == 200
     });
 
+    let source = metrics_name_every_member_and_the_quota(&daemon);
+    let status = daemon.status_json();
+    assert_eq!(status["ready"], true);
+    assert_eq!(
+        status["observation"]["members"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(status["observation"]["quota"]["source"], source);
+    assert!(status["actions"].is_array());
+    drop(daemon);
+    readiness_follows_a_frozen_endpoint(&cluster);
+}
+
+/// `/metrics`: each member's sizes and leadership, the quota and where it came from, the
+/// alarms, the observation counters, and promtool's word on the format. Returns the quota's
+/// source.
+fn metrics_name_every_member_and_the_quota(daemon: &Daemon) -> &'static str {
     let (code, metrics) = daemon.get("/metrics");
     assert_eq!(code, 200);
     for name in ["m0", "m1", "m2"] {
@@ -69,17 +86,11 @@ fn daemon_serves_metrics_and_readiness_follows_a_frozen_endpoint() {
     );
     promtool_check(&metrics);
 
-    let status = daemon.status_json();
-    assert_eq!(status["ready"], true);
-    assert_eq!(
-        status["observation"]["members"].as_array().unwrap().len(),
-        3
-    );
-    assert_eq!(status["observation"]["quota"]["source"], source);
-    assert!(status["actions"].is_array());
-    drop(daemon);
+    source
+}
 
-    // One endpoint only, then freeze that member: not ready within seconds, live throughout.
+/// One endpoint only, then freeze that member: not ready within seconds, live throughout.
+fn readiness_follows_a_frozen_endpoint(cluster: &Cluster) {
     let mut args = s(&[
         "--endpoints",
         &cluster.endpoints()[1],

@@ -51,8 +51,29 @@ fn status_discovers_all_three_members_from_the_first_endpoint() {
         assert_eq!(json["quota"]["bytes"], 2u64 << 30);
     }
 
+    the_table_names_every_member_and_the_quota(&cluster);
+
+    // --discover=false: only the given endpoint is asked; the others are listed as not observed.
     let out = upkeep(&status_args(
         &cluster,
+        &first,
+        &["--discover=false", "-o", "json"],
+    ));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answered = json["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["error"].is_null())
+        .count();
+    assert_eq!(answered, 1, "{json:#}");
+}
+
+/// The table: its columns, every member, the quota with its source, the alarms.
+fn the_table_names_every_member_and_the_quota(cluster: &Cluster) {
+    let first = cluster.endpoints()[0].clone();
+    let out = upkeep(&status_args(
+        cluster,
         &first,
         &[
             "--etcd-metrics-url",
@@ -89,21 +110,28 @@ fn status_discovers_all_three_members_from_the_first_endpoint() {
         "{table}"
     );
     assert!(table.contains("alarms: none"), "{table}");
+}
 
-    // --discover=false: only the given endpoint is asked; the others are listed as not observed.
-    let out = upkeep(&status_args(
-        &cluster,
-        &first,
-        &["--discover=false", "-o", "json"],
-    ));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let answered = json["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["error"].is_null())
-        .count();
-    assert_eq!(answered, 1, "{json:#}");
+/// `status` through `endpoint`, trusting `ca`, as the client of `identity`.
+fn status_trusting(endpoint: &str, ca: &std::path::Path, identity: &Pki) -> Vec<String> {
+    let (ca, cert, key) = (
+        ca.display().to_string(),
+        identity.client_cert.display().to_string(),
+        identity.client_key.display().to_string(),
+    );
+    s(&[
+        "status",
+        "--endpoints",
+        endpoint,
+        "--dial-timeout",
+        "2s",
+        "--cacert",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ])
 }
 
 #[test]
@@ -113,22 +141,7 @@ fn tls_failures_are_one_line_and_name_the_cause() {
 
     // Wrong CA: the server certificate is not trusted.
     let other = Pki::generate(&cluster.dir.path().join("other"), "other-ca");
-    let mut args = s(&[
-        "status",
-        "--endpoints",
-        &endpoint,
-        "--dial-timeout",
-        "2s",
-        "--cacert",
-    ]);
-    args.push(other.ca.display().to_string());
-    args.extend(s(&[
-        "--cert",
-        &cluster.pki.client_cert.display().to_string(),
-        "--key",
-        &cluster.pki.client_key.display().to_string(),
-    ]));
-    let out = upkeep(&args);
+    let out = upkeep(&status_trusting(&endpoint, &other.ca, &cluster.pki));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.to_lowercase().contains("certificate"), "{err}");
@@ -136,22 +149,7 @@ fn tls_failures_are_one_line_and_name_the_cause() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     // A client certificate the server does not trust.
-    let mut args = s(&[
-        "status",
-        "--endpoints",
-        &endpoint,
-        "--dial-timeout",
-        "2s",
-        "--cacert",
-    ]);
-    args.push(cluster.pki.ca.display().to_string());
-    args.extend(s(&[
-        "--cert",
-        &other.client_cert.display().to_string(),
-        "--key",
-        &other.client_key.display().to_string(),
-    ]));
-    let out = upkeep(&args);
+    let out = upkeep(&status_trusting(&endpoint, &cluster.pki.ca, &other));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains(&endpoint), "{err}");

@@ -41,28 +41,7 @@ fn periodic_compaction_and_rule_driven_defragmentation() {
     });
     // A trickle of small writes, as on any live cluster: etcd refreshes a member's "in use"
     // figure when its backend next commits, so followers show the freed pages only then.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let config = cluster.client_config();
-        std::thread::spawn(move || {
-            runtime().block_on(async {
-                let mut c = config.connect().await;
-                let mut i = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let _ = c
-                        .put(
-                            format!("/registry/leases/kube-node-lease/n{}", i % 5),
-                            "x",
-                            None,
-                        )
-                        .await;
-                    i += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            })
-        })
-    };
+    let trickle = Rewriter::start(&cluster, "/registry/leases/kube-node-lease/n", 5, 1, 100);
     daemon.wait_for(
         Duration::from_secs(60),
         "rule-driven defrags of all members",
@@ -77,8 +56,7 @@ fn periodic_compaction_and_rule_driven_defragmentation() {
                 == 3
         },
     );
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    writer.join().unwrap();
+    trickle.stop();
     assert!(daemon.metric("etcd_upkeep_compacted_revision").unwrap() > 0.0);
     let mut intervals: Vec<(f64, f64)> = (0..3)
         .flat_map(|i| defrag_intervals(&cluster.log(i)))
@@ -118,23 +96,7 @@ fn the_cool_down_holds_when_the_pass_hands_the_acting_role_to_another_sidecar() 
         .collect();
     // Three keys rewritten with 100 KB values, 20 times a second: compaction every poll turns
     // the history into free pages, so the rule matches again within seconds of a defrag.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (stop, config) = (stop.clone(), cluster.client_config());
-        std::thread::spawn(move || {
-            runtime().block_on(async {
-                let mut c = config.connect().await;
-                for i in 0u64.. {
-                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                        break;
-                    }
-                    let key = format!("/registry/configmaps/default/cm-{}", i % 3);
-                    let _ = c.put(key, vec![b'y'; 100_000], None).await;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-        })
-    };
+    let sync_loop = Rewriter::start(&cluster, "/registry/configmaps/default/cm-", 3, 100_000, 50);
     let defrags = |i: usize| defrag_intervals(&cluster.log(i)).len();
     daemons[0].wait_for(
         Duration::from_secs(60),
@@ -142,8 +104,7 @@ fn the_cool_down_holds_when_the_pass_hands_the_acting_role_to_another_sidecar() 
         |_| (0..3).all(|i| defrags(i) >= 1),
     );
     std::thread::sleep(Duration::from_secs(25));
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    writer.join().unwrap();
+    sync_loop.stop();
     let counts: Vec<usize> = (0..3).map(defrags).collect();
     let logs: Vec<String> = daemons.iter().map(|d| d.log()).collect();
     assert_eq!(
@@ -152,4 +113,38 @@ fn the_cool_down_holds_when_the_pass_hands_the_acting_role_to_another_sidecar() 
         "each member defragmented once within the 1h cool-down, whichever sidecar acts; sidecar logs:\n{}",
         logs.join("\n-----\n")
     );
+}
+
+/// Keys `{prefix}0` … `{prefix}{keys - 1}` rewritten in turn with `size`-byte values, a pause
+/// of `pause_ms` between writes, until stopped. Failed writes are ignored (a defragmentation
+/// or a leadership move may refuse one; the next goes on).
+struct Rewriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Rewriter {
+    fn start(cluster: &Cluster, prefix: &str, keys: u64, size: usize, pause_ms: u64) -> Rewriter {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, config, prefix) = (stop.clone(), cluster.client_config(), prefix.to_string());
+        let writer = std::thread::spawn(move || {
+            runtime().block_on(async {
+                let mut c = config.connect().await;
+                let mut i = 0u64;
+                while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = c
+                        .put(format!("{prefix}{}", i % keys), vec![b'y'; size], None)
+                        .await;
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                }
+            })
+        });
+        Rewriter { stop, writer }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.writer.join().unwrap();
+    }
 }

@@ -12,6 +12,7 @@ pub mod apiserver;
 pub mod churn;
 mod cluster;
 mod daemon;
+mod member_flags;
 pub mod netns;
 pub mod nospace;
 pub mod pages;
