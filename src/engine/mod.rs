@@ -11,6 +11,7 @@
 //! - [`space`]: the space controller — compaction that keeps the db under its space target, and
 //!   a defragmentation when the file itself must shrink.
 
+mod actorship;
 mod agreement;
 mod blocked;
 mod compact;
@@ -40,7 +41,6 @@ use tokio::sync::watch;
 
 use crate::act::Act;
 use crate::clock::Clock;
-use crate::decide::actor::{ActorMemory, Basis, Fence, actor_verdict};
 use crate::decide::compaction::CompactionState;
 use crate::decide::heal::files_left_behind;
 use crate::decide::takeover::StallWatch;
@@ -88,7 +88,8 @@ impl Ctx<'_> {
 pub struct Engine {
     pub cfg: Config,
     compaction: CompactionState,
-    actor: ActorMemory,
+    /// Whether this instance acts, and since when (`actorship`).
+    actorship: actorship::Actorship,
     /// Unix time of each member's last defragmentation (cool-down).
     last_defrag: HashMap<u64, f64>,
     nospace: Option<heal::Episode>,
@@ -101,8 +102,6 @@ pub struct Engine {
     blocked: BTreeMap<&'static str, Vec<String>>,
     /// Whether the members' data agrees (derived from the cluster for every actor grant).
     consistency: agreement::Consistency,
-    /// The grant this instance last acted under (a new one re-checks the members' agreement).
-    last_fence: Option<Fence>,
     /// How long NOSPACE has lasted without progress (a standby takes over a stalled one).
     stall: StallWatch,
     /// Members whose free disk nobody knows, each said once.
@@ -125,8 +124,6 @@ pub struct Engine {
     dry_live: Option<u64>,
     /// The forecast warning was logged for the current approach to the quota.
     forecast_warned: bool,
-    /// This instance's actor candidacy (its lease while registered).
-    identity: Option<watch::Receiver<Option<i64>>>,
 }
 
 impl Engine {
@@ -134,14 +131,13 @@ impl Engine {
         let window = Arc::new(AtomicBool::new(cfg.schedule.is_none()));
         Engine {
             compaction: CompactionState::default(),
-            actor: ActorMemory::default(),
+            actorship: actorship::Actorship::default(),
             last_defrag: HashMap::new(),
             nospace: None,
             window,
             busy: None,
             blocked: BTreeMap::new(),
             consistency: agreement::Consistency::Unknown,
-            last_fence: None,
             unverified: Default::default(),
             disk_unknown: Default::default(),
             clock: Clock::system(),
@@ -153,7 +149,6 @@ impl Engine {
             pass_said: Default::default(),
             dry_live: None,
             forecast_warned: false,
-            identity: None,
             cfg,
         }
     }
@@ -166,13 +161,8 @@ impl Engine {
 
     /// Where the candidacy task publishes this instance's lease.
     pub fn with_identity(mut self, me: watch::Receiver<Option<i64>>) -> Engine {
-        self.identity = Some(me);
+        self.actorship = self.actorship.with_identity(me);
         self
-    }
-
-    /// This instance's lease while it is a registered candidate.
-    pub(super) fn me(&self) -> Option<i64> {
-        self.identity.as_ref().and_then(|me| *me.borrow())
     }
 
     /// What the churn watch publishes: the bytes it counted (the history rate) and its top list.
@@ -273,8 +263,10 @@ impl Engine {
         }
 
         let stall = self.stall.observe(obs, now);
-        let Some(actor) = self.actor(ctx, obs, now) else {
-            self.last_fence = None;
+        let settle = self.cfg.settle.as_secs_f64();
+        let role = self.actorship.step(obs, self.cfg.act_when, now, settle);
+        publish_role(ctx, obs, &role);
+        let Some(actor) = role.actor else {
             self.take_over_if_stalled(ctx, obs, stall, now).await;
             return;
         };
@@ -282,14 +274,10 @@ impl Engine {
         if let Some(space) = &space {
             self.space.say(ctx, obs, space, now);
         }
-        // A new grant compares the members before its first step. A new lease of this same
-        // instance is not one (a renewal that failed through a busy member): otherwise every
-        // lost renewal means another hash of every member, which can repeat without end.
-        let grant = |f: &Fence| (f.basis, f.leader, f.term);
-        if self.last_fence.as_ref().map(grant) != Some(grant(&fence)) {
+        // A new grant compares the members before its first step.
+        if role.new_grant {
             self.forget_agreement();
         }
-        self.last_fence = Some(fence);
         if obs.has_alarm(AlarmKind::NoSpace) {
             self.nospace_step(ctx, obs, &actor).await;
             return;
@@ -342,53 +330,25 @@ impl Engine {
             }
         }
     }
+}
 
-    /// Whether this instance acts (reported to /status and the metric either way).
-    fn actor(
-        &mut self,
-        ctx: &Ctx<'_>,
-        obs: &Observation,
-        now: f64,
-    ) -> Option<crate::decide::actor::Actor> {
-        let me = self.me();
-        let verdict = actor_verdict(
-            obs,
-            self.cfg.act_when,
-            me,
-            &mut self.actor,
-            now,
-            self.cfg.settle.as_secs_f64(),
-        );
-        let (is_actor, reason) = match &verdict {
-            Ok(actor) => (
-                true,
-                match &actor.settling {
-                    Some(why) => why.clone(),
-                    None => match actor.fence.basis {
-                        Basis::BesideLeader => {
-                            format!("the local member leads in term {}", actor.fence.term)
-                        }
-                        Basis::FirstRegistered => {
-                            "the first registered candidate (no live candidate beside the leader, or --act-when=elected)".into()
-                        }
-                        Basis::Alone => "the only instance".into(),
-                    },
-                },
-            ),
-            Err(why) => (false, why.to_string()),
-        };
-        ctx.shared.metrics.is_actor.set(i64::from(is_actor));
-        let mut state = ctx.shared.write();
-        if is_actor && !state.maintenance.actor {
+/// The role, where people and Prometheus see it: the metric, `/status`, and a log line when it
+/// is worth one (`Role::changed`).
+fn publish_role(ctx: &Ctx<'_>, obs: &Observation, role: &actorship::Role) {
+    let acts = role.actor.is_some();
+    ctx.shared.metrics.is_actor.set(i64::from(acts));
+    if role.changed {
+        if acts {
             tracing::info!(
                 term = obs.raft_term,
-                "this instance is the actor ({reason})"
+                "this instance is the actor ({})",
+                role.reason
             );
-        } else if !is_actor && state.maintenance.actor_reason != reason {
-            tracing::info!("{reason}");
+        } else {
+            tracing::info!("{}", role.reason);
         }
-        state.maintenance.actor = is_actor;
-        state.maintenance.actor_reason = reason;
-        verdict.ok()
     }
+    let mut state = ctx.shared.write();
+    state.maintenance.actor = acts;
+    state.maintenance.actor_reason = role.reason.clone();
 }
