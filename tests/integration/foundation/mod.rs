@@ -192,6 +192,19 @@ fn tls_failures_are_one_line_and_name_the_cause() {
 fn presets_find_vcluster_certificate_layouts_under_pki_dir() {
     let cluster = Cluster::start(1, 16 << 20);
     let endpoint = cluster.endpoints()[0].clone();
+    // `status` with a vCluster preset's certificate layout under `dir`.
+    let status_with_preset = |preset: &str, dir: &std::path::Path| {
+        let dir = dir.display().to_string();
+        upkeep(&s(&[
+            "status",
+            "--preset",
+            preset,
+            "--pki-dir",
+            &dir,
+            "--endpoints",
+            &endpoint,
+        ]))
+    };
     let copy = |from: &std::path::Path, to: std::path::PathBuf| {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(from, to).unwrap();
@@ -208,15 +221,7 @@ fn presets_find_vcluster_certificate_layouts_under_pki_dir() {
         &cluster.pki.client_key,
         embedded.join("apiserver-etcd-client.key"),
     );
-    let out = upkeep(&s(&[
-        "status",
-        "--preset",
-        "embedded",
-        "--pki-dir",
-        &embedded.display().to_string(),
-        "--endpoints",
-        &endpoint,
-    ]));
+    let out = status_with_preset("embedded", &embedded);
     assert!(
         out.status.success(),
         "{}",
@@ -228,15 +233,7 @@ fn presets_find_vcluster_certificate_layouts_under_pki_dir() {
     copy(&cluster.pki.ca, deployed.join("etcd-ca.crt"));
     copy(&cluster.pki.server_cert, deployed.join("etcd-peer.crt"));
     copy(&cluster.pki.server_key, deployed.join("etcd-peer.key"));
-    let out = upkeep(&s(&[
-        "status",
-        "--preset",
-        "deployed",
-        "--pki-dir",
-        &deployed.display().to_string(),
-        "--endpoints",
-        &endpoint,
-    ]));
+    let out = status_with_preset("deployed", &deployed);
     assert!(
         out.status.success(),
         "{}",
@@ -245,15 +242,7 @@ fn presets_find_vcluster_certificate_layouts_under_pki_dir() {
 
     // Missing files are named.
     let empty = cluster.dir.path().join("empty");
-    let out = upkeep(&s(&[
-        "status",
-        "--preset",
-        "embedded",
-        "--pki-dir",
-        &empty.display().to_string(),
-        "--endpoints",
-        &endpoint,
-    ]));
+    let out = status_with_preset("embedded", &empty);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
