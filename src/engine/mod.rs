@@ -1,41 +1,35 @@
 //! The maintenance engine: each observation goes observe → decide → act → report.
 //!
 //! Why it is shaped like this: the decisions live in `decide` (pure), the mutations in `act`;
-//! this module only sequences them and remembers what must survive between observations (the
-//! compactor's samples, per-member cool-downs, the NOSPACE episode, whether this instance leads).
-//! Everything it remembers can be lost without harm: after a restart the next observation shows
-//! the cluster as it is, and the same decisions resume the work (a heal half done is finished).
+//! this module only sequences them. What must survive between observations is owned by the
+//! engine's components, each in its own module with private state and its own unit tests:
 //!
-//! - [`rolling`]: one member at a time, gate before each, leader last, integrity proof after each.
-//! - [`heal`]: the NOSPACE episode — emergency compaction, defrag, verified disarm.
+//! - [`actorship`]: whether this instance acts, and since when;
+//! - [`guard`]: the checks before any step, and why maintenance is refused;
+//! - [`episode`]: the NOSPACE episode — emergency compaction, defrag, verified disarm;
 //! - [`space`]: the space controller — compaction that keeps the db under its space target, and
-//!   a defragmentation when the file itself must shrink.
+//!   a defragmentation when the file itself must shrink;
+//! - [`rolling`]: one member at a time, gate before each, leader last, integrity proof after
+//!   each, and the cool-down;
+//! - [`forecast`]: the growth forecast; the periodic compactor is
+//!   `decide::compaction::CompactionState`.
+//!
+//! Everything they remember can be lost without harm: after a restart the next observation
+//! shows the cluster as it is, and the same decisions resume the work (a heal half done is
+//! finished).
 
 mod actorship;
-mod agreement;
-mod blocked;
 mod compact;
 mod config;
-mod disarm;
+mod episode;
 mod forecast;
-mod gate;
-mod handover;
-mod heal;
-mod hold;
-mod left_out;
+mod guard;
 mod rolling;
-mod schedule;
 mod space;
-mod space_summary;
-mod takeover;
-mod verify;
-mod watch_history;
 
 pub use config::Config;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
@@ -43,9 +37,7 @@ use crate::act::Act;
 use crate::clock::Clock;
 use crate::decide::compaction::CompactionState;
 use crate::decide::heal::files_left_behind;
-use crate::decide::takeover::StallWatch;
 use crate::diagnose::churn::ChurnEntry;
-use crate::diagnose::forecast::GrowthSamples;
 use crate::diagnose::history_rate::WriteTotals;
 use crate::etcd::{AlarmKind, Etcd};
 use crate::observe::Snapshot;
@@ -53,9 +45,8 @@ use crate::observe::{self, Observation, ObserveSettings};
 use crate::report::state::Shared;
 use crate::shutdown::Shutdown;
 
-pub use heal::HealOutcome;
-use hold::Busy;
-pub use hold::Hold;
+pub use episode::HealOutcome;
+pub use guard::Hold;
 
 /// What one tick needs besides the engine's own memory.
 pub struct Ctx<'a> {
@@ -85,70 +76,39 @@ impl Ctx<'_> {
     }
 }
 
+/// The engine: its context (settings and clock) and its components, each owning its state.
+/// The tick hands each component the observation and runs them in runbook order.
 pub struct Engine {
     pub cfg: Config,
-    compaction: CompactionState,
-    /// Whether this instance acts, and since when (`actorship`).
-    actorship: actorship::Actorship,
-    /// Unix time of each member's last defragmentation (cool-down).
-    last_defrag: HashMap<u64, f64>,
-    nospace: Option<heal::Episode>,
-    /// Set by the cron job; a rule-driven pass may start while it is set.
-    window: Arc<AtomicBool>,
-    /// A member whose defrag timed out on our side: it may still be defragmenting.
-    busy: Option<Busy>,
-    /// Why maintenance is refused, by reason. Each reason is set and cleared by the check that
-    /// owns it (alarms, the health gate, the disk check), so the metric does not flap.
-    blocked: BTreeMap<&'static str, Vec<String>>,
-    /// Whether the members' data agrees (derived from the cluster for every actor grant).
-    consistency: agreement::Consistency,
-    /// How long NOSPACE has lasted without progress (a standby takes over a stalled one).
-    stall: StallWatch,
-    /// Members whose free disk nobody knows, each said once.
-    disk_unknown: std::collections::HashSet<u64>,
-    /// Voting members the last heal went on without (down): checked when they answer again.
-    unverified: std::collections::HashSet<u64>,
     /// Where every duration is read (monotonic; a test drives its own).
     clock: Clock,
-    /// When this instance last disarmed NOSPACE (monotonic): observations older than that are
-    /// stale.
-    disarmed_at: f64,
-    growth: GrowthSamples,
-    /// When this instance first saw the current NOSPACE alarm (monotonic, Unix seconds).
-    nospace_seen: Option<(std::time::Instant, f64)>,
+    /// Whether this instance acts, and since when.
+    actorship: actorship::Actorship,
+    /// The checks before any step and why maintenance is refused.
+    guard: guard::Guard,
+    /// The NOSPACE episode: from the first sight of the alarm to the verified disarm.
+    episode: episode::NospaceEpisode,
     /// The space controller: everything prevention measures, decides and says.
     space: space::SpaceController,
-    /// The last stopped pass the log spoke of (`rolling::PassSaid`).
-    pass_said: rolling::PassSaid,
-    /// `--dry-run` of a heal: the live data the projection assumes after compaction.
-    dry_live: Option<u64>,
-    /// The forecast warning was logged for the current approach to the quota.
-    forecast_warned: bool,
+    /// The periodic compactor (`--auto-compaction-*`-style retention).
+    compaction: CompactionState,
+    /// The rolling pass's memory: cool-downs, the schedule's window, what the log said.
+    rolling: rolling::Rolling,
+    /// The growth forecast.
+    growth: forecast::GrowthWatch,
 }
 
 impl Engine {
     pub fn new(cfg: Config) -> Engine {
-        let window = Arc::new(AtomicBool::new(cfg.schedule.is_none()));
         Engine {
-            compaction: CompactionState::default(),
-            actorship: actorship::Actorship::default(),
-            last_defrag: HashMap::new(),
-            nospace: None,
-            window,
-            busy: None,
-            blocked: BTreeMap::new(),
-            consistency: agreement::Consistency::Unknown,
-            unverified: Default::default(),
-            disk_unknown: Default::default(),
             clock: Clock::system(),
-            stall: StallWatch::default(),
-            disarmed_at: 0.0,
-            growth: GrowthSamples::default(),
-            nospace_seen: None,
+            actorship: actorship::Actorship::default(),
+            guard: guard::Guard::default(),
+            episode: episode::NospaceEpisode::default(),
             space: space::SpaceController::new(cfg.space),
-            pass_said: Default::default(),
-            dry_live: None,
-            forecast_warned: false,
+            compaction: CompactionState::default(),
+            rolling: rolling::Rolling::new(cfg.schedule.is_some()),
+            growth: forecast::GrowthWatch::default(),
             cfg,
         }
     }
@@ -241,7 +201,7 @@ impl Engine {
     /// shrink, the rule's defragmentation).
     pub async fn tick(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
         let now = self.clock.now();
-        if obs.seen_at < self.disarmed_at {
+        if self.episode.is_stale(obs) {
             return; // Taken before our own disarm: it still shows the alarm we just cleared.
         }
         // Every instance samples and decides, so a newly elected actor already knows the
@@ -255,14 +215,7 @@ impl Engine {
             .verdict(ctx.shared, obs, now, self.compaction.last_compacted);
         // Every instance notes when it first saw NOSPACE, so whichever one heals reports the
         // full outage in etcd_upkeep_heal_duration_seconds, not just its own part.
-        if obs.has_alarm(AlarmKind::NoSpace) {
-            self.nospace_seen
-                .get_or_insert((std::time::Instant::now(), now));
-        } else {
-            self.nospace_seen = None;
-        }
-
-        let stall = self.stall.observe(obs, now);
+        let stall = self.episode.observe(obs, now);
         let settle = self.cfg.settle.as_secs_f64();
         let role = self.actorship.step(obs, self.cfg.act_when, now, settle);
         publish_role(ctx, obs, &role);
@@ -276,7 +229,7 @@ impl Engine {
         }
         // A new grant compares the members before its first step.
         if role.new_grant {
-            self.forget_agreement();
+            self.guard.forget_agreement();
         }
         if obs.has_alarm(AlarmKind::NoSpace) {
             self.nospace_step(ctx, obs, &actor).await;
@@ -305,7 +258,7 @@ impl Engine {
         {
             return;
         }
-        if self.window.load(Ordering::SeqCst) {
+        if self.rolling.window_open() {
             self.rule_pass(ctx, obs, fence).await;
         }
     }

@@ -24,8 +24,8 @@ use crate::report::state::Shared;
 use crate::units::format_bytes;
 
 use super::super::Ctx;
-use super::super::space_summary::{SpaceSummary, SummaryLine};
-use super::super::watch_history::WatchHistoryReport;
+use super::space_summary::{SpaceSummary, SummaryLine};
+use super::watch_history::WatchHistoryReport;
 
 /// What the controller last logged, so it speaks once per change.
 #[derive(Debug, Clone, PartialEq)]

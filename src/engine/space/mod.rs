@@ -17,6 +17,8 @@
 //! must shrink.
 
 mod controller;
+mod space_summary;
+mod watch_history;
 
 pub use controller::SpaceController;
 

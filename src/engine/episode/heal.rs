@@ -11,9 +11,7 @@
 //! verdict, and heals by itself as soon as it can.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
-use crate::clock::wall_now;
 use crate::decide::actor::Fence;
 use crate::decide::heal::{HealVerdict, alarmed_members, heal_verdict, project_defragmented};
 use crate::decide::plan::{PlanCause, order};
@@ -21,35 +19,8 @@ use crate::etcd::AlarmKind;
 use crate::observe::Observation;
 use crate::units::format_bytes;
 
-use super::disarm::Undone;
-use super::rolling::RollOutcome;
-use super::{Ctx, Engine};
-
-/// What the current NOSPACE episode remembers.
-#[derive(Debug, Clone)]
-pub struct Episode {
-    pub since: Instant,
-    pub since_unix: f64,
-    /// The revision of this episode's emergency compaction (0: not yet).
-    pub compacted_at: i64,
-    /// Members defragmented since that compaction: their sizes are the truth.
-    pub defragmented: HashSet<u64>,
-    /// (revision, quota) when live data was found over the line; nothing is retried until
-    /// deletions move the revision or the quota changes.
-    pub blocked_at: Option<(i64, u64)>,
-    /// Consecutive blocked reports, for spacing out the error log.
-    pub blocked_reports: u32,
-    pub next_blocked_log: Instant,
-    /// `--dry-run`: the plan was printed.
-    pub described: bool,
-    /// A disarm the next write undid, or a block resting on a quota known only second-hand:
-    /// what a retry waits for.
-    pub undone: Option<Undone>,
-    /// The wait before the last trial disarm: each undone one doubles it (at most 5 minutes).
-    pub undone_wait: Duration,
-    /// The wait is over: the next blocked verdict tries one disarm.
-    pub trial_due: bool,
-}
+use crate::engine::rolling::RollOutcome;
+use crate::engine::{Ctx, Engine};
 
 /// How one heal attempt ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +39,6 @@ pub enum HealOutcome {
 
 /// Heal rounds per tick: a defrag pass and a disarm normally fit in two.
 const ROUNDS_PER_TICK: usize = 4;
-pub(super) const MAX_LOG_BACKOFF: Duration = Duration::from_secs(300);
 
 impl Engine {
     /// One heal attempt. Called while NOSPACE is active and this instance is the actor.
@@ -76,12 +46,11 @@ impl Engine {
         self.begin_episode(ctx, obs);
         if self.cfg.dry_run {
             // The real path, with every mutation printed instead of sent, once per episode.
-            let episode = self.nospace.as_mut().expect("episode set above");
-            if episode.described {
+            if !self.episode.describe() {
                 return HealOutcome::Pending("dry run: plan already shown".into());
             }
-            episode.described = true;
-            self.dry_live = Some(self.count_live_bytes(ctx, obs).await);
+            let live = self.count_live_bytes(ctx, obs).await;
+            self.episode.set_dry_live(live);
         }
 
         if let Err(outcome) = self.emergency_compaction(ctx, obs, fence).await {
@@ -93,11 +62,7 @@ impl Engine {
                 Ok(o) => o,
                 Err(e) => return HealOutcome::Pending(format!("cannot observe the cluster: {e}")),
             };
-            let defragmented = self
-                .nospace
-                .as_ref()
-                .map(|e| e.defragmented.clone())
-                .unwrap_or_default();
+            let defragmented = self.episode.defragmented();
             let now_obs = self.projected(now_obs, &defragmented);
             if let Some(outcome) = self.heal_round(ctx, &now_obs, fence, defragmented).await {
                 return outcome;
@@ -108,26 +73,16 @@ impl Engine {
 
     /// Opens the episode on the first NOSPACE tick (every instance noted when it first saw it).
     fn begin_episode(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
-        let (seen, seen_unix) = self.nospace_seen.unwrap_or((Instant::now(), wall_now()));
-        let episode = self.nospace.get_or_insert_with(|| {
-            let alarmed: Vec<String> = obs.alarms.iter().filter(|a| a.kind == AlarmKind::NoSpace).map(|a| obs.member_name(a.member_id)).collect();
+        if self.episode.open(self.clock.now()) {
+            let alarmed: Vec<String> = obs
+                .alarms
+                .iter()
+                .filter(|a| a.kind == AlarmKind::NoSpace)
+                .map(|a| obs.member_name(a.member_id))
+                .collect();
             tracing::warn!(members = ?alarmed, "NOSPACE alarm raised on {}: every write fails; healing: compact → defragment → verified disarm", alarmed.join(", "));
-            Episode {
-                since: seen,
-                since_unix: seen_unix,
-                compacted_at: 0,
-                defragmented: HashSet::new(),
-                blocked_at: None,
-                blocked_reports: 0,
-                next_blocked_log: Instant::now(),
-                described: false,
-                undone: None,
-                undone_wait: Duration::ZERO,
-                trial_due: false,
-            }
-        });
-        let since_unix = episode.since_unix;
-        ctx.shared.write().maintenance.nospace_since = Some(since_unix);
+        }
+        ctx.shared.write().maintenance.nospace_since = self.episode.since_unix();
     }
 
     /// Compacts to the current revision, once per episode and again after deletions: the only
@@ -140,9 +95,7 @@ impl Engine {
     ) -> Result<(), HealOutcome> {
         // Blocked on live data: only deletions (which move the revision) or a new quota can
         // change that; until then, re-judge from the observation alone and touch nothing.
-        let episode = self.nospace.as_ref().expect("episode set above");
-        let blocked_still = episode.blocked_at == Some((obs.revision, obs.quota.bytes));
-        if !blocked_still && obs.revision > episode.compacted_at {
+        if self.episode.compaction_due(obs.revision, obs.quota.bytes) {
             // Emergency compaction to the current revision: the only way deletions and
             // overwritten history turn into free pages (fenced on a fresh look in `compact`).
             let why = "NOSPACE emergency: all history before the current revision is given up";
@@ -156,10 +109,7 @@ impl Engine {
                     "the emergency compaction failed".into(),
                 ));
             }
-            let episode = self.nospace.as_mut().expect("episode set above");
-            episode.compacted_at = obs.revision;
-            episode.defragmented.clear();
-            episode.blocked_at = None;
+            self.episode.compacted(obs.revision);
         }
 
         Ok(())
@@ -176,29 +126,34 @@ impl Engine {
         self.note_unverified(ctx, now_obs);
         let verdict = heal_verdict(now_obs, self.cfg.disarm_threshold, &defragmented);
         let held_off = match verdict {
-            HealVerdict::Disarm { .. } => self.still_undone(now_obs),
+            HealVerdict::Disarm { .. } => self.episode.still_undone(now_obs, self.clock.now()),
             _ => None,
         };
         // Every member answered unless the verdict is Wait: the heal's own "unhealthy" (a
         // silent member) is over; the gate before each member owns it from here.
         if !matches!(verdict, HealVerdict::Wait { .. }) {
-            self.set_blocked(ctx, "unhealthy", Vec::new());
+            self.guard.set_blocked(ctx, "unhealthy", Vec::new());
         }
         match verdict {
             HealVerdict::NoAlarm => {
-                self.set_heal_blocked(ctx, None, None);
+                self.guard.set_heal_blocked(ctx, None, None);
                 Some(HealOutcome::NoAlarm)
             }
             HealVerdict::Wait { why } => {
                 tracing::info!("heal waiting: {why}");
-                self.set_blocked(ctx, "unhealthy", vec![format!("heal waiting: {why}")]);
+                self.guard
+                    .set_blocked(ctx, "unhealthy", vec![format!("heal waiting: {why}")]);
                 Some(HealOutcome::Pending(why))
             }
             HealVerdict::Blocked(details) if self.cfg.dry_run => {
                 tracing::info!("[dry-run] would stop here without disarming: {details}");
                 Some(HealOutcome::Pending("dry run: nothing changed".into()))
             }
-            HealVerdict::Blocked(details) if self.trial_due(now_obs, &details) => {
+            HealVerdict::Blocked(details)
+                if self
+                    .episode
+                    .trial_due(now_obs, &details, self.cfg.poll, self.clock.now()) =>
+            {
                 tracing::warn!(
                     member = %details.member,
                     "trying one disarm: {}'s own quota is not known (etcd < 3.6 does not report it, and no sidecar beside it publishes it), so a raise would not be visible from here; if the next write raises NOSPACE again, the heal waits twice as long before the next try",
@@ -218,11 +173,15 @@ impl Engine {
             // again) is defragmented meanwhile, which is such a change.
             HealVerdict::Disarm { .. } if held_off.is_some() => {
                 let message = held_off.unwrap_or_default();
-                self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+                self.guard.set_heal_blocked(
+                    ctx,
+                    Some("live_data_over_quota"),
+                    Some(message.clone()),
+                );
                 Some(HealOutcome::Blocked(message))
             }
             HealVerdict::Disarm { alarmed_members } => {
-                self.set_heal_blocked(ctx, None, None);
+                self.guard.set_heal_blocked(ctx, None, None);
                 Some(self.disarm(ctx, now_obs, &alarmed_members).await)
             }
         }
@@ -251,19 +210,18 @@ impl Engine {
                 }
             })
             .collect();
-        self.set_blocked(ctx, "disk_space", no_room.clone());
+        self.guard.set_blocked(ctx, "disk_space", no_room.clone());
         if members.is_empty() {
             let message = format!("NOSPACE cannot be healed: {}", no_room.join("; "));
-            self.set_heal_blocked(ctx, Some("maintenance_blocked"), Some(message.clone()));
+            self.guard
+                .set_heal_blocked(ctx, Some("maintenance_blocked"), Some(message.clone()));
             return Some(HealOutcome::Blocked(message));
         }
-        self.set_heal_blocked(ctx, None, None);
+        self.guard.set_heal_blocked(ctx, None, None);
         let plan = order(now_obs, PlanCause::Heal, &members);
         let mut done = defragmented;
         let outcome = self.rolling_defrag(ctx, plan, fence, &mut done).await;
-        if let Some(episode) = self.nospace.as_mut() {
-            episode.defragmented = done;
-        }
+        self.episode.set_defragmented(done);
         match outcome {
             RollOutcome::Completed => None,
             // We defragmented our own member before handing over: look again, and
@@ -285,13 +243,8 @@ impl Engine {
         details: &crate::decide::heal::LiveDataOverQuota,
     ) -> HealOutcome {
         let message = details.to_string();
-        let episode = self.nospace.as_mut().expect("episode set above");
-        episode.blocked_at = Some((now_obs.revision, now_obs.quota.bytes));
-        if Instant::now() >= episode.next_blocked_log {
-            episode.blocked_reports += 1;
-            let wait = (self.cfg.poll * 2u32.saturating_pow(episode.blocked_reports.min(10)))
-                .min(MAX_LOG_BACKOFF);
-            episode.next_blocked_log = Instant::now() + wait;
+        let (revision, quota, now) = (now_obs.revision, now_obs.quota.bytes, self.clock.now());
+        if self.episode.blocked(revision, quota, now, self.cfg.poll) {
             tracing::error!(
                 in_use = details.in_use,
                 quota = details.quota,
@@ -299,7 +252,8 @@ impl Engine {
                 "NOSPACE cannot be healed: {message}; healing resumes by itself once objects are deleted or the quota is raised"
             );
         }
-        self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+        self.guard
+            .set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
         HealOutcome::Blocked(message)
     }
 
@@ -336,19 +290,23 @@ impl Engine {
     }
 
     /// In a dry run, the observation as the real heal would see it after its steps so far.
-    pub(super) fn projected(&self, obs: Observation, done: &HashSet<u64>) -> Observation {
-        match self.dry_live {
+    pub(in crate::engine) fn projected(
+        &self,
+        obs: Observation,
+        done: &HashSet<u64>,
+    ) -> Observation {
+        match self.episode.dry_live() {
             Some(live) if self.cfg.dry_run => project_defragmented(&obs, done, live),
             _ => obs,
         }
     }
 
     /// NOSPACE is gone (healed by us, or disarmed by someone else): close the episode.
-    pub(super) fn end_nospace_episode(&mut self, ctx: &Ctx<'_>) {
-        if self.nospace.take().is_some() {
+    pub(in crate::engine) fn end_nospace_episode(&mut self, ctx: &Ctx<'_>) {
+        if self.episode.close() {
             tracing::info!("NOSPACE is no longer raised");
-            self.set_blocked(ctx, "unhealthy", Vec::new());
-            self.set_heal_blocked(ctx, None, None);
+            self.guard.set_blocked(ctx, "unhealthy", Vec::new());
+            self.guard.set_heal_blocked(ctx, None, None);
             ctx.shared.write().maintenance.nospace_since = None;
         }
     }

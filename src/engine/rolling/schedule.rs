@@ -5,17 +5,15 @@
 //! sees it open runs one rule pass — the window then closes until the next scheduled time.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 use crate::decide::actor::Fence;
-use crate::decide::cool_down::cooling_down;
 use crate::decide::plan::{PlanCause, order, rule_matches};
 use crate::observe::Observation;
 
-use super::{Ctx, Engine};
+use crate::engine::{Ctx, Engine};
 
 impl Engine {
-    pub(super) async fn start_schedule(
+    pub(in crate::engine) async fn start_schedule(
         &self,
     ) -> Result<Option<tokio_cron_scheduler::JobScheduler>, tokio_cron_scheduler::JobSchedulerError>
     {
@@ -23,12 +21,12 @@ impl Engine {
             return Ok(None);
         };
         let scheduler = tokio_cron_scheduler::JobScheduler::new().await?;
-        let window = self.window.clone();
+        let window = self.rolling.window_handle();
         let job = tokio_cron_scheduler::Job::new_async(six.as_str(), move |_, _| {
             let window = window.clone();
             Box::pin(async move {
                 tracing::info!("defrag window opened by --defrag-schedule");
-                window.store(true, Ordering::SeqCst);
+                window.store(true, std::sync::atomic::Ordering::SeqCst);
             })
         })?;
         scheduler.add(job).await?;
@@ -40,8 +38,8 @@ impl Engine {
     /// instance's candidacy — for whichever instance acts next (a pass that reaches the leader
     /// hands the acting role over). Entries past the cool-down are dropped from what is
     /// published.
-    pub(super) fn note_defragmented(&mut self, ctx: &Ctx<'_>, member: u64) {
-        self.last_defrag.insert(member, self.clock.now());
+    pub(in crate::engine) fn note_defragmented(&mut self, ctx: &Ctx<'_>, member: u64) {
+        self.rolling.defragmented(member, self.clock.now());
         let now = crate::clock::wall_now() as u64;
         let cool_down = self.cfg.min_defrag_interval.as_secs();
         let mut state = ctx.shared.write();
@@ -53,20 +51,22 @@ impl Engine {
     }
 
     /// Rule-driven defragmentation: members the rule picks, outside their cool-down.
-    pub(super) async fn rule_pass(&mut self, ctx: &Ctx<'_>, obs: &Observation, fence: Fence) {
-        let cooling = cooling_down(
-            &self.last_defrag,
-            self.clock.now(),
-            obs,
-            self.cfg.min_defrag_interval,
-        );
+    pub(in crate::engine) async fn rule_pass(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+        fence: Fence,
+    ) {
+        let cooling = self
+            .rolling
+            .cooling(obs, self.clock.now(), self.cfg.min_defrag_interval);
         let (matched, notes) = rule_matches(obs, &self.cfg.rule, &cooling);
         for note in notes {
             tracing::debug!("{note}");
         }
         if self.cfg.schedule.is_some() {
             // The window admits one pass; it reopens at the next scheduled time.
-            self.window.store(false, Ordering::SeqCst);
+            self.rolling.close_window();
         }
         if matched.is_empty() {
             return;
@@ -78,7 +78,7 @@ impl Engine {
             .await;
         // Once per change: a pass refused before its first member (a full volume, a closed
         // gate) is tried every poll and ends the same way each time.
-        if self.pass_said.say(&outcome) {
+        if self.rolling.said.say(&outcome) {
             tracing::info!(
                 rule = self.cfg.rule.source(),
                 ?members,

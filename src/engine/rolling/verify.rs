@@ -18,8 +18,8 @@ use crate::observe::probe::wait_until_answering;
 use crate::report::metrics::OutcomeLabel;
 use crate::shutdown::Shutdown;
 
-use super::agreement::hash_all;
-use super::{Ctx, Engine};
+use crate::engine::guard::hash_all;
+use crate::engine::{Ctx, Engine};
 
 /// A defragmented member that is not back in the cluster yet: nothing can be compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,45 +30,47 @@ enum NotBack {
     Behind(String),
 }
 
-impl Engine {
-    pub(super) fn record_integrity(&self, ctx: &Ctx<'_>, subject: &str, outcome: &Integrity) {
-        ctx.shared
-            .metrics
-            .integrity_checks
-            .get_or_create(&OutcomeLabel {
-                outcome: outcome.label().into(),
-            })
-            .inc();
-        match outcome {
-            Integrity::Verified(what) => {
-                tracing::info!(
-                    member = subject,
-                    outcome = "verified",
-                    "integrity verified for {subject}: {what}"
-                )
-            }
-            Integrity::Unverifiable(why) => {
-                tracing::warn!(
-                    member = subject,
-                    outcome = "unverifiable",
-                    "integrity of {subject} unverifiable: {why}"
-                )
-            }
-            Integrity::Mismatch(why) => {
-                ctx.shared.event(
-                    crate::report::events::EventReason::IntegrityMismatch,
-                    subject,
-                    format!("integrity MISMATCH for {subject}: {why}; maintenance stopped"),
-                );
-                tracing::error!(
-                    member = subject,
-                    outcome = "mismatch",
-                    "integrity MISMATCH for {subject}: {why}"
-                )
-            }
+/// An integrity check's outcome, where people and Prometheus see it: the metric, the log and —
+/// for a mismatch — an Event.
+pub(in crate::engine) fn record_integrity(ctx: &Ctx<'_>, subject: &str, outcome: &Integrity) {
+    ctx.shared
+        .metrics
+        .integrity_checks
+        .get_or_create(&OutcomeLabel {
+            outcome: outcome.label().into(),
+        })
+        .inc();
+    match outcome {
+        Integrity::Verified(what) => {
+            tracing::info!(
+                member = subject,
+                outcome = "verified",
+                "integrity verified for {subject}: {what}"
+            )
+        }
+        Integrity::Unverifiable(why) => {
+            tracing::warn!(
+                member = subject,
+                outcome = "unverifiable",
+                "integrity of {subject} unverifiable: {why}"
+            )
+        }
+        Integrity::Mismatch(why) => {
+            ctx.shared.event(
+                crate::report::events::EventReason::IntegrityMismatch,
+                subject,
+                format!("integrity MISMATCH for {subject}: {why}; maintenance stopped"),
+            );
+            tracing::error!(
+                member = subject,
+                outcome = "mismatch",
+                "integrity MISMATCH for {subject}: {why}"
+            )
         }
     }
+}
 
+impl Engine {
     /// The member answers a linearizable read again and its applied index reached the
     /// leader's raft index as it was just now.
     async fn answering_and_caught_up(

@@ -13,19 +13,20 @@ use crate::decide::plan::{PlanCause, order};
 use crate::observe::Observation;
 use crate::units::format_bytes;
 
-use super::{Ctx, Engine};
+use crate::engine::{Ctx, Engine};
 
 impl Engine {
     /// A heal through the quorum: name the voting members it goes on without, once per change,
     /// in the log and /status. They stay named after the disarm until they answer again.
-    pub(super) fn note_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
+    pub(in crate::engine) fn note_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
         let down = unverified_members(obs);
-        self.unverified = obs
-            .members
-            .iter()
-            .filter(|m| !m.is_learner && !m.in_quorum())
-            .map(|m| m.id)
-            .collect();
+        self.episode.set_left_out(
+            obs.members
+                .iter()
+                .filter(|m| !m.is_learner && !m.in_quorum())
+                .map(|m| m.id)
+                .collect(),
+        );
         let mut state = ctx.shared.write();
         if state.maintenance.unverified != down {
             if !down.is_empty() {
@@ -41,33 +42,29 @@ impl Engine {
 
     /// The members a heal went on without, once they answer again: say so (the defragmentation
     /// of a file left behind is `decide::heal::files_left_behind`, whichever instance acts).
-    pub(super) fn recheck_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
-        if self.unverified.is_empty() {
+    pub(in crate::engine) fn recheck_unverified(&mut self, ctx: &Ctx<'_>, obs: &Observation) {
+        if !self.episode.any_left_out() {
             return;
         }
         let line = (self.cfg.disarm_threshold * obs.quota.bytes as f64) as u64;
-        let back: Vec<u64> = self
-            .unverified
-            .iter()
-            .copied()
-            .filter(|id| obs.member(*id).is_none_or(|m| m.in_quorum()))
-            .collect();
+        let back = self
+            .episode
+            .back(|id| obs.member(id).is_none_or(|m| m.in_quorum()));
         for id in back {
-            self.unverified.remove(&id);
             let Some(status) = obs.member(id).and_then(|m| m.status.as_ref()) else {
                 continue; // it left the cluster
             };
             let name = obs.member_name(id);
             tracing::info!(member = %name, "{name} answers again: its file is {} (the disarm line is {})", format_bytes(status.db_size), format_bytes(line));
         }
-        if self.unverified.is_empty() {
+        if !self.episode.any_left_out() {
             ctx.shared.write().maintenance.unverified.clear();
         }
     }
 
     /// Defragments members whose file was left behind over the line (`files_left_behind`):
     /// rolling, as a heal is, so the gate goes on through a quorum.
-    pub(super) async fn defragment_left_behind(
+    pub(in crate::engine) async fn defragment_left_behind(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,

@@ -8,62 +8,50 @@
 
 use crate::report::metrics::{HEAL_BLOCKED_REASONS, MAINTENANCE_BLOCKED_REASONS, Metrics};
 
-use super::{Ctx, Engine};
+use super::{Guard, Refusal};
+use crate::engine::Ctx;
 
-impl Engine {
+impl Guard {
     /// Sets (non-empty `messages`) or clears (empty) one reason maintenance is refused, and
     /// publishes all of them to the metric, /status and — on change — the log.
-    pub(super) fn set_blocked(
+    pub(in crate::engine) fn set_blocked(
         &mut self,
         ctx: &Ctx<'_>,
         reason: &'static str,
         messages: Vec<String>,
     ) {
-        let previous = self.blocked.get(reason).cloned().unwrap_or_default();
-        if previous == messages {
-            return;
-        }
-        // The log speaks once per change of what is refused, not per change of its figures: a
-        // volume's free bytes or the live data move every poll while the refusal stays the same.
-        let said_before = previous
-            .iter()
-            .map(|m| shape(m))
-            .eq(messages.iter().map(|m| shape(m)));
-        if said_before && !messages.is_empty() {
-            self.blocked.insert(reason, messages);
-            self.publish_blocked(ctx);
-            return;
-        }
-        if messages.is_empty() {
-            tracing::info!("maintenance no longer blocked ({reason})");
-            self.blocked.remove(reason);
-        } else {
-            // A member busy defragmenting for someone else, or a downgrade, is no fault.
-            let fault = !matches!(reason, "defragmenting" | "downgrade");
-            for m in &messages {
-                if fault {
+        match self.record(reason, messages.clone()) {
+            Refusal::Unchanged => return,
+            Refusal::Figures => {}
+            Refusal::Cleared => tracing::info!("maintenance no longer blocked ({reason})"),
+            Refusal::Set { fault: true } => {
+                for m in &messages {
                     tracing::error!("maintenance blocked: {m}");
-                } else {
+                }
+            }
+            Refusal::Set { fault: false } => {
+                for m in &messages {
                     tracing::warn!("maintenance paused: {m}");
                 }
             }
-            self.blocked.insert(reason, messages);
         }
         self.publish_blocked(ctx);
     }
 
     /// The metric and /status, from every reason maintenance is refused for now.
     fn publish_blocked(&self, ctx: &Ctx<'_>) {
-        let active: Vec<&str> = self.blocked.keys().copied().collect();
+        let active: Vec<&str> = self.refusals.keys().copied().collect();
         Metrics::set_reasons(
             &ctx.shared.metrics.maintenance_blocked,
             &MAINTENANCE_BLOCKED_REASONS,
             &active,
         );
-        ctx.shared.write().maintenance.blocked = self.blocked.values().flatten().cloned().collect();
+        ctx.shared.write().maintenance.blocked =
+            self.refusals.values().flatten().cloned().collect();
     }
 
-    pub(super) fn set_heal_blocked(
+    /// Sets or clears why NOSPACE cannot be healed now (one reason at a time).
+    pub(in crate::engine) fn set_heal_blocked(
         &self,
         ctx: &Ctx<'_>,
         reason: Option<&str>,
@@ -92,7 +80,7 @@ impl Engine {
 
 /// A message without its figures (digits and decimal points), to tell a new refusal from the
 /// same one with other numbers.
-pub(super) fn shape(message: &str) -> String {
+pub(in crate::engine) fn shape(message: &str) -> String {
     message
         .chars()
         .filter(|c| !c.is_ascii_digit() && *c != '.')

@@ -10,7 +10,7 @@ use crate::decide::gate::alarm_blockers;
 use crate::etcd::FailureKind;
 use crate::observe::Observation;
 
-use super::{Ctx, Engine, HealOutcome};
+use crate::engine::{Ctx, Engine, HealOutcome};
 
 /// Why nothing may be touched right now.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,14 +19,6 @@ pub enum Hold {
     Blocked(String),
     /// For now: a member still busy with a defragmentation; the next tick looks again.
     Wait(String),
-}
-
-/// A member whose defragmentation timed out on our side: it may still be defragmenting.
-#[derive(Debug, Clone)]
-pub(super) struct Busy {
-    pub(super) name: String,
-    pub(super) endpoint: String,
-    pub(super) since: std::time::Instant,
 }
 
 impl Engine {
@@ -62,7 +54,11 @@ impl Engine {
     /// CORRUPT or unknown alarms, or a member still busy with a defragmentation that timed out
     /// on our side: touch nothing, not even to heal. (Members whose data differs: see
     /// `members_agree`.)
-    pub(super) async fn may_touch(&mut self, ctx: &Ctx<'_>, obs: &Observation) -> Option<Hold> {
+    pub(in crate::engine) async fn may_touch(
+        &mut self,
+        ctx: &Ctx<'_>,
+        obs: &Observation,
+    ) -> Option<Hold> {
         let blockers = alarm_blockers(obs);
         for reason in ["corrupt_alarm", "unknown_alarm"] {
             let messages = blockers
@@ -70,12 +66,12 @@ impl Engine {
                 .filter(|b| b.reason() == reason)
                 .map(|b| b.to_string())
                 .collect();
-            self.set_blocked(ctx, reason, messages);
+            self.guard.set_blocked(ctx, reason, messages);
         }
         if let Some(blocker) = blockers.first() {
             return Some(Hold::Blocked(blocker.to_string()));
         }
-        if let Some(busy) = self.busy.clone() {
+        if let Some(busy) = self.guard.busy.clone() {
             let name = &busy.name;
             if ctx
                 .etcd
@@ -84,7 +80,7 @@ impl Engine {
                 .is_ok()
             {
                 tracing::info!(member = %name, "{name} answers again");
-                self.busy = None;
+                self.guard.busy = None;
                 return None;
             }
             // Not for ever: a member that answers nothing at all, not even Status, long after
@@ -104,12 +100,14 @@ impl Engine {
                 .is_err_and(|e| e.kind == FailureKind::Unreachable);
             if unreachable {
                 tracing::warn!(member = %name, "{name} cannot be reached at all since its defragmentation timed out on our side: counting it as down (a heal goes on through the quorum without it)");
-                self.busy = None;
+                self.guard.busy = None;
                 return None;
             }
-            if status.is_err() && busy.since.elapsed() >= Engine::busy_limit(ctx) {
-                tracing::warn!(member = %name, "{name} has answered nothing for {}s since its defragmentation timed out on our side: counting it as down from now on (maintenance goes on through the quorum without it)", busy.since.elapsed().as_secs());
-                self.busy = None;
+            if status.is_err()
+                && self.clock.now() - busy.since >= Engine::busy_limit(ctx).as_secs_f64()
+            {
+                tracing::warn!(member = %name, "{name} has answered nothing for {}s since its defragmentation timed out on our side: counting it as down from now on (maintenance goes on through the quorum without it)", (self.clock.now() - busy.since) as u64);
+                self.guard.busy = None;
                 return None;
             }
             let why = format!(
@@ -124,7 +122,7 @@ impl Engine {
     /// How long a member whose defragmentation timed out on our side may stay busy before it is
     /// counted as down: ten command timeouts, at least 10 minutes (a multi-GiB defragmentation
     /// on a slow disk takes minutes; one that never comes back must not hold the actor).
-    pub(super) fn busy_limit(ctx: &Ctx<'_>) -> std::time::Duration {
+    pub(in crate::engine) fn busy_limit(ctx: &Ctx<'_>) -> std::time::Duration {
         (ctx.etcd.command_timeout() * 10).max(std::time::Duration::from_secs(600))
     }
 }

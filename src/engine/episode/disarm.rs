@@ -9,21 +9,19 @@
 //! at all (etcd < 3.6, no sidecar beside it), a trial disarm comes after a doubling wait — at
 //! most one undone disarm per wait.
 
-use std::time::Instant;
-
-use crate::decide::heal::{LiveDataOverQuota, unverified_members};
+use crate::decide::heal::unverified_members;
 use crate::etcd::AlarmKind;
 use crate::observe::Observation;
 use crate::units::format_bytes;
 
-use super::heal::{HealOutcome, MAX_LOG_BACKOFF};
-use super::{Ctx, Engine};
+use super::heal::HealOutcome;
+use crate::engine::{Ctx, Engine};
 
 /// Whether `member`'s own quota is known: reported by the member (etcd ≥ 3.6), read from this
 /// sidecar's own member's /metrics, or published by the sidecar beside it — which withdraws its
 /// candidacy when a raise cannot be published (during NOSPACE), so a stale figure goes away.
 /// Then a raise is seen within a poll and no trial disarm is needed to find it.
-fn quota_known(obs: &Observation, member: u64) -> bool {
+pub(super) fn quota_known(obs: &Observation, member: u64) -> bool {
     obs.member_quotas.contains_key(&member)
 }
 
@@ -38,8 +36,32 @@ pub struct Undone {
     pub quota: Option<crate::observe::Quota>,
     pub db_size: Option<u64>,
     /// While the member's quota is not known at all (etcd < 3.6 and no sidecar beside it), one
-    /// trial disarm after this, the wait doubling.
-    pub retry_at: Instant,
+    /// trial disarm after this (monotonic seconds), the wait doubling.
+    pub retry_at: f64,
+}
+
+impl Undone {
+    /// What `member` looks like in `obs` now, set when the block began.
+    pub(super) fn of(obs: &Observation, member: u64, message: String) -> Undone {
+        Undone {
+            member,
+            message,
+            revision: obs.revision,
+            quota: obs.member_quotas.get(&member).copied(),
+            db_size: obs
+                .member(member)
+                .and_then(|m| m.status.as_ref())
+                .map(|s| s.db_size),
+            retry_at: 0.0,
+        }
+    }
+
+    /// Whether something changed since that can make a disarm hold: objects deleted (the
+    /// revision moved), that member's quota or size.
+    pub(super) fn changed_in(&self, obs: &Observation) -> bool {
+        let now = Undone::of(obs, self.member, String::new());
+        now.revision != self.revision || now.quota != self.quota || now.db_size != self.db_size
+    }
 }
 
 /// What the first write after a disarm showed.
@@ -53,7 +75,7 @@ enum Confirmed {
 }
 
 impl Engine {
-    pub(super) async fn disarm(
+    pub(in crate::engine) async fn disarm(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
@@ -117,9 +139,9 @@ impl Engine {
         }
         // The outage ended with the disarm (writes are accepted from here); the poll that
         // confirms it is not part of it.
-        let outage = self.nospace.as_ref().map(|e| e.since.elapsed());
+        let disarmed_at = self.clock.now();
         match self.confirm_writes(ctx, &endpoint).await {
-            Confirmed::Held => self.healed(ctx, detail, outage.unwrap_or_default()),
+            Confirmed::Held => self.healed(ctx, detail, disarmed_at),
             Confirmed::Undone(member) => self.disarm_undone(ctx, member, obs.revision).await,
             Confirmed::Unknown(why) => HealOutcome::Pending(why),
         }
@@ -151,15 +173,9 @@ impl Engine {
         }
     }
 
-    fn healed(
-        &mut self,
-        ctx: &Ctx<'_>,
-        detail: String,
-        outage: std::time::Duration,
-    ) -> HealOutcome {
-        let episode = self.nospace.take().expect("episode set");
-        self.disarmed_at = self.clock.now();
-        let seconds = outage.as_secs_f64();
+    fn healed(&mut self, ctx: &Ctx<'_>, detail: String, disarmed_at: f64) -> HealOutcome {
+        let ended = self.episode.healed(disarmed_at, self.clock.now());
+        let seconds = ended.seconds;
         ctx.shared.metrics.heal_duration.observe(seconds);
         ctx.shared.write().maintenance.nospace_since = None;
         tracing::info!(
@@ -173,7 +189,7 @@ impl Engine {
         );
         ctx.shared
             .record_action(crate::report::actions::ActionRecord {
-                at: episode.since_unix,
+                at: ended.since_unix,
                 action: "heal".into(),
                 member: None,
                 result: "ok".into(),
@@ -224,92 +240,19 @@ impl Engine {
             )),
         );
         tracing::error!(member = %name, "{message}");
-        if let Some(episode) = self.nospace.as_mut() {
-            // Only our own write check moved the revision: nothing to compact for again. Other
-            // writers' revisions since the disarm (a sync loop going on) are new history: the
-            // next round compacts them, which also forgets which files were defragmented (they
-            // grew since, so their sizes are no longer the live data).
-            if only_our_write_since(revision_at_disarm, obs.revision) {
-                episode.compacted_at = episode.compacted_at.max(obs.revision);
-            }
-            let wait = (episode.undone_wait * 2)
-                .max(self.cfg.poll * 4)
-                .min(MAX_LOG_BACKOFF);
-            episode.undone_wait = wait;
-            episode.undone = Some(Undone {
-                member,
-                message: message.clone(),
-                revision: obs.revision,
-                quota,
-                db_size: size,
-                retry_at: Instant::now() + wait,
-            });
+        // Only our own write check moved the revision: nothing to compact for again. Other
+        // writers' revisions since the disarm (a sync loop going on) are new history: the next
+        // round compacts them, which also forgets which files were defragmented (they grew
+        // since, so their sizes are no longer the live data).
+        if only_our_write_since(revision_at_disarm, obs.revision) {
+            self.episode.compacted_through(obs.revision);
         }
-        self.set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
+        let undone = Undone::of(&obs, member, message.clone());
+        self.episode
+            .hold_off(undone, self.cfg.poll, self.clock.now());
+        self.guard
+            .set_heal_blocked(ctx, Some("live_data_over_quota"), Some(message.clone()));
         HealOutcome::Blocked(message)
-    }
-
-    /// Whether a block on `details` is one to try a disarm through: the member's own quota is not
-    /// known, and the wait since the last try (or since the block began) is over.
-    pub(super) fn trial_due(&mut self, obs: &Observation, details: &LiveDataOverQuota) -> bool {
-        let member = details.member_id;
-        if quota_known(obs, member) {
-            return false;
-        }
-        let poll = self.cfg.poll;
-        let Some(episode) = self.nospace.as_mut() else {
-            return false;
-        };
-        if std::mem::take(&mut episode.trial_due) {
-            return true;
-        }
-        // The block begins: the first try comes after the wait, as after an undone disarm.
-        let wait = (episode.undone_wait * 2).max(poll * 4).min(MAX_LOG_BACKOFF);
-        episode.undone_wait = wait;
-        episode.undone = Some(Undone {
-            member,
-            message: details.to_string(),
-            revision: obs.revision,
-            quota: obs.member_quotas.get(&member).copied(),
-            db_size: obs
-                .member(member)
-                .and_then(|m| m.status.as_ref())
-                .map(|s| s.db_size),
-            retry_at: Instant::now() + wait,
-        });
-        false
-    }
-
-    /// While a disarm was undone: Some(why) until something changed that can make the next one
-    /// hold — objects deleted (the revision moved), that member's quota or size changed — or,
-    /// where its quota is not known at all, a trial after a doubling wait (at most one undone
-    /// disarm per wait).
-    pub(super) fn still_undone(&mut self, obs: &Observation) -> Option<String> {
-        let episode = self.nospace.as_mut()?;
-        let undone = episode.undone.as_mut()?;
-        let quota = obs.member_quotas.get(&undone.member).copied();
-        let size = obs
-            .member(undone.member)
-            .and_then(|m| m.status.as_ref())
-            .map(|s| s.db_size);
-        let known = quota_known(obs, undone.member);
-        let changed =
-            obs.revision != undone.revision || quota != undone.quota || size != undone.db_size;
-        let trial = !known && Instant::now() >= undone.retry_at;
-        if !changed && !trial {
-            return Some(undone.message.clone());
-        }
-        tracing::info!(
-            "{}: trying the heal again",
-            if changed {
-                "objects were deleted, or the member's quota or size changed"
-            } else {
-                "its quota is not known, so a raise would not be visible from here"
-            }
-        );
-        episode.undone = None;
-        episode.trial_due = trial && !changed;
-        None
     }
 }
 

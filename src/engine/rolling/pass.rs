@@ -21,7 +21,7 @@ use crate::observe::probe::{Answer, wait_for_answer};
 
 use super::handover::Leader;
 use super::verify::{Reference, peer_of};
-use super::{Ctx, Engine};
+use crate::engine::{Ctx, Engine};
 
 /// Why a member's step stopped the pass, and whether the member was defragmented by then.
 pub(super) struct Stop {
@@ -80,7 +80,7 @@ impl PassSaid {
             self.0 = None;
             return true;
         };
-        let shape = super::blocked::shape(why);
+        let shape = crate::engine::guard::shape(why);
         let new = self.0.as_deref() != Some(shape.as_str());
         self.0 = Some(shape);
         new
@@ -89,7 +89,7 @@ impl PassSaid {
 
 impl Engine {
     /// Runs `plan`; members defragmented (and verified) are added to `done`.
-    pub(super) async fn rolling_defrag(
+    pub(in crate::engine) async fn rolling_defrag(
         &mut self,
         ctx: &Ctx<'_>,
         plan: Plan,
@@ -142,7 +142,7 @@ impl Engine {
                     .ok();
                 // The cool-down applies to simulated defrags too, so the plan is not re-printed
                 // every poll.
-                self.last_defrag.insert(step.member_id, self.clock.now());
+                self.rolling.defragmented(step.member_id, self.clock.now());
                 pending.remove(&step.member_id);
                 done.insert(step.member_id);
                 continue;
@@ -186,11 +186,8 @@ impl Engine {
         match ctx.act(false).defragment(step, cause.as_str()).await {
             Ok(_) => {}
             Err(e) if e.kind == FailureKind::Timeout => {
-                self.busy = Some(super::Busy {
-                    name: step.name.clone(),
-                    endpoint: step.endpoint.clone(),
-                    since: Instant::now(),
-                });
+                self.guard
+                    .member_busy(step.name.clone(), step.endpoint.clone(), self.clock.now());
                 tracing::warn!(member = %step.name, "defragmentation of {} timed out on our side and may still run on the server; touching nothing else until it answers", step.name);
                 let answer = wait_for_answer(
                     ctx.etcd,
@@ -215,7 +212,7 @@ impl Engine {
                         Engine::busy_limit(ctx).as_secs()
                     )));
                 }
-                self.busy = None;
+                self.guard.member_free();
             }
             Err(e) => {
                 return Err(Stop::before(format!(
@@ -226,7 +223,7 @@ impl Engine {
         }
         self.note_defragmented(ctx, step.member_id);
         let outcome = self.verify_member(ctx, step, reference).await;
-        self.record_integrity(ctx, &step.name, &outcome);
+        super::record_integrity(ctx, &step.name, &outcome);
         match outcome {
             Integrity::Verified(_) => Ok(()),
             Integrity::Mismatch(why) => {

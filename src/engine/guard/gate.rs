@@ -9,7 +9,7 @@ use crate::decide::plan::{DefragStep, PlanCause};
 use crate::observe::Observation;
 use crate::observe::probe::{DiskError, free_disk_bytes, probe_health};
 
-use super::{Ctx, Engine};
+use crate::engine::{Ctx, Engine};
 
 /// Why the next member of a pass is not defragmented now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum Refused {
 }
 
 impl Engine {
-    pub(super) async fn gate_before_member(
+    pub(in crate::engine) async fn gate_before_member(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
@@ -56,7 +56,7 @@ impl Engine {
                 .filter(|b| b.reason() == reason)
                 .map(|b| b.to_string())
                 .collect();
-            self.set_blocked(ctx, reason, these);
+            self.guard.set_blocked(ctx, reason, these);
         }
         if blockers.is_empty() {
             return Ok(());
@@ -69,7 +69,7 @@ impl Engine {
     /// The last check before a member's defragmentation RPC: room on its volume (see
     /// `room_for`). A refusal is reported under `disk_space`; a pass of the heal clears it when
     /// it finds room again (`heal_round`).
-    pub(super) fn disk_check(
+    pub(in crate::engine) fn disk_check(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
@@ -77,7 +77,8 @@ impl Engine {
     ) -> Result<(), Refused> {
         let verdict = self.room_for(obs, step.member_id);
         if let Err(why) = &verdict {
-            self.set_blocked(ctx, "disk_space", vec![why.to_string()]);
+            self.guard
+                .set_blocked(ctx, "disk_space", vec![why.to_string()]);
         }
         verdict
     }
@@ -86,7 +87,11 @@ impl Engine {
     /// member's mounted `--data-dir`, else what the sidecar beside it published. Where nobody
     /// knows (deployed etcd: no sidecar beside the members), it says so once and goes on, as
     /// before there was a check.
-    pub(super) fn room_for(&mut self, obs: &Observation, member: u64) -> Result<(), Refused> {
+    pub(in crate::engine) fn room_for(
+        &mut self,
+        obs: &Observation,
+        member: u64,
+    ) -> Result<(), Refused> {
         let name = obs.member_name(member);
         let copy = copy_bytes(obs);
         if let (Some(dir), true) = (&self.cfg.data_dir, obs.local_member == Some(member)) {
@@ -96,7 +101,7 @@ impl Engine {
         if let Some(free) = published_free(obs, member) {
             return Ok(room_on(&name, free, copy)?);
         }
-        if self.disk_unknown.insert(member) {
+        if self.guard.disk_unknown_first(member) {
             tracing::info!(
                 member = %name,
                 "{name}'s free disk is not known (no sidecar beside it publishes it, or it has no --data-dir): defragmenting it without that check"

@@ -5,11 +5,11 @@
 use crate::decide::takeover::{Stall, takeover};
 use crate::observe::Observation;
 
-use super::{Ctx, Engine};
+use crate::engine::{Ctx, Engine};
 
 impl Engine {
     /// Called on every tick of an instance that does not act.
-    pub(super) async fn take_over_if_stalled(
+    pub(in crate::engine) async fn take_over_if_stalled(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
@@ -41,7 +41,7 @@ impl Engine {
             .await
             .is_ok()
         {
-            self.stall.reset(now);
+            self.episode.took_over(now);
         }
     }
 }

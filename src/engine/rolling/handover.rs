@@ -12,8 +12,8 @@ use crate::decide::actor::{Basis, Fence};
 use crate::decide::plan::{DefragStep, PlanCause, leader_transfer_target};
 use crate::observe::Observation;
 
-use super::rolling::{RollOutcome, Stop, current_step};
-use super::{Ctx, Engine};
+use super::pass::{RollOutcome, Stop, current_step};
+use crate::engine::{Ctx, Engine};
 
 /// What the leader's turn ended with.
 pub(super) enum Leader {

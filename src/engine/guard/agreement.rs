@@ -9,11 +9,8 @@
 use crate::decide::integrity::{Integrity, MemberHash, compare_hashes};
 use crate::observe::Observation;
 
-use super::{Ctx, Engine};
-
-/// Rechecking a cluster known (or not yet shown) to disagree costs a HashKV of every member:
-/// at most every this many seconds.
-const RECHECK_SECONDS: f64 = 60.0;
+use crate::engine::rolling::record_integrity;
+use crate::engine::{Ctx, Engine};
 
 /// What the engine knows about the members' agreement.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,34 +30,27 @@ pub enum Consistency {
 impl Engine {
     /// Before the first mutation of an actor grant, and while the cluster disagrees: compare the
     /// members. Returns false when maintenance must not touch the cluster.
-    pub(super) async fn members_agree(
+    pub(in crate::engine) async fn members_agree(
         &mut self,
         ctx: &Ctx<'_>,
         obs: &Observation,
         now: f64,
     ) -> bool {
-        let due = match &self.consistency {
-            Consistency::Unknown => true,
-            Consistency::Agree => false,
-            Consistency::Disagree { checked_at, .. } | Consistency::Unproven { checked_at } => {
-                now - checked_at >= RECHECK_SECONDS
-            }
-        };
-        if due {
+        if self.guard.agreement_due(now) {
             let Some(outcome) = cluster_hashes(ctx, obs).await else {
-                self.consistency = Consistency::Agree; // alone: nothing to compare
+                self.guard.consistency = Consistency::Agree; // alone: nothing to compare
                 return true;
             };
-            self.record_integrity(ctx, "cluster", &outcome);
+            record_integrity(ctx, "cluster", &outcome);
             match outcome {
                 Integrity::Verified(what) => {
-                    if matches!(self.consistency, Consistency::Disagree { .. }) {
+                    if self.guard.disagrees() {
                         tracing::info!("the members agree again ({what}); maintenance resumes");
                     } else {
                         tracing::debug!("members agree: {what}");
                     }
-                    self.consistency = Consistency::Agree;
-                    self.set_blocked(ctx, "hash_mismatch", Vec::new());
+                    self.guard.consistency = Consistency::Agree;
+                    self.guard.set_blocked(ctx, "hash_mismatch", Vec::new());
                 }
                 Integrity::Mismatch(why) => self.cluster_disagrees(
                     ctx,
@@ -72,26 +62,26 @@ impl Engine {
                     tracing::info!(
                         "could not compare the members' KV hashes ({why}); retrying later"
                     );
-                    if !matches!(self.consistency, Consistency::Disagree { .. }) {
-                        self.consistency = Consistency::Unproven { checked_at: now };
+                    if !self.guard.disagrees() {
+                        self.guard.consistency = Consistency::Unproven { checked_at: now };
                     }
                 }
             }
         }
-        !matches!(self.consistency, Consistency::Disagree { .. })
+        !self.guard.disagrees()
     }
 
     /// Why the members were last found to disagree (for a `Hold`).
-    pub(super) fn disagreement(&self) -> String {
-        match &self.consistency {
+    pub(in crate::engine) fn disagreement(&self) -> String {
+        match &self.guard.consistency {
             Consistency::Disagree { why, .. } => why.clone(),
             _ => "the members' data differs".into(),
         }
     }
 
     /// Records that the members disagree: maintenance stops until a comparison shows otherwise.
-    pub(super) fn cluster_disagrees(&mut self, ctx: &Ctx<'_>, message: String) {
-        self.consistency = Consistency::Disagree {
+    pub(in crate::engine) fn cluster_disagrees(&mut self, ctx: &Ctx<'_>, message: String) {
+        self.guard.consistency = Consistency::Disagree {
             why: message.clone(),
             checked_at: self.clock.now(),
         };
@@ -100,14 +90,7 @@ impl Engine {
             "cluster",
             format!("{message}; maintenance stopped"),
         );
-        self.set_blocked(ctx, "hash_mismatch", vec![message]);
-    }
-
-    /// A new actor grant: its first mutation waits for a fresh comparison.
-    pub(super) fn forget_agreement(&mut self) {
-        if self.consistency == Consistency::Agree {
-            self.consistency = Consistency::Unknown;
-        }
+        self.guard.set_blocked(ctx, "hash_mismatch", vec![message]);
     }
 }
 
@@ -160,7 +143,7 @@ async fn cluster_hashes(ctx: &Ctx<'_>, obs: &Observation) -> Option<Integrity> {
 /// write is accepted anywhere (`scripts/bench.sh hashkv`). Hashed in turn, the others keep
 /// serving. The revision is fixed, so hashes taken one after another compare exactly as hashes
 /// taken together would.
-pub(super) async fn hash_all(
+pub(in crate::engine) async fn hash_all(
     ctx: &Ctx<'_>,
     revision: i64,
     members: &[(String, String)],
