@@ -78,6 +78,9 @@ pub struct Actor {
     /// Why it may not yet stop a member (defragment, heal); None once settled. Compaction may
     /// run meanwhile.
     pub settling: Option<String>,
+    /// Seconds until it has settled (0 once settled): a NOSPACE that comes while it settles is
+    /// healed when that ends, not a poll later.
+    pub settled_in: f64,
 }
 
 /// Why this instance does not act now (for /status and the log).
@@ -197,6 +200,7 @@ pub fn actor_verdict(
         return Ok(Actor {
             fence,
             settling: None,
+            settled_in: 0.0,
         });
     }
     // The grant changes with the term beside the leader, with the basis otherwise.
@@ -228,7 +232,11 @@ pub fn actor_verdict(
             settle_seconds
         )
     });
-    Ok(Actor { fence, settling })
+    Ok(Actor {
+        fence,
+        settling,
+        settled_in: (settle_seconds - (now - since)).max(0.0),
+    })
 }
 
 /// Re-check before a mutating step: this instance is still chosen on the same basis, and beside
@@ -358,8 +366,12 @@ mod tests {
                 .contains("compaction goes on")
         );
         assert!(settling(&mut memory, &obs, 105.0).is_some());
+        let halfway =
+            actor_verdict(&obs, ActWhen::Leader, Some(10), &mut memory, 106.5, 10.0).unwrap();
+        assert_eq!(halfway.settled_in, 3.5, "when to look again");
         let actor =
             actor_verdict(&obs, ActWhen::Leader, Some(10), &mut memory, 110.0, 10.0).unwrap();
+        assert_eq!(actor.settled_in, 0.0);
         assert_eq!(actor.fence.term, 7);
         assert_eq!(actor.fence.basis, Basis::BesideLeader);
         assert_eq!(actor.settling, None);

@@ -22,13 +22,18 @@ pub enum CompactionPolicy {
 pub struct CompactionState {
     /// (seconds since epoch, revision), oldest first.
     samples: VecDeque<(f64, i64)>,
-    pub last_compacted: i64,
+    last_compacted: i64,
     last_revision_check: Option<f64>,
 }
 
 const REVISION_CHECK_EVERY: f64 = 300.0;
 
 impl CompactionState {
+    /// The revision the last compaction reached (0: none seen).
+    pub fn last_compacted(&self) -> i64 {
+        self.last_compacted
+    }
+
     /// Records the revision seen at `now` if a sample is due, and returns the revision to compact
     /// to, if any. Call once per observation.
     pub fn observe(&mut self, policy: CompactionPolicy, now: f64, revision: i64) -> Option<i64> {

@@ -83,3 +83,65 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::decide::fixtures::{MIB, cluster};
+
+    /// The largest member at `size` MiB of a 100 MiB quota.
+    fn at(size: u64) -> Observation {
+        cluster(&[(size * MIB, size * MIB), (MIB, MIB)], 100 * MIB)
+    }
+
+    #[test]
+    fn the_warning_is_given_once_per_approach_to_the_quota() {
+        let clock = Clock::manual(0.0);
+        let horizon = Some(Duration::from_secs(3600));
+        let mut watch = GrowthWatch::default();
+        let mut warned_at = Vec::new();
+        // 1 MiB every 3 s: the quota is minutes away, within the hour's horizon.
+        for size in 10..20 {
+            let growth = watch
+                .observe(&at(size), clock.now(), horizon)
+                .expect("sizes known");
+            if growth.warn {
+                warned_at.push(size);
+            }
+            clock.advance(Duration::from_secs(3));
+        }
+        assert_eq!(
+            warned_at,
+            vec![14],
+            "once, as soon as there are enough samples"
+        );
+        // A defragmentation halves the file: no longer approaching; then growth again.
+        for _ in 0..30 {
+            let growth = watch
+                .observe(&at(5), clock.now(), horizon)
+                .expect("sizes known");
+            assert!(!growth.warn);
+            clock.advance(Duration::from_secs(3));
+        }
+        let warned_again = (5..40).any(|size| {
+            clock.advance(Duration::from_secs(3));
+            watch
+                .observe(&at(size), clock.now(), horizon)
+                .is_some_and(|g| g.warn)
+        });
+        assert!(warned_again, "a new approach is said again");
+    }
+
+    #[test]
+    fn without_a_horizon_or_a_size_there_is_nothing_to_say() {
+        let mut watch = GrowthWatch::default();
+        let mut unknown = at(10);
+        unknown.members.iter_mut().for_each(|m| m.status = None);
+        assert_eq!(watch.observe(&unknown, 0.0, None), None);
+        for t in 0..10 {
+            let growth = watch.observe(&at(10 + t), f64::from(t as u32) * 3.0, None);
+            assert!(!growth.expect("sizes known").warn, "no --forecast-horizon");
+        }
+    }
+}

@@ -42,7 +42,7 @@ impl Engine {
         periodic_target: Option<i64>,
         now: f64,
     ) {
-        let last = self.compaction.last_compacted;
+        let last = self.compaction.last_compacted();
         if let Some(asked) = self.space.compaction(now, space, periodic_target, last) {
             let done = self
                 .compact(
