@@ -75,12 +75,19 @@ pub struct Fence {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Actor {
     pub fence: Fence,
-    /// Why it may not yet stop a member (defragment, heal); None once settled. Compaction may
-    /// run meanwhile.
-    pub settling: Option<String>,
-    /// Seconds until it has settled (0 once settled): a NOSPACE that comes while it settles is
-    /// healed when that ends, not a poll later.
-    pub settled_in: f64,
+    /// Why it may not yet stop a member (defragment, heal), and for how long; None once
+    /// settled. Compaction may run meanwhile.
+    pub settling: Option<Settling>,
+}
+
+/// A new actor's wait before it stops a member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settling {
+    /// For people: since when and for how long.
+    pub why: String,
+    /// Seconds until it has settled: a NOSPACE that comes meanwhile is healed when the wait
+    /// ends, not a poll later.
+    pub left: f64,
 }
 
 /// Why this instance does not act now (for /status and the log).
@@ -200,7 +207,6 @@ pub fn actor_verdict(
         return Ok(Actor {
             fence,
             settling: None,
-            settled_in: 0.0,
         });
     }
     // The grant changes with the term beside the leader, with the basis otherwise.
@@ -219,8 +225,9 @@ pub fn actor_verdict(
             now
         }
     };
-    let settling = (now - since < settle_seconds).then(|| {
-        format!(
+    let settling = (now - since < settle_seconds).then(|| Settling {
+        left: settle_seconds - (now - since),
+        why: format!(
             "{} {:.0}s ago; settling for {:.0}s before defragmenting or healing (compaction goes on)",
             match basis {
                 Basis::BesideLeader =>
@@ -230,13 +237,9 @@ pub fn actor_verdict(
             },
             now - since,
             settle_seconds
-        )
+        ),
     });
-    Ok(Actor {
-        fence,
-        settling,
-        settled_in: (settle_seconds - (now - since)).max(0.0),
-    })
+    Ok(Actor { fence, settling })
 }
 
 /// Re-check before a mutating step: this instance is still chosen on the same basis, and beside
@@ -359,6 +362,7 @@ mod tests {
             actor_verdict(obs, ActWhen::Leader, Some(10), memory, now, 10.0)
                 .unwrap()
                 .settling
+                .map(|s| s.why)
         };
         assert!(
             settling(&mut memory, &obs, 100.0)
@@ -368,10 +372,9 @@ mod tests {
         assert!(settling(&mut memory, &obs, 105.0).is_some());
         let halfway =
             actor_verdict(&obs, ActWhen::Leader, Some(10), &mut memory, 106.5, 10.0).unwrap();
-        assert_eq!(halfway.settled_in, 3.5, "when to look again");
+        assert_eq!(halfway.settling.unwrap().left, 3.5, "when to look again");
         let actor =
             actor_verdict(&obs, ActWhen::Leader, Some(10), &mut memory, 110.0, 10.0).unwrap();
-        assert_eq!(actor.settled_in, 0.0);
         assert_eq!(actor.fence.term, 7);
         assert_eq!(actor.fence.basis, Basis::BesideLeader);
         assert_eq!(actor.settling, None);

@@ -69,7 +69,7 @@ impl Actorship {
         let (actor, reason) = match verdict {
             Ok(actor) => {
                 let reason = match &actor.settling {
-                    Some(why) => why.clone(),
+                    Some(settling) => settling.why.clone(),
                     None => basis_reason(&actor.fence),
                 };
                 (Some(actor), reason)

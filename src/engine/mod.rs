@@ -290,12 +290,12 @@ impl Engine {
         actor: &crate::decide::actor::Actor,
     ) -> Option<Again> {
         match (&actor.settling, self.cfg.auto_heal) {
-            (Some(why), auto_heal) => {
-                tracing::info!("NOSPACE: {why}");
+            (Some(settling), auto_heal) => {
+                tracing::info!("NOSPACE: {}", settling.why);
                 // The settle ends between two observations (NOSPACE is noticed mid-poll by the
                 // quick alarm check): waiting for the next one cost up to a poll (5.3–5.6 s
                 // instead of 0.4 s in `scripts/bench.sh heal`).
-                let after = Duration::from_secs_f64(actor.settled_in) + Duration::from_millis(10);
+                let after = Duration::from_secs_f64(settling.left) + Duration::from_millis(10);
                 auto_heal.then_some(Again(after))
             }
             (None, true) => {

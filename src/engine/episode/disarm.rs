@@ -212,11 +212,8 @@ impl Engine {
             Err(e) => return HealOutcome::Pending(format!("cannot observe: {e}")),
         };
         let name = obs.member_name(member);
-        let size = obs
-            .member(member)
-            .and_then(|m| m.status.as_ref())
-            .map(|s| s.db_size);
-        let quota = obs.member_quotas.get(&member).copied();
+        let mut undone = Undone::of(&obs, member, String::new());
+        let (size, quota) = (undone.db_size, undone.quota);
         let others = obs
             .members
             .iter()
@@ -247,7 +244,7 @@ impl Engine {
         if only_our_write_since(revision_at_disarm, obs.revision) {
             self.episode.compacted_through(obs.revision);
         }
-        let undone = Undone::of(&obs, member, message.clone());
+        undone.message = message.clone();
         self.episode
             .hold_off(undone, self.cfg.poll, self.clock.now());
         self.guard
